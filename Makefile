@@ -1,0 +1,39 @@
+# Two commands on a fresh machine:  make demo  (set up + run the three scenarios)  and  make test.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RUNS ?= runs
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+.PHONY: setup setup-browser demo test test-fast notebooks bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# torch first: on machines without CUDA the CPU build (2.13.0) so pip never pulls a multi-GB CUDA build.
+setup: $(BIN)/python
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+		$(BIN)/pip install -q "torch>=2.4,<2.15"; \
+	else \
+		$(BIN)/pip install -q torch==2.13.0; \
+	fi
+	$(BIN)/pip install -q -e ".[train,dashboard,dev]"
+
+# Debian's chromium + chromium-driver for the browser tests (root on CI; sudo elsewhere).
+setup-browser:
+	@if ! command -v chromedriver >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+demo: setup
+	$(BIN)/grpo-diag demo --out $(RUNS)
+
+test: setup setup-browser
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+clean:
+	rm -rf $(RUNS) .pytest_cache

@@ -1,0 +1,95 @@
+"""`grpo-diag` command line.
+
+The core commands live here; commands that need the training stack (`train`, `demo`) or the
+dashboard register through the `grpo_diag.commands` entry-point group, so `diag` never imports them
+and a core-only install still starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import entry_points
+from typing import Callable
+
+from diag.store import StoreError, list_runs, open_run
+
+EXIT_OK, EXIT_ALERT, EXIT_ERROR = 0, 1, 2
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    """List the runs under a root with their headline numbers."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from diag.summary import summarize
+
+    table = Table("run", "status", "model", "task", "steps", "reward", "held-out acc", "all-fail")
+    for p in list_runs(args.root):
+        try:
+            s = summarize(open_run(p))
+        except StoreError as e:
+            print(f"skipping {p}: {e}", file=sys.stderr)
+            continue
+        table.add_row(s["name"], s["status"], str(s["model"])[-40:], str(s["task"]), str(s["steps"]),
+                      _fmt(s["reward_last"]), _fmt(s["accuracy_last"]), _fmt(s["frac_all_fail_mean"]))
+    Console().print(table)
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    """Print one run's summary: start / peak / end of reward and held-out accuracy, signal shares."""
+    import json
+
+    from diag.summary import summarize
+
+    s = summarize(open_run(args.run))
+    print(json.dumps(s, indent=2, default=str))
+    return EXIT_OK
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _plugins() -> dict[str, Callable]:
+    return {ep.name: ep for ep in entry_points(group="grpo_diag.commands")}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grpo-diag", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("runs", help="list runs under a root directory")
+    p.add_argument("--root", default="runs")
+    p.set_defaults(func=_cmd_runs)
+
+    p = sub.add_parser("show", help="summary of one run as JSON")
+    p.add_argument("run", help="path to a run directory")
+    p.set_defaults(func=_cmd_show)
+
+    for name, ep in sorted(_plugins().items()):
+        try:
+            register = ep.load()
+        except ImportError as e:  # e.g. the training extra is not installed
+            msg = f"needs an optional extra: {e}"
+            q = sub.add_parser(name, help=f"(unavailable: {msg})")
+            q.set_defaults(func=lambda a, m=msg: (print(m, file=sys.stderr), EXIT_ERROR)[1])
+            continue
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (StoreError, ValueError, KeyError, FileNotFoundError) as e:
+        print(f"grpo-diag {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

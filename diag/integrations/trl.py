@@ -1,0 +1,402 @@
+"""Instrument TRL's GRPOTrainer: one line in an existing script.
+
+    trainer = DiagGRPOTrainer(model=..., reward_funcs=..., args=..., diag=DiagConfig(root="runs"))
+    # or, on a trainer you already built:
+    instrument(trainer, DiagConfig(root="runs", heldout=HeldOut(rows, verifier)))
+
+Hook point (TRL 1.16, private, pinned, guarded by tests/test_trl_contract.py): after
+`GRPOTrainer._generate_and_score_completions(inputs)` returns, the tails of
+`self._logs["prompt" | "completion" | "rewards"[name] | "advantages"]` hold the whole generation
+batch gathered from every process (n = len(inputs) * num_processes rows, each prompt G times in a
+row), so the main process sees whole groups. Completion lengths and EOS come from the returned
+local tensors and are gathered here (a collective: every rank runs the hook, only rank 0 writes).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from diag import schema
+from diag.recorder import Recorder, as_text
+
+TESTED_TRL = (">=1.16", "<1.17")
+CONTRACT_ATTRS = ("_generate_and_score_completions", "_logs", "_metrics", "num_generations",
+                  "num_generations_eval", "reward_func_names", "reward_weights", "accelerator")
+
+Verifier = Callable[[str, dict], bool]
+
+
+class ContractError(RuntimeError):
+    """TRL's internals no longer look like the ones this adapter was written against."""
+
+
+@dataclass
+class HeldOut:
+    """A held-out evaluation every `every` optimizer steps, scored by a strict task verifier.
+
+    rows: dicts with a "prompt" (text or chat messages) and whatever the verifier reads ("answer").
+    verifier(completion_text, row) -> bool. Greedy accuracy always; with k > 1 also sampled
+    mean@k / pass@k. Rows with a `bucket_key` entry are also scored per difficulty bucket.
+    """
+
+    rows: Sequence[dict]
+    verifier: Verifier
+    every: int = 20
+    name: str = "heldout"
+    bucket_key: str | None = "bucket"
+    batch_size: int = 256
+    max_new_tokens: int = 32
+    k: int = 1
+    temperature: float = 1.0
+    at_start: bool = True
+
+    def __post_init__(self):
+        if not self.rows:
+            raise ValueError("HeldOut.rows is empty: pass the held-out items to evaluate")
+        if "prompt" not in self.rows[0]:
+            raise ValueError(f"HeldOut.rows need a 'prompt' key; the first row has {sorted(self.rows[0])}")
+        if self.every < 1:
+            raise ValueError("HeldOut.every must be >= 1 (optimizer steps between evaluations)")
+
+
+@dataclass
+class DiagConfig:
+    root: str = "runs"
+    name: str | None = None
+    # Reward function whose value decides "passes the task" for all_fail / all_pass; None picks the
+    # only function when there is one, else groups that tie are reported as "tied".
+    verifier: str | None = None
+    pass_threshold: float = 0.5
+    heldout: HeldOut | None = None
+    flush_secs: float = 2.0
+    sample_groups: int = 2
+    max_completions: int = 50_000
+    on_write_error: str = "warn"
+    overwrite: bool = False
+    meta: dict = field(default_factory=dict)
+    # Called as fn(kind, payload) for each step / eval / scalars event (the online monitor hooks here).
+    listeners: list[Callable[[str, Any], None]] = field(default_factory=list)
+
+
+def check_contract(trainer) -> None:
+    missing = [a for a in CONTRACT_ATTRS if not hasattr(trainer, a)]
+    if not missing:
+        logs = trainer._logs
+        missing = [f"_logs[{k!r}]" for k in ("prompt", "completion", "rewards", "advantages") if k not in logs]
+    if missing:
+        import trl
+
+        raise ContractError(
+            f"TRL {trl.__version__} GRPOTrainer lacks {missing}; grpo-diag's hook was tested with "
+            f"trl{','.join(TESTED_TRL)}. Install a tested TRL (pip install 'trl{','.join(TESTED_TRL)}')."
+        )
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("grpo-diag", "trl", "transformers", "torch", "accelerate", "vllm"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _json_config(args) -> dict:
+    out = {}
+    for k, v in args.to_dict().items():
+        if isinstance(v, (str, int, float, bool)) or v is None:
+            out[k] = v
+        elif isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float, bool)) for x in v):
+            out[k] = list(v)
+    return out
+
+
+class _Capture:
+    """The per-batch hook plus the callbacks; holds the Recorder on the main process only."""
+
+    def __init__(self, trainer, config: DiagConfig):
+        check_contract(trainer)
+        self.trainer = trainer
+        self.config = config
+        self.main = trainer.accelerator.is_main_process
+        names = list(trainer.reward_func_names)
+        self.names = names
+        if config.verifier is not None and config.verifier not in names:
+            raise ValueError(f"DiagConfig.verifier={config.verifier!r} is not a reward function; have {names}")
+        self.verifier_idx = names.index(config.verifier) if config.verifier else (0 if len(names) == 1 else None)
+        self.gen_calls = 0
+        self.failed = False
+        self.last_eval_step: int | None = None
+        self.recorder: Recorder | None = None
+        if self.main:
+            self.recorder = self._make_recorder()
+            for fn in config.listeners:
+                self.recorder.subscribe(fn)
+
+    def _make_recorder(self) -> Recorder:
+        t, cfg = self.trainer, self.config
+        model = t.accelerator.unwrap_model(t.model)
+        name = cfg.name or f"grpo-{time.strftime('%Y%m%d-%H%M%S')}"
+        meta = {
+            "framework": "trl",
+            "source": "live",
+            "versions": _versions(),
+            "model": getattr(model.config, "_name_or_path", None) or type(model).__name__,
+            "scale_rewards": getattr(t.args, "scale_rewards", None),
+            "loss_type": getattr(t.args, "loss_type", None),
+            "num_processes": t.accelerator.num_processes,
+            "verifier": self.names[self.verifier_idx] if self.verifier_idx is not None else None,
+            "pass_threshold": cfg.pass_threshold,
+            "max_completion_length": getattr(t.args, "max_completion_length", None),
+            "heldout": None if cfg.heldout is None else {"name": cfg.heldout.name, "n": len(cfg.heldout.rows),
+                                                         "every": cfg.heldout.every, "k": cfg.heldout.k},
+            "config": _json_config(t.args),
+            **cfg.meta,
+        }
+        weights = [float(w) for w in t.reward_weights.tolist()]
+        return Recorder(cfg.root, name, self.names, weights, t.num_generations, meta=meta,
+                        flush_secs=cfg.flush_secs, sample_groups=cfg.sample_groups,
+                        max_completions=cfg.max_completions, on_write_error=cfg.on_write_error,
+                        overwrite=cfg.overwrite)
+
+    # --------------------------------------------------------------------------- per batch
+
+    def on_batch(self, inputs: list, output: dict) -> None:
+        if self.failed:
+            return
+        t = self.trainer
+        mode = "train" if t.model.training else "eval"
+        lengths, clipped = self._lengths(output)  # collective: every rank must reach this line
+        if not self.main:
+            return
+        try:
+            self._record(inputs, mode, lengths, clipped)
+        except ContractError:
+            raise
+        except Exception as e:  # noqa: BLE001 - diagnostics must never take a training run down
+            self.failed = True
+            print(f"[grpo-diag] capture disabled after an error: {type(e).__name__}: {e}", file=sys.stderr)
+
+    def _lengths(self, output: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
+        import torch
+
+        mask, ids = output.get("completion_mask"), output.get("completion_ids")
+        if mask is None or ids is None:
+            return None, None
+        eos = getattr(self.trainer, "eos_token_id", None)
+        if eos is None:
+            tok = getattr(self.trainer.processing_class, "tokenizer", self.trainer.processing_class)
+            eos = getattr(tok, "eos_token_id", None)
+        lengths = mask.sum(dim=1)
+        if eos is not None:
+            clipped = ~((ids == eos) & mask.bool()).any(dim=1)
+        else:
+            clipped = torch.zeros_like(lengths, dtype=torch.bool)
+        both = torch.stack([lengths.to(torch.long), clipped.to(torch.long)], dim=1)
+        both = self.trainer.accelerator.gather(both).cpu().numpy()  # [n x 2], all processes
+        return both[:, 0], both[:, 1].astype(bool)
+
+    def _record(self, inputs: list, mode: str, lengths, clipped) -> None:
+        t = self.trainer
+        n = len(inputs) * t.accelerator.num_processes
+        logs = t._logs
+        have = len(logs["advantages"])
+        if have < n:
+            raise ValueError(f"TRL logged {have} rows for a batch of {n}; was log rotation changed?")
+        rewards = np.array([list(logs["rewards"][name])[-n:] for name in self.names], dtype=float).T
+        advantages = np.asarray(list(logs["advantages"])[-n:], dtype=float)
+        prompts = list(logs["prompt"])[-n:]
+        completions = list(logs["completion"])[-n:]
+        G = t.num_generations if mode == "train" else t.num_generations_eval
+        passed = None
+        if self.verifier_idx is not None:
+            passed = rewards[:, self.verifier_idx] >= self.config.pass_threshold
+        self.gen_calls += 1
+        # The batch trains the step about to happen; TRL logs that step 1-based.
+        step = t.state.global_step + (1 if mode == "train" else 0)
+        if lengths is not None and len(lengths) != n:
+            lengths = clipped = None
+        row = self.recorder.log_batch(
+            step, rewards, group_size=G, advantages=advantages, lengths=lengths, clipped=clipped,
+            passed=passed, prompts=prompts, completions=[as_text(c) for c in completions], mode=mode,
+            gen_call=self.gen_calls,
+        )
+        # Into TRL's own metric stream, so W&B / TensorBoard users see them under diag/.
+        metrics = t._metrics[mode]
+        for key in ("frac_zero_signal", "frac_all_fail", "frac_all_pass", "frac_tied", "effective_batch",
+                    "adv_var_mean", "frac_clipped"):
+            v = row.get(key)
+            if v is not None and np.isfinite(v):
+                metrics[f"diag/{key}"].append(float(v))
+
+    # --------------------------------------------------------------------------- held-out eval
+
+    def evaluate(self, step: int) -> dict | None:
+        ho = self.config.heldout
+        if ho is None or not self.main or self.failed or self.last_eval_step == step:
+            return None
+        self.last_eval_step = step
+        t = self.trainer
+        t0 = time.perf_counter()
+        model = t.accelerator.unwrap_model(t.model)
+        tok = getattr(t.processing_class, "tokenizer", t.processing_class)
+        greedy = generate(model, tok, [r["prompt"] for r in ho.rows], ho.max_new_tokens, ho.batch_size)
+        correct = [bool(ho.verifier(c, r)) for c, r in zip(greedy, ho.rows)]
+        buckets = [str(r.get(ho.bucket_key, "all")) for r in ho.rows] if ho.bucket_key else None
+        frame = self.recorder.log_eval(step, ho.name, correct, buckets=buckets, completions=greedy)
+        acc = float(np.mean(correct))
+        if ho.k > 1:
+            sampled = generate(model, tok, [r["prompt"] for r in ho.rows], ho.max_new_tokens, ho.batch_size,
+                               k=ho.k, temperature=ho.temperature)
+            per_item = [[bool(ho.verifier(c, r)) for c in cs] for cs, r in zip(sampled, ho.rows)]
+            self.recorder.log_eval(step, ho.name, per_item, buckets=buckets)
+        took = time.perf_counter() - t0
+        self.recorder.log_scalars(step, {"diag/heldout_seconds": took}, mode="diag")
+        t._metrics["train"][f"diag/{ho.name}/accuracy"].append(acc)
+        return {"accuracy": acc, "seconds": took, "frame": frame}
+
+    def close(self, status: str, error: str | None = None) -> None:
+        if self.recorder is not None and not self.recorder.closed:
+            self.recorder.close(status, error=error)
+
+
+def generate(model, tokenizer, prompts: Sequence[Any], max_new_tokens: int, batch_size: int = 256,
+             k: int = 1, temperature: float = 1.0) -> list:
+    """Greedy (k=1) or sampled completions as text; returns list[str] or list[list[str]] for k>1."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # decoder-only batch generation needs left padding
+    out: list = []
+    try:
+        for i in range(0, len(prompts), batch_size):
+            chunk = prompts[i: i + batch_size]
+            texts = [p if isinstance(p, str) else
+                     tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in chunk]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+            if k > 1:
+                kwargs.update(do_sample=True, temperature=temperature, num_return_sequences=k, top_k=0, top_p=1.0)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            with torch.no_grad():
+                seqs = model.generate(**enc, **kwargs)
+            new = seqs[:, enc["input_ids"].shape[1]:]
+            decoded = tokenizer.batch_decode(new, skip_special_tokens=True)
+            if k > 1:
+                decoded = [decoded[j: j + k] for j in range(0, len(decoded), k)]
+            out.extend(decoded)
+    finally:
+        tokenizer.padding_side = side
+        if was_training:
+            model.train()
+    return out
+
+
+def _callback_class():
+    from transformers import TrainerCallback
+
+    class DiagCallback(TrainerCallback):
+        """Trainer scalars into the store; held-out evaluation every N steps."""
+
+        def __init__(self, capture: _Capture):
+            self.capture = capture
+
+        def on_train_begin(self, args, state, control, **kw):
+            ho = self.capture.config.heldout
+            if ho is not None and ho.at_start and state.global_step == 0:
+                self.capture.evaluate(0)
+
+        def on_step_end(self, args, state, control, **kw):
+            ho = self.capture.config.heldout
+            if ho is not None and state.global_step % ho.every == 0:
+                self.capture.evaluate(state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            rec = self.capture.recorder
+            if rec is None or not logs:
+                return
+            mode = "eval" if any(k.startswith("eval_") for k in logs) else "train"
+            rec.log_scalars(state.global_step, logs, mode=mode)
+
+        def on_train_end(self, args, state, control, **kw):
+            if self.capture.config.heldout is not None:
+                self.capture.evaluate(state.global_step)  # the final model is always measured
+
+    return DiagCallback
+
+
+def instrument(trainer, config: DiagConfig | None = None, **overrides) -> Recorder | None:
+    """Attach grpo-diag to an existing GRPOTrainer; returns the Recorder (None on non-main ranks)."""
+    config = config or DiagConfig(**overrides)
+    if getattr(trainer, "_diag", None) is not None:
+        raise RuntimeError("this trainer is already instrumented by grpo-diag")
+    cap = _Capture(trainer, config)
+    trainer._diag = cap
+    if not isinstance(trainer, DiagGRPOTrainer):
+        orig = trainer._generate_and_score_completions
+
+        def hooked(inputs):
+            output = orig(inputs)
+            cap.on_batch(inputs, output)
+            return output
+
+        trainer._generate_and_score_completions = hooked
+    trainer.add_callback(_callback_class()(cap))
+    orig_train = trainer.train
+
+    def train(*args, **kwargs):
+        try:
+            result = orig_train(*args, **kwargs)
+        except BaseException as e:
+            cap.close("crashed", error=f"{type(e).__name__}: {e}")
+            raise
+        stop = getattr(trainer, "_diag_stop_reason", None)
+        if cap.recorder is not None and stop:
+            cap.recorder.update_meta(stop_reason=stop)
+        cap.close("finished")
+        return result
+
+    trainer.train = train
+    return cap.recorder
+
+
+def _trainer_base():
+    try:
+        from trl import GRPOTrainer
+    except ImportError as e:  # the core library works without TRL; only this adapter needs it
+        raise ImportError("grpo-diag's TRL adapter needs the 'train' extra: pip install 'grpo-diag[train]'") from e
+    return GRPOTrainer
+
+
+class DiagGRPOTrainer(_trainer_base()):
+    """GRPOTrainer with grpo-diag attached: pass `diag=DiagConfig(...)` (or nothing, for defaults)."""
+
+    def __init__(self, *args, diag: DiagConfig | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        instrument(self, diag or DiagConfig())
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        cap = getattr(self, "_diag", None)
+        if cap is not None:
+            cap.on_batch(inputs, output)
+        return output
+
+    @property
+    def diag_recorder(self) -> Recorder | None:
+        return self._diag.recorder
+
+
+__all__ = ["DiagGRPOTrainer", "DiagConfig", "HeldOut", "instrument", "generate", "ContractError", "schema"]

@@ -1,0 +1,348 @@
+"""The run store: `runs/<name>/run.json` plus append-only Parquet segments, one folder per table.
+
+Writes are atomic (temp file in the same folder, fsync, rename), so a reader that lists a folder
+never sees half a segment and a killed trainer leaves every flushed segment readable. Segments are
+named by the flush sequence range they cover (`seg-000001-000001.parquet`); compaction writes one
+segment covering a range and then removes the pieces, and readers drop any segment whose range lies
+inside another, so a reader racing a compaction sees each row once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from diag import schema
+
+RUN_FILE = "run.json"
+SEGMENT_RE = re.compile(r"^seg-(\d{6,})-(\d{6,})\.parquet$")
+# A running run whose heartbeat is older than this (and whose process is gone) is shown as crashed.
+STALE_AFTER_S = 60.0
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class StoreError(RuntimeError):
+    """The run directory cannot be written or read; the message says which path and what to do."""
+
+
+def check_run_name(name: str) -> str:
+    """Run names become directory names and URL parts: letters, digits, '.', '_' and '-' only."""
+    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        raise ValueError(
+            f"invalid run name {name!r}: use 1-128 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit and without '..'"
+        )
+    return name
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: dict) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2, default=str, allow_nan=False).encode())
+
+
+def _json_safe(obj: Any) -> Any:
+    """run.json must stay valid JSON for any tool: NaN/inf become null."""
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _pid_alive(pid: int | None, host: str | None) -> bool | None:
+    """True/False for a process on this host; None when we cannot tell (another host)."""
+    if not pid or host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def effective_status(meta: dict, now: float | None = None) -> str:
+    """The status to show: a 'running' run whose writer is gone or silent is 'crashed'."""
+    status = meta.get("status", "running")
+    if status != "running":
+        return status
+    alive = _pid_alive(meta.get("pid"), meta.get("host"))
+    if alive is False:
+        return "crashed"
+    beat = meta.get("heartbeat") or meta.get("created") or 0
+    if alive is None and (now or time.time()) - float(beat) > STALE_AFTER_S:
+        return "crashed"
+    return "running"
+
+
+# ----------------------------------------------------------------------------------------- writer
+
+
+@dataclass
+class RunWriter:
+    """Owns one run directory. Only the main process of a job creates one."""
+
+    path: Path
+    meta: dict
+    _seq: int = 0
+    _segments: dict[str, list[Path]] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, root: str | os.PathLike, name: str, meta: dict, overwrite: bool = False) -> "RunWriter":
+        check_run_name(name)
+        path = Path(root) / name
+        try:
+            if (path / RUN_FILE).exists():
+                if not overwrite:
+                    raise StoreError(
+                        f"{path}: a run named {name!r} already exists; pick another --name, or pass "
+                        "overwrite=True / --overwrite to replace it"
+                    )
+                shutil.rmtree(path)
+            path.mkdir(parents=True, exist_ok=True)
+            for table in schema.TABLES:
+                (path / table).mkdir(exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create run directory {path}: {e.strerror or e}") from e
+        now = time.time()
+        full = {
+            "schema_version": schema.SCHEMA_VERSION,
+            "name": name,
+            "status": "running",
+            "created": now,
+            "heartbeat": now,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            **meta,
+        }
+        w = cls(path=path, meta=full)
+        w._seq = w._last_seq()
+        w.write_meta()
+        return w
+
+    def _last_seq(self) -> int:
+        last = 0
+        for table in schema.TABLES:
+            for p in (self.path / table).glob("seg-*.parquet"):
+                m = SEGMENT_RE.match(p.name)
+                if m:
+                    last = max(last, int(m.group(2)))
+        return last
+
+    def write_meta(self, **updates: Any) -> None:
+        self.meta.update(updates)
+        self.meta["heartbeat"] = time.time()
+        try:
+            atomic_write_json(self.path / RUN_FILE, _json_safe(self.meta))
+        except OSError as e:
+            raise StoreError(f"cannot write {self.path / RUN_FILE}: {e.strerror or e}") from e
+
+    def append(self, table: str, df: pl.DataFrame) -> Path | None:
+        """Write one segment of `table` (already conformed). Empty frames write nothing."""
+        if df.height == 0:
+            return None
+        self._seq += 1
+        seg = self.path / table / f"seg-{self._seq:06d}-{self._seq:06d}.parquet"
+        tmp = seg.with_name(f".{seg.name}.tmp")
+        try:
+            df.write_parquet(tmp, compression="zstd", statistics=False)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, seg)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            self._seq -= 1
+            raise StoreError(
+                f"cannot write {seg}: {e.strerror or e}. Free disk space or make the runs directory "
+                "writable; rows not yet written stay buffered and are retried at the next flush."
+            ) from e
+        self._segments.setdefault(table, []).append(seg)
+        return seg
+
+    def compact(self, table: str) -> None:
+        """Merge a table's segments into one (at close): fewer files for readers of long runs."""
+        segs = _live_segments(self.path / table)
+        if len(segs) < 2:
+            return
+        lo, hi = segs[0][0], max(s[1] for s in segs)
+        df = pl.concat([pl.read_parquet(p) for _, _, p in segs], how="vertical_relaxed")
+        out = self.path / table / f"seg-{lo:06d}-{hi:06d}.parquet"
+        tmp = out.with_name(f".{out.name}.tmp")
+        df.write_parquet(tmp, compression="zstd")
+        os.replace(tmp, out)
+        for _, _, p in segs:
+            if p != out:
+                p.unlink(missing_ok=True)
+
+
+def _live_segments(folder: Path) -> list[tuple[int, int, Path]]:
+    """Segments sorted by range, skipping those covered by a compacted one."""
+    found = []
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    for n in names:
+        m = SEGMENT_RE.match(n)
+        if m:
+            found.append((int(m.group(1)), int(m.group(2)), folder / n))
+    found.sort(key=lambda s: (s[0], -s[1]))
+    out: list[tuple[int, int, Path]] = []
+    covered_to = 0
+    for lo, hi, p in found:
+        if hi <= covered_to:
+            continue  # inside a compacted segment listed before it
+        out.append((lo, hi, p))
+        covered_to = max(covered_to, hi)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- reader
+
+
+class Run:
+    """A run directory opened for reading; tables are polars DataFrames, refreshed incrementally.
+
+    `refresh()` reads only segments that appeared since the last call, so a dashboard polling a live
+    run costs in proportion to what was added, not to the run's length.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not (self.path / RUN_FILE).is_file():
+            raise StoreError(
+                f"{self.path}: not a grpo-diag run (no {RUN_FILE}). Point at a folder created by "
+                "`grpo-diag train`, `grpo-diag import` or diag.Recorder."
+            )
+        self.meta: dict = {}
+        self._frames: dict[str, pl.DataFrame] = {t: schema.empty(t) for t in schema.TABLES}
+        self._seen: dict[str, set[str]] = {t: set() for t in schema.TABLES}
+        self._covered: dict[str, int] = {t: 0 for t in schema.TABLES}
+        self.refresh()
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("name", self.path.name)
+
+    @property
+    def status(self) -> str:
+        return effective_status(self.meta)
+
+    def _read_meta(self) -> dict:
+        p = self.path / RUN_FILE
+        try:
+            meta = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise StoreError(f"{p}: invalid JSON at line {e.lineno} ({e.msg}); restore it or re-import") from e
+        version = meta.get("schema_version", 0)
+        if not isinstance(version, int) or version > schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"{p}: key 'schema_version' is {version!r} but this grpo-diag reads up to "
+                f"{schema.SCHEMA_VERSION}; upgrade grpo-diag to read this run"
+            )
+        return meta
+
+    def refresh(self) -> dict[str, int]:
+        """Read new segments; returns the number of new rows per table."""
+        self.meta = self._read_meta()
+        added = {}
+        for table in schema.TABLES:
+            segs = _live_segments(self.path / table)
+            new = [(lo, hi, p) for lo, hi, p in segs if p.name not in self._seen[table]]
+            # A compacted segment replaces pieces we already hold: skip what we have read.
+            new = [(lo, hi, p) for lo, hi, p in new if hi > self._covered[table]]
+            frames = []
+            for lo, hi, p in new:
+                try:
+                    df = pl.read_parquet(p)
+                except FileNotFoundError:
+                    continue  # removed by a compaction between listing and reading
+                except Exception as e:  # noqa: BLE001 - any decode failure is reported with its path
+                    raise StoreError(f"{p}: unreadable Parquet segment ({e}); move it aside to open the run") from e
+                frames.append(schema.check_frame(table, df, str(p)))
+                self._seen[table].add(p.name)
+                self._covered[table] = max(self._covered[table], hi)
+            if frames:
+                self._frames[table] = pl.concat([self._frames[table], *frames], how="vertical")
+            added[table] = sum(f.height for f in frames)
+        return added
+
+    def table(self, name: str) -> pl.DataFrame:
+        return self._frames[name]
+
+    @property
+    def groups(self) -> pl.DataFrame:
+        return self._frames["groups"]
+
+    @property
+    def evals(self) -> pl.DataFrame:
+        return self._frames["evals"]
+
+    @property
+    def eval_items(self) -> pl.DataFrame:
+        return self._frames["eval_items"]
+
+    @property
+    def completions(self) -> pl.DataFrame:
+        return self._frames["completions"]
+
+    @property
+    def alerts(self) -> pl.DataFrame:
+        return self._frames["alerts"]
+
+    @property
+    def scalars(self) -> pl.DataFrame:
+        return self._frames["scalars"]
+
+    @property
+    def steps(self) -> pl.DataFrame:
+        """Group aggregates per step, joined with the trainer's own scalars (one column per key)."""
+        steps = self._frames["steps"]
+        sc = self._frames["scalars"].filter(pl.col("mode") == schema.TRAIN)
+        if sc.height == 0:
+            return steps
+        wide = sc.pivot(on="key", index="step", values="value", aggregate_function="last")
+        clash = [c for c in wide.columns if c in steps.columns and c != "step"]
+        wide = wide.rename({c: f"trainer/{c}" for c in clash})
+        if steps.height == 0:
+            return wide.sort("step")
+        return steps.join(wide, on="step", how="full", coalesce=True).sort("step")
+
+    @property
+    def reward_funcs(self) -> list[str]:
+        return list(self.meta.get("reward_funcs", []))
+
+    def __repr__(self) -> str:
+        return f"Run({self.name!r}, status={self.status}, steps={self._frames['steps'].height})"
+
+
+def open_run(path: str | os.PathLike) -> Run:
+    """Open a run directory for reading (works while the run is still being written)."""
+    return Run(path)
+
+
+def list_runs(root: str | os.PathLike) -> list[Path]:
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / RUN_FILE).is_file())

@@ -1,0 +1,196 @@
+"""Run configs: TOML files -> dataclasses whose __post_init__ says what to change.
+
+A config names the model (a Hub id, a local path, "tiny" for a random embedded model, or an SFT base
+built and cached by this project), the task, and the SFT and/or GRPO settings. See
+training/configs/*.toml for complete examples; every shipped config is validated by the tests.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+KINDS = ("sft", "grpo", "sft_grpo")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ModelCfg:
+    # "tiny" (random embedded model), a Hub id, a local path, or "base" = an SFT checkpoint that this
+    # project builds and caches from `base_task` / `base_steps` (the weak and strong demo bases).
+    path: str = "tiny"
+    base_task: str = "add2"
+    base_steps: int = 1000
+    base_seed: int = 0
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 4
+
+    def __post_init__(self):
+        if self.path == "base" and self.base_steps < 1:
+            raise ConfigError("model.base_steps must be >= 1 (SFT steps of the cached base checkpoint)")
+
+
+@dataclass
+class TaskCfg:
+    name: str = "add2"
+    n_train: int = 4000
+    n_eval: int = 300
+    seed: int = 0
+
+    def __post_init__(self):
+        from training.tasks import TASKS
+
+        if self.name not in TASKS:
+            raise ConfigError(f"task.name = {self.name!r} is unknown; choose one of {sorted(TASKS)}")
+        if self.n_train < 1 or self.n_eval < 1:
+            raise ConfigError("task.n_train and task.n_eval must be >= 1")
+
+
+@dataclass
+class SFTCfg:
+    steps: int = 1000
+    lr: float = 2e-3
+    batch_size: int = 32
+    warmup_ratio: float = 0.0
+    eval_every: int = 100
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ConfigError("sft.steps and sft.batch_size must be >= 1")
+        if not 0 < self.lr < 1:
+            raise ConfigError(f"sft.lr = {self.lr} is out of range; use e.g. 2e-3 for the tiny model")
+
+
+@dataclass
+class GRPOCfg:
+    steps: int = 100
+    lr: float = 1e-4
+    num_generations: int = 8
+    prompts_per_step: int = 16
+    max_completion_length: int = 16
+    temperature: float = 1.0
+    beta: float = 0.0
+    scale_rewards: str = "group"
+    loss_type: str = "dapo"
+    rewards: list[str] = field(default_factory=lambda: ["strict_correct"])
+    reward_weights: list[float] | None = None
+    verifier: str | None = None  # reward function that decides pass / fail per completion
+    logging_steps: int = 1
+    use_vllm: bool = False
+    vllm_mode: str = "colocate"
+
+    def __post_init__(self):
+        from training.tasks import REWARDS
+
+        unknown = [r for r in self.rewards if r not in REWARDS]
+        if unknown:
+            raise ConfigError(f"grpo.rewards has unknown function(s) {unknown}; available: {sorted(REWARDS)}")
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
+            raise ConfigError(f"grpo.reward_weights has {len(self.reward_weights)} entries for "
+                              f"{len(self.rewards)} rewards; give one weight per reward or drop the key")
+        if self.verifier is not None and self.verifier not in self.rewards:
+            raise ConfigError(f"grpo.verifier = {self.verifier!r} must be one of grpo.rewards {self.rewards}")
+        if self.num_generations < 2:
+            raise ConfigError("grpo.num_generations must be >= 2: GRPO compares completions within a group")
+        if self.scale_rewards not in ("group", "batch", "none"):
+            raise ConfigError("grpo.scale_rewards must be 'group', 'batch' or 'none'")
+        if self.steps < 1 or self.prompts_per_step < 1:
+            raise ConfigError("grpo.steps and grpo.prompts_per_step must be >= 1")
+
+
+@dataclass
+class HeldOutCfg:
+    every: int = 10
+    k: int = 1
+    temperature: float = 1.0
+    max_new_tokens: int = 16
+
+    def __post_init__(self):
+        if self.every < 1 or self.k < 1:
+            raise ConfigError("heldout.every and heldout.k must be >= 1")
+
+
+@dataclass
+class RunConfig:
+    name: str
+    kind: str = "grpo"
+    seed: int = 0
+    model: ModelCfg = field(default_factory=ModelCfg)
+    task: TaskCfg = field(default_factory=TaskCfg)
+    sft: SFTCfg = field(default_factory=SFTCfg)
+    grpo: GRPOCfg = field(default_factory=GRPOCfg)
+    heldout: HeldOutCfg = field(default_factory=HeldOutCfg)
+    description: str = ""
+    source: str = ""
+
+    def __post_init__(self):
+        from diag.store import check_run_name
+
+        if self.kind not in KINDS:
+            raise ConfigError(f"kind = {self.kind!r} is unknown; choose one of {KINDS}")
+        try:
+            check_run_name(self.name)
+        except ValueError as e:
+            raise ConfigError(f"name: {e}") from e
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_SECTIONS = {"model": ModelCfg, "task": TaskCfg, "sft": SFTCfg, "grpo": GRPOCfg, "heldout": HeldOutCfg}
+
+
+def from_dict(d: dict[str, Any], source: str = "<dict>") -> RunConfig:
+    d = dict(d)
+    top = {f.name for f in fields(RunConfig)}
+    unknown = set(d) - top
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}; allowed: {sorted(top)}")
+    if "name" not in d:
+        raise ConfigError(f"{source}: missing key 'name' (the run name, e.g. name = \"my-run\")")
+    kwargs: dict[str, Any] = {}
+    for key, value in d.items():
+        cls = _SECTIONS.get(key)
+        if cls is None:
+            kwargs[key] = value
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [{key}] must be a table")
+        allowed = {f.name for f in fields(cls)}
+        bad = set(value) - allowed
+        if bad:
+            raise ConfigError(f"{source}: unknown key(s) {sorted(bad)} in [{key}]; allowed: {sorted(allowed)}")
+        try:
+            kwargs[key] = cls(**value)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from e
+    try:
+        cfg = RunConfig(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from e
+    cfg.source = source
+    return cfg
+
+
+def load(path: str | Path) -> RunConfig:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: no such config file") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from e
+    return from_dict(data, str(path))
+
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def shipped() -> list[Path]:
+    return sorted(CONFIG_DIR.rglob("*.toml"))

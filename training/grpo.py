@@ -1,0 +1,128 @@
+"""Instrumented GRPO runs: a RunConfig -> TRL GRPOTrainer with grpo-diag attached -> a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from training.config import RunConfig
+
+
+def grpo_args(cfg: RunConfig, out: Path):
+    import torch
+    from trl import GRPOConfig
+
+    g = cfg.grpo
+    cuda = torch.cuda.is_available()
+    extra: dict[str, Any] = {}
+    if g.use_vllm:
+        extra.update(use_vllm=True, vllm_mode=g.vllm_mode)
+    return GRPOConfig(
+        output_dir=str(out),
+        max_steps=g.steps,
+        learning_rate=g.lr,
+        lr_scheduler_type="constant",
+        # One generation batch per optimizer step: prompts_per_step groups of num_generations.
+        per_device_train_batch_size=g.prompts_per_step * g.num_generations,
+        num_generations=g.num_generations,
+        max_completion_length=g.max_completion_length,
+        temperature=g.temperature,
+        beta=g.beta,
+        scale_rewards=g.scale_rewards,
+        loss_type=g.loss_type,
+        reward_weights=g.reward_weights,
+        logging_steps=g.logging_steps,
+        save_strategy="no",
+        report_to=[],
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=False,  # the tiny model gains nothing from it and runs slower
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
+def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
+                  listeners: list[Callable] | None = None, callbacks: list | None = None):
+    """The instrumented trainer for a config (not started): tests and the monitor use it directly."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from diag.integrations.trl import DiagConfig, DiagGRPOTrainer, HeldOut
+    from training.models import resolve
+    from training.tasks import get_reward, get_task, split
+
+    task = get_task(cfg.task.name)
+    train, held = split(task, cfg.task.n_train, cfg.task.n_eval, seed=cfg.task.seed)
+    path = resolve(cfg.model, cfg.seed)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    out = Path(runs_dir) / cfg.name / "checkpoint"
+    heldout = HeldOut(
+        rows=held, verifier=lambda completion, row: task.verify(completion, row["answer"]),
+        every=cfg.heldout.every, k=cfg.heldout.k, temperature=cfg.heldout.temperature,
+        max_new_tokens=cfg.heldout.max_new_tokens,
+    )
+    diag = DiagConfig(
+        root=runs_dir, name=cfg.name, verifier=cfg.grpo.verifier, heldout=heldout, overwrite=overwrite,
+        listeners=list(listeners or []),
+        meta={"kind": cfg.kind, "task": cfg.task.name, "model": path, "description": cfg.description,
+              "run_config": cfg.to_dict(), "n_train_prompts": len(train)},
+    )
+    return DiagGRPOTrainer(
+        model=model,
+        reward_funcs=[get_reward(r) for r in cfg.grpo.rewards],
+        args=grpo_args(cfg, out),
+        train_dataset=Dataset.from_list(train),
+        processing_class=tok,
+        callbacks=callbacks,
+        diag=diag,
+    )
+
+
+def run_grpo(cfg: RunConfig, runs_dir: str, overwrite: bool = False, progress: bool = True,
+             listeners: list[Callable] | None = None) -> Path:
+    callbacks = [_progress(cfg.name, cfg.grpo.steps)] if progress else None
+    trainer = build_trainer(cfg, runs_dir, overwrite, listeners, callbacks)
+    if progress:
+        quiet(trainer)
+    trainer.train()
+    return Path(runs_dir) / cfg.name
+
+
+def _progress(name: str, total: int):
+    """A one-line tqdm bar with the two numbers that matter: all-fail share and held-out accuracy."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        bar = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.bar = tqdm(total=total, desc=name, unit="step", leave=True, dynamic_ncols=True)
+
+        def on_step_end(self, args, state, control, **kw):
+            self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = logs or {}
+            shown = {k.split("/")[-1] if k.startswith("diag/") else k: v for k, v in logs.items()
+                     if k in ("reward", "diag/frac_all_fail") or k.endswith("/accuracy")}
+            if shown and self.bar is not None:
+                self.bar.set_postfix({k: round(v, 3) for k, v in shown.items()}, refresh=False)
+
+        def on_train_end(self, args, state, control, **kw):
+            if self.bar is not None:
+                self.bar.close()
+
+    return Progress()
+
+
+def quiet(trainer) -> None:
+    """Drop the per-step dict printing (the progress bar and the run store carry those numbers)."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)

@@ -1,0 +1,57 @@
+"""Resolve a config's model to a directory or Hub id that `from_pretrained` loads.
+
+"tiny" writes a random embedded model once; "base" builds (once, cached) an SFT checkpoint of the
+embedded model with this project's SFT code, so weak and strong bases are checkpoints of one short
+SFT run; anything else is passed through unchanged (a Hub id or a local path).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from training.config import ModelCfg, SFTCfg
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("GRPO_DIAG_CACHE") or Path.home() / ".cache" / "grpo-diag"
+    p = Path(root)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def tiny_path(m: ModelCfg, seed: int) -> Path:
+    from training.tiny import save_tiny
+
+    p = cache_dir() / f"tiny-h{m.hidden}-l{m.layers}-a{m.heads}-s{seed}"
+    if not (p / "config.json").exists():
+        save_tiny(p, m.hidden, m.layers, m.heads, seed)
+    return p
+
+
+def base_key(m: ModelCfg, sft: SFTCfg) -> str:
+    spec = {"task": m.base_task, "seed": m.base_seed, "h": m.hidden, "l": m.layers, "a": m.heads,
+            "lr": sft.lr, "bs": sft.batch_size, "v": 1}
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def base_path(m: ModelCfg, sft: SFTCfg | None = None, extra_steps: tuple[int, ...] = ()) -> Path:
+    """The SFT checkpoint at `m.base_steps`, building the SFT run (and `extra_steps` too) if missing."""
+    from training.sft import build_base
+
+    sft = sft or SFTCfg()
+    root = cache_dir() / f"sft-{m.base_task}-{base_key(m, sft)}"
+    want = root / f"step-{m.base_steps}"
+    if not (want / "config.json").exists():
+        build_base(m, sft, root, sorted({m.base_steps, *extra_steps}))
+    return want
+
+
+def resolve(m: ModelCfg, seed: int = 0) -> str:
+    if m.path == "tiny":
+        return str(tiny_path(m, seed))
+    if m.path == "base":
+        return str(base_path(m))
+    return m.path
