@@ -73,7 +73,7 @@ class Recorder:
         max_completions: int = 50_000,
         on_write_error: str = "warn",
         overwrite: bool = False,
-        heartbeat_secs: float = 15.0,
+        background: bool = True,
         seed: int = 0,
     ):
         if on_write_error not in ("warn", "raise"):
@@ -96,8 +96,10 @@ class Recorder:
         self._completions_kept = 0
         self._gen_call = 0
         self._last_flush = time.monotonic()
+        self._pending_error: StoreError | None = None
         self._listeners: list[Listener] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the buffers (held only to append or swap)
+        self._io_lock = threading.Lock()  # serialises writes to the run directory
         self._write_error: str | None = None
         self.closed = False
         full_meta = {
@@ -108,9 +110,13 @@ class Recorder:
             **(meta or {}),
         }
         self.writer = RunWriter.create(root, name, full_meta, overwrite=overwrite)
-        self._stop_beat = threading.Event()
-        if heartbeat_secs > 0:
-            threading.Thread(target=self._beat, args=(heartbeat_secs,), daemon=True, name="diag-heartbeat").start()
+        # A writer thread flushes every `flush_secs` (and so keeps the heartbeat fresh): the training
+        # thread only appends to buffers. flush_secs=0 or background=False flushes inline instead.
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if background and flush_secs > 0:
+            self._thread = threading.Thread(target=self._writer_loop, daemon=True, name="grpo-diag-writer")
+            self._thread.start()
 
     # ------------------------------------------------------------------------------------ events
 
@@ -185,7 +191,7 @@ class Recorder:
             "prompt": [p[: schema.PROMPT_CHARS] if p is not None else None for p in prompt_text],
             **{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in gs.items() if v is not None},
         }
-        self._buffer("groups", pl.DataFrame(gframe, schema_overrides=_overrides(gframe), strict=False))
+        self._buffer("groups", gframe)
 
         row = G.step_stats(batch, gs)
         row.update(step=step, gen_call=self._gen_call, wall_time=time.time())
@@ -288,52 +294,90 @@ class Recorder:
 
     # ------------------------------------------------------------------------------------ I/O
 
-    def _buffer(self, table: str, rows: list[dict] | pl.DataFrame) -> None:
+    def _buffer(self, table: str, rows: list[dict] | dict[str, list] | pl.DataFrame) -> None:
+        """Keep raw rows (a list of row dicts, or a dict of columns); frames are built at flush, once
+        per table, because building a polars frame per batch would cost more than the statistics."""
         with self._lock:
-            self._buf[table].append(schema.conform(table, rows))
+            self._buf[table].append(rows)
+
+    @staticmethod
+    def _frame(table: str, chunks: list) -> pl.DataFrame:
+        """One conformed frame from buffered chunks: column dicts are merged, row lists joined."""
+        frames = [schema.conform(table, c) for c in chunks if isinstance(c, pl.DataFrame)]
+        col_chunks = [c for c in chunks if isinstance(c, dict) and c]
+        if col_chunks:
+            keys = list(dict.fromkeys(k for c in col_chunks for k in c))
+            cols: dict[str, list] = {k: [] for k in keys}
+            for c in col_chunks:
+                n = len(next(iter(c.values())))
+                for k in keys:
+                    cols[k].extend(c.get(k, [None] * n))
+            dtypes = {k: v for k, v in schema.TABLES[table].items() if k in cols}
+            frames.append(schema.conform(table, pl.DataFrame(cols, schema_overrides=dtypes, strict=False)))
+        rows = [r for c in chunks if isinstance(c, list) for r in c]
+        if rows:
+            frames.append(schema.conform(table, rows))
+        if not frames:
+            return schema.empty(table)
+        return pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
 
     def maybe_flush(self) -> None:
-        if time.monotonic() - self._last_flush >= self.flush_secs:
+        """Called by the training thread after each record: surfaces a writer failure in 'raise'
+        mode, and flushes inline when there is no writer thread."""
+        if self._pending_error is not None:
+            err, self._pending_error = self._pending_error, None
+            raise err
+        if self._thread is None and time.monotonic() - self._last_flush >= self.flush_secs:
             self.flush()
 
     def flush(self) -> None:
         """Write buffered rows, one segment per table. On failure rows stay buffered for a retry."""
-        with self._lock:
-            self._last_flush = time.monotonic()
+        with self._io_lock:
+            with self._lock:  # swap the buffers out; the training thread keeps appending meanwhile
+                pending, self._buf = self._buf, defaultdict(list)
+                self._last_flush = time.monotonic()
             try:
-                for table in list(self._buf):
-                    frames = self._buf[table]
-                    if not frames:
-                        continue
-                    df = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
-                    self.writer.append(table, df)
-                    self._buf[table] = []
-                self.writer.write_meta()
+                while pending:
+                    table = next(iter(pending))
+                    chunks = pending[table]
+                    if chunks:
+                        df = self._frame(table, chunks)
+                        pending[table] = [df]  # converted once, even if the write below fails
+                        self.writer.append(table, df)
+                    del pending[table]
+                self.writer.write_meta()  # doubles as the heartbeat
                 self._write_error = None
             except StoreError as e:
+                with self._lock:  # put unwritten rows back in front of what arrived meanwhile
+                    for table, chunks in pending.items():
+                        self._buf[table][:0] = chunks
                 if self.on_write_error == "raise":
+                    if threading.current_thread() is self._thread:
+                        self._pending_error = e
+                        return
                     raise
-                if self._write_error != str(e):  # say it once, not every step
+                if self._write_error != str(e):  # say it once, not every flush
                     print(f"[grpo-diag] {e}", file=sys.stderr)
                 self._write_error = str(e)
 
-    def _beat(self, every: float) -> None:
-        while not self._stop_beat.wait(every):
-            with self._lock:
-                try:
-                    self.writer.write_meta()
-                except StoreError:
-                    pass
+    def _writer_loop(self) -> None:
+        while not self._stop.wait(self.flush_secs):
+            try:
+                self.flush()
+            except Exception as e:  # noqa: BLE001 - the writer thread must outlive any one failure
+                print(f"[grpo-diag] writer: {type(e).__name__}: {e}", file=sys.stderr)
 
     def update_meta(self, **updates: Any) -> None:
-        with self._lock:
+        with self._io_lock:
             self.writer.write_meta(**updates)
 
     def close(self, status: str = "finished", error: str | None = None, compact: bool = True) -> None:
         if self.closed:
             return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
         self.flush()
-        self._stop_beat.set()
         if compact and not self._write_error:
             for table in schema.TABLES:
                 try:
@@ -341,7 +385,7 @@ class Recorder:
                 except OSError:
                     pass  # compaction is an optimisation; the segments stay readable as they are
         extra = {"error": error} if error else {}
-        with self._lock:
+        with self._io_lock:
             try:
                 self.writer.write_meta(status=status, finished=time.time(), **extra)
             except StoreError as e:
@@ -357,6 +401,3 @@ class Recorder:
         else:
             self.close("crashed", error=f"{exc_type.__name__}: {exc}")
 
-
-def _overrides(frame: dict) -> dict:
-    return {k: schema.GROUPS[k] for k in frame if k in schema.GROUPS}

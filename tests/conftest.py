@@ -26,3 +26,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not cuda:
             item.add_marker(pytest.mark.skip(reason="needs CUDA"))
+
+
+@pytest.fixture(scope="session")
+def demo_runs(cache_dir, tmp_path_factory):
+    """The demo's three runs, made once per test worker (tests that use it share an xdist group).
+
+    GRPO_DIAG_DEMO_RUNS points at runs made earlier (e.g. by `make demo`) to skip the ~3 minutes."""
+    given = os.environ.get("GRPO_DIAG_DEMO_RUNS")
+    if given:
+        return Path(given)
+    from training.cli import quiet_libraries
+    from training.demo import run_demo
+
+    quiet_libraries()
+    out = tmp_path_factory.mktemp("demo-runs")
+    run_demo(str(out))
+    return out

@@ -17,7 +17,7 @@ from diag.store import StoreError, _live_segments, check_run_name, effective_sta
 
 
 def _rec(tmp_path, name="r", **kw):
-    return diag.Recorder(str(tmp_path), name, ["correct", "format"], group_size=4, heartbeat_secs=0, **kw)
+    return diag.Recorder(str(tmp_path), name, ["correct", "format"], group_size=4, **kw)
 
 
 def _batch(rec, step, p=0.5, seed=0):
@@ -114,7 +114,7 @@ def test_context_manager_marks_crash(tmp_path):
 def test_sigkill_leaves_flushed_steps_and_shows_crashed(tmp_path):
     code = f"""
 import numpy as np, diag, time, sys
-rec = diag.Recorder({str(tmp_path)!r}, "k", ["c"], group_size=4, flush_secs=0, heartbeat_secs=0)
+rec = diag.Recorder({str(tmp_path)!r}, "k", ["c"], group_size=4, flush_secs=0)
 for s in range(1, 1000):
     rec.log_batch(s, np.ones(8) * (s % 2))
     if s == 20:

@@ -6,7 +6,21 @@ import argparse
 import time
 
 
+def quiet_libraries() -> None:
+    """Our progress bar and the run store carry the numbers; silence the libraries' own chatter."""
+    import os
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def _train(args: argparse.Namespace) -> int:
+    quiet_libraries()
     from training.config import load
     from training.launch import launch
 
@@ -32,6 +46,8 @@ def register_train(sub) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from training.demo import run_demo
+
+    quiet_libraries()
 
     run_demo(args.out, only=args.only)
     return 0

@@ -19,5 +19,5 @@ def launch(cfg: RunConfig, runs_dir: str, overwrite: bool = False, progress: boo
     # sft_grpo: the SFT stage is a run of its own ("<name>-sft"), so both stages are comparable.
     sft_cfg = replace(cfg, name=f"{cfg.name}-sft", kind="sft")
     sft_path = run_sft(sft_cfg, runs_dir, overwrite=overwrite)
-    grpo_cfg = replace(cfg, kind="grpo", model=replace(cfg.model, path=str(sft_path / "checkpoint")))
+    grpo_cfg = replace(cfg, model=replace(cfg.model, path=str(sft_path / "checkpoint")))
     return run_grpo(grpo_cfg, runs_dir, overwrite=overwrite, progress=progress)

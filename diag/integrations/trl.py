@@ -227,7 +227,7 @@ class _Capture:
             lengths = clipped = None
         row = self.recorder.log_batch(
             step, rewards, group_size=G, advantages=advantages, lengths=lengths, clipped=clipped,
-            passed=passed, prompts=prompts, completions=[as_text(c) for c in completions], mode=mode,
+            passed=passed, prompts=prompts, completions=completions, mode=mode,
             gen_call=self.gen_calls,
         )
         # Into TRL's own metric stream, so W&B / TensorBoard users see them under diag/.

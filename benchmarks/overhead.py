@@ -1,0 +1,118 @@
+"""Instrumentation overhead: instrumented vs plain TRL GRPO step time, interleaved in one run.
+
+One DiagGRPOTrainer trains; the capture hook is switched on and off on alternate steps, so both
+arms share the model, data, process and machine load. Held-out evaluation is off here (it is work,
+not overhead) and measured separately at the end. Prints a table; `--json` writes the numbers.
+
+    python benchmarks/overhead.py [--steps 200] [--prompts 16] [--G 8] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def measure(steps: int, prompts: int, G: int, device: str, hidden: int, layers: int, heads: int,
+            max_len: int, base_steps: int | None) -> dict:
+    import torch
+    from transformers import TrainerCallback
+
+    from training.cli import quiet_libraries
+    from training.config import from_dict
+    from training.grpo import build_trainer, quiet
+
+    quiet_libraries()
+    model = {"path": "tiny", "hidden": hidden, "layers": layers, "heads": heads}
+    if base_steps:
+        model.update(path="base", base_steps=base_steps)
+    cfg = from_dict({
+        "name": "overhead", "model": model, "task": {"name": "add2", "n_train": 4000, "n_eval": 300},
+        "grpo": {"steps": steps, "lr": 1e-4, "num_generations": G, "prompts_per_step": prompts,
+                 "max_completion_length": max_len, "rewards": ["strict_correct"]},
+        # evaluation only at the very end: it is reported separately, not as overhead
+        "heldout": {"every": 10**9},
+    })
+    root = tempfile.mkdtemp(prefix="grpo-diag-bench-")
+    trainer = build_trainer(cfg, root, overwrite=True)
+    quiet(trainer)
+    cap = trainer._diag
+    on_batch = cap.on_batch
+    hook_s: list[float] = []
+
+    def timed_on_batch(inputs, output):
+        t = time.perf_counter()
+        on_batch(inputs, output)
+        hook_s.append(time.perf_counter() - t)
+
+    times: dict[bool, list[float]] = {True: [], False: []}
+
+    class Toggle(TrainerCallback):
+        t0 = 0.0
+
+        def on_step_begin(self, args, state, control, **kw):
+            # even steps instrumented, odd steps plain
+            cap.on_batch = timed_on_batch if state.global_step % 2 == 0 else (lambda i, o: None)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            instrumented = (state.global_step - 1) % 2 == 0
+            if state.global_step > 10:  # warm-up excluded
+                times[instrumented].append(time.perf_counter() - self.t0)
+
+    trainer.add_callback(Toggle())
+    trainer.train()
+    t = time.perf_counter()
+    cap.last_eval_step = None
+    ev = cap.evaluate(steps + 1)
+    eval_s = time.perf_counter() - t
+    med_on, med_off = statistics.median(times[True]), statistics.median(times[False])
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    return {
+        "device": torch.cuda.get_device_name(0) if device == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "params": n_params,
+        "completions_per_step": prompts * G,
+        "steps_each_arm": len(times[True]),
+        "median_step_plain_s": med_off,
+        "median_step_instrumented_s": med_on,
+        "ratio": med_on / med_off,
+        "hook_median_ms": 1000 * statistics.median(hook_s),
+        "hook_share_of_step": statistics.median(hook_s) / med_off,
+        "heldout_eval_s": eval_s,
+        "heldout_items": ev["frame"]["n"][0] if ev else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--prompts", type=int, default=16)
+    p.add_argument("--G", type=int, default=8)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--max-len", type=int, default=16)
+    p.add_argument("--base-steps", type=int, default=1500, help="SFT base checkpoint (0 = random model)")
+    p.add_argument("--json", help="write the result here")
+    a = p.parse_args(argv)
+    r = measure(a.steps, a.prompts, a.G, a.device, a.hidden, a.layers, a.heads, a.max_len, a.base_steps or None)
+    for k, v in r.items():
+        print(f"{k:28s} {v:.4f}" if isinstance(v, float) else f"{k:28s} {v}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(r, indent=2))
+    return r
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()
