@@ -30,7 +30,7 @@ demo: setup
 	$(BIN)/grpo-diag demo --out $(RUNS)
 
 test: setup setup-browser
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not browser"

@@ -48,6 +48,35 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Run the detectors offline. Exit 0: nothing fired; 1: an alert (warning or critical); 2: error."""
+    import json
+
+    from diag.detect import detect_all
+
+    results, alerted = [], False
+    for path in args.run:
+        run = open_run(path)
+        findings = detect_all(run)
+        alerted |= any(f.is_alert for f in findings)
+        results.append({"run": run.name, "path": str(path), "status": run.status,
+                        "findings": [f.to_dict() for f in findings]})
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2, default=str))
+    else:
+        from rich.console import Console
+
+        con = Console(markup=False, highlight=False)
+        for r in results:
+            fired = [f for f in r["findings"] if f["severity"] != "info"]
+            con.print(f"{r['run']} ({r['status']}): {len(fired)} alert(s)")
+            for f in r["findings"]:
+                onset = f"onset step {f['onset']}" if f["onset"] is not None else "no onset"
+                con.print(f"  [{f['severity']}] {f['kind']} at step {f['step']} ({onset})")
+                con.print(f"      {f['message']}")
+    return EXIT_ALERT if alerted else EXIT_OK
+
+
 def _fmt(x) -> str:
     return "-" if x is None else f"{x:.3f}"
 
@@ -67,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="summary of one run as JSON")
     p.add_argument("run", help="path to a run directory")
     p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("check", help="run the detectors on runs; exit 0 clean, 1 alert, 2 error")
+    p.add_argument("run", nargs="+", help="run directories")
+    p.add_argument("--json", action="store_true", help="print findings as JSON")
+    p.set_defaults(func=_cmd_check)
 
     for name, ep in sorted(_plugins().items()):
         try:

@@ -125,7 +125,8 @@ class Recorder:
         return self.writer.path
 
     def subscribe(self, fn: Listener) -> None:
-        """fn(kind, payload) is called with ("step", row), ("eval", frame), ("scalars", dict)."""
+        """fn(kind, payload) is called with ("step", row), ("scalars", dict) and
+        ("eval", {"frame", "eval_set", "step", "correct"}) for each held-out evaluation."""
         self._listeners.append(fn)
 
     def _emit(self, kind: str, payload: Any) -> None:
@@ -284,7 +285,7 @@ class Recorder:
              "completion": None if completions is None else as_text(completions[i])[: schema.COMPLETION_CHARS]}
             for i in range(n)
         ])
-        self._emit("eval", frame)
+        self._emit("eval", {"frame": frame, "eval_set": eval_set, "step": step, "correct": first})
         self.flush()  # evals are rare and precious: write them at once
         return frame
 

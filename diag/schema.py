@@ -108,6 +108,7 @@ COMPLETIONS = {
 }
 
 ALERTS = {
+    "id": STR,  # kind@onset: later rows for the same id (delivery results) supersede earlier ones
     "step": I64,
     "kind": STR,  # signal_gap | saturated | decoupling | ...
     "severity": STR,  # info | warning | critical

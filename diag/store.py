@@ -308,7 +308,12 @@ class Run:
 
     @property
     def alerts(self) -> pl.DataFrame:
-        return self._frames["alerts"]
+        """One row per alert: a later row with the same id (a webhook's delivery result) wins."""
+        a = self._frames["alerts"]
+        if a.height == 0:
+            return a
+        keyed = a.with_columns(pl.coalesce(pl.col("id"), pl.int_range(pl.len()).cast(pl.String)).alias("_k"))
+        return keyed.unique("_k", keep="last", maintain_order=True).drop("_k").sort("step")
 
     @property
     def scalars(self) -> pl.DataFrame:

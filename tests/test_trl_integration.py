@@ -169,3 +169,31 @@ def test_capture_error_never_stops_training(tmp_path, cache_dir, capsys):
     trainer.train()
     assert "capture disabled after an error: RuntimeError: disk on fire" in capsys.readouterr().err
     assert diag.open_run(tmp_path / "capture-error").status == "finished"
+
+
+def test_monitor_stops_training_and_keeps_best_checkpoint(tmp_path, cache_dir):
+    """A random model fails everything: with stop_on=signal_gap the run stops early, keeps the best
+    checkpoint by held-out accuracy, and records the alert and the reason."""
+    from transformers import AutoModelForCausalLM
+
+    from diag.detect import DetectParams
+    from diag.detect.signal_gap import SignalGapParams
+    from diag.monitor import MonitorConfig
+    from training.grpo import build_trainer
+
+    cfg = from_dict({**tiny_cfg("stopper", steps=12).to_dict(), "source": "",
+                     "monitor": {"stop_on": ["signal_gap"], "keep_best": True, "console": False}})
+    # a short window so the tiny run shows a sustained gap within a few steps
+    monitor = MonitorConfig(params=DetectParams(signal_gap=SignalGapParams(window=3)), console=False,
+                            stop_on=("signal_gap",))
+    trainer = build_trainer(cfg, str(tmp_path), monitor=monitor)
+    trainer.train()
+    run = diag.open_run(tmp_path / "stopper")
+    assert run.steps["step"].max() < 12
+    assert run.meta["stop_reason"].startswith("signal_gap at step 3")
+    assert run.alerts["kind"].to_list() == ["signal_gap"]
+    best = run.meta["best_checkpoint"]
+    assert (tmp_path / "stopper" / "best-checkpoint" / "config.json").exists()
+    AutoModelForCausalLM.from_pretrained(best["path"])  # loadable
+    acc = run.evals.filter((pl.col("bucket") == "all") & (pl.col("metric") == "accuracy"))
+    assert best["accuracy"] == pytest.approx(acc["value"].max())

@@ -117,6 +117,25 @@ class HeldOutCfg:
 
 
 @dataclass
+class MonitorCfg:
+    enabled: bool = True
+    console: bool = True
+    webhook: str | None = None  # JSON POST with a Slack-compatible `text` field
+    stop_on: list[str] = field(default_factory=list)  # e.g. ["decoupling"]
+    keep_best: bool = False  # save the model at each new best held-out accuracy
+
+    def __post_init__(self):
+        allowed = {"decoupling", "reward_stall", "signal_gap"}
+        bad = set(self.stop_on) - allowed
+        if bad:
+            raise ConfigError(f"monitor.stop_on has unknown kind(s) {sorted(bad)}; choose from {sorted(allowed)}")
+        if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
+            raise ConfigError(f"monitor.webhook = {self.webhook!r} must start with http:// or https://")
+        if self.stop_on and not self.keep_best:
+            raise ConfigError("monitor.stop_on needs monitor.keep_best = true, so stopping keeps the best checkpoint")
+
+
+@dataclass
 class RunConfig:
     name: str
     kind: str = "grpo"
@@ -126,6 +145,7 @@ class RunConfig:
     sft: SFTCfg = field(default_factory=SFTCfg)
     grpo: GRPOCfg = field(default_factory=GRPOCfg)
     heldout: HeldOutCfg = field(default_factory=HeldOutCfg)
+    monitor: MonitorCfg = field(default_factory=MonitorCfg)
     description: str = ""
     source: str = ""
 
@@ -143,7 +163,8 @@ class RunConfig:
         return asdict(self)
 
 
-_SECTIONS = {"model": ModelCfg, "task": TaskCfg, "sft": SFTCfg, "grpo": GRPOCfg, "heldout": HeldOutCfg}
+_SECTIONS = {"model": ModelCfg, "task": TaskCfg, "sft": SFTCfg, "grpo": GRPOCfg, "heldout": HeldOutCfg,
+             "monitor": MonitorCfg}
 
 
 def from_dict(d: dict[str, Any], source: str = "<dict>") -> RunConfig:

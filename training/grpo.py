@@ -46,12 +46,15 @@ def grpo_args(cfg: RunConfig, out: Path):
 
 
 def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
-                  listeners: list[Callable] | None = None, callbacks: list | None = None):
-    """The instrumented trainer for a config (not started): tests and the monitor use it directly."""
+                  listeners: list[Callable] | None = None, callbacks: list | None = None,
+                  monitor=None):
+    """The instrumented trainer for a config (not started). `monitor` (a diag.monitor.MonitorConfig)
+    replaces the one built from the config's [monitor] table, e.g. to tune detector parameters."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from diag.integrations.trl import DiagConfig, DiagGRPOTrainer, HeldOut
+    from diag.monitor import MonitorConfig
     from training.models import resolve
     from training.tasks import get_reward, get_task, split
 
@@ -66,9 +69,12 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
         every=cfg.heldout.every, k=cfg.heldout.k, temperature=cfg.heldout.temperature,
         max_new_tokens=cfg.heldout.max_new_tokens,
     )
+    m = cfg.monitor
+    if monitor is None and m.enabled:
+        monitor = MonitorConfig(console=m.console, webhook=m.webhook, stop_on=tuple(m.stop_on))
     diag = DiagConfig(
         root=runs_dir, name=cfg.name, verifier=cfg.grpo.verifier, heldout=heldout, overwrite=overwrite,
-        listeners=list(listeners or []),
+        listeners=list(listeners or []), monitor=monitor, keep_best=m.keep_best,
         meta={"kind": cfg.kind, "task": cfg.task.name, "model": path, "description": cfg.description,
               "run_config": cfg.to_dict(), "n_train_prompts": len(train)},
     )

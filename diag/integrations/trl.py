@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from diag import schema
+from diag.monitor import Monitor, MonitorConfig
 from diag.recorder import Recorder, as_text
 
 TESTED_TRL = (">=1.16", "<1.17")
@@ -80,8 +81,13 @@ class DiagConfig:
     on_write_error: str = "warn"
     overwrite: bool = False
     meta: dict = field(default_factory=dict)
-    # Called as fn(kind, payload) for each step / eval / scalars event (the online monitor hooks here).
+    # Called as fn(kind, payload) for each step / eval / scalars event.
     listeners: list[Callable[[str, Any], None]] = field(default_factory=list)
+    # The online detectors and their alert sinks; None turns live alerting off.
+    monitor: MonitorConfig | None = field(default_factory=MonitorConfig)
+    # Save the model whenever held-out accuracy reaches a new best (runs/<name>/best-checkpoint), so a
+    # run stopped for a deceptive reward keeps its best model.
+    keep_best: bool = False
 
 
 def check_contract(trainer) -> None:
@@ -137,10 +143,16 @@ class _Capture:
         self.failed = False
         self.last_eval_step: int | None = None
         self.recorder: Recorder | None = None
+        self.monitor: Monitor | None = None
+        self.best_accuracy = -1.0
         if self.main:
             self.recorder = self._make_recorder()
             for fn in config.listeners:
                 self.recorder.subscribe(fn)
+            if config.monitor is not None:
+                self.monitor = Monitor(self.recorder, config.monitor, func_names=names,
+                                       group_size=trainer.num_generations)
+                self.recorder.subscribe(self.monitor)
 
     def _make_recorder(self) -> Recorder:
         t, cfg = self.trainer, self.config
@@ -254,6 +266,8 @@ class _Capture:
         buckets = [str(r.get(ho.bucket_key, "all")) for r in ho.rows] if ho.bucket_key else None
         frame = self.recorder.log_eval(step, ho.name, correct, buckets=buckets, completions=greedy)
         acc = float(np.mean(correct))
+        if self.config.keep_best and acc > self.best_accuracy:
+            self._save_best(model, tok, step, acc)
         if ho.k > 1:
             sampled = generate(model, tok, [r["prompt"] for r in ho.rows], ho.max_new_tokens, ho.batch_size,
                                k=ho.k, temperature=ho.temperature)
@@ -264,8 +278,43 @@ class _Capture:
         t._metrics["train"][f"diag/{ho.name}/accuracy"].append(acc)
         return {"accuracy": acc, "seconds": took, "frame": frame}
 
+    def should_stop(self) -> bool:
+        """Every rank must stop together: the main process's decision is shared when there are several."""
+        want = bool(self.monitor is not None and self.monitor.stop_requested)
+        if self.config.monitor is None or not self.config.monitor.stop_on:
+            return False
+        acc = self.trainer.accelerator
+        if acc.num_processes > 1:
+            import torch
+
+            flag = torch.tensor([1.0 if want else 0.0], device=acc.device)
+            return bool(acc.reduce(flag, reduction="sum").item() > 0)
+        return want
+
+    def _save_best(self, model, tok, step: int, acc: float) -> None:
+        """Atomically replace runs/<name>/best-checkpoint: a crash mid-save keeps the previous best."""
+        import shutil
+
+        self.best_accuracy = acc
+        dest = self.recorder.path / "best-checkpoint"
+        tmp = self.recorder.path / ".best-checkpoint.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        old = self.recorder.path / ".best-checkpoint.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if dest.exists():
+            dest.rename(old)
+        tmp.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+        self.recorder.update_meta(best_checkpoint={"step": step, "accuracy": acc, "path": str(dest)})
+
     def close(self, status: str, error: str | None = None) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
         if self.recorder is not None and not self.recorder.closed:
+            if self.monitor is not None and self.monitor.stop_requested:
+                self.recorder.update_meta(stop_reason=self.monitor.stop_requested)
             self.recorder.close(status, error=error)
 
 
@@ -322,6 +371,8 @@ def _callback_class():
             ho = self.capture.config.heldout
             if ho is not None and state.global_step % ho.every == 0:
                 self.capture.evaluate(state.global_step)
+            if self.capture.should_stop():
+                control.should_training_stop = True  # the best checkpoint is already on disk
 
         def on_log(self, args, state, control, logs=None, **kw):
             rec = self.capture.recorder
@@ -362,9 +413,6 @@ def instrument(trainer, config: DiagConfig | None = None, **overrides) -> Record
         except BaseException as e:
             cap.close("crashed", error=f"{type(e).__name__}: {e}")
             raise
-        stop = getattr(trainer, "_diag_stop_reason", None)
-        if cap.recorder is not None and stop:
-            cap.recorder.update_meta(stop_reason=stop)
         cap.close("finished")
         return result
 

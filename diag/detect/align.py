@@ -1,0 +1,98 @@
+"""Put the dense training series on the sparse evaluation axis.
+
+For each evaluation at step e, training quantities are averaged over the steps in a window centred
+on e (half the evaluation spacing each side): the policy evaluated at e is the one that generated
+those batches. Everything downstream compares one reward number with one accuracy number per eval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+
+@dataclass
+class Aligned:
+    eval_set: str
+    steps: np.ndarray  # [k] evaluation steps
+    acc: np.ndarray  # [k] held-out accuracy
+    n: np.ndarray  # [k] items per evaluation
+    reward: np.ndarray  # [k] mean training reward around each evaluation
+    funcs: np.ndarray  # [k x funcs] per reward function
+    length: np.ndarray  # [k] mean completion length
+    clipped: np.ndarray  # [k] share of completions cut at the length cap
+    func_names: list[str]
+    items: dict[int, np.ndarray] = field(default_factory=dict)  # step -> per-item correctness
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def head(self, k: int) -> "Aligned":
+        """The first k evaluations: what an online monitor knew at evaluation k-1."""
+        return Aligned(self.eval_set, self.steps[:k], self.acc[:k], self.n[:k], self.reward[:k],
+                       self.funcs[:k], self.length[:k], self.clipped[:k], self.func_names,
+                       {s: v for s, v in self.items.items() if s in set(self.steps[:k].tolist())})
+
+
+def _col(steps: pl.DataFrame, name: str) -> np.ndarray:
+    if name in steps.columns:
+        return steps[name].cast(pl.Float64, strict=False).to_numpy()
+    return np.full(steps.height, np.nan)
+
+
+def window_means(step_axis: np.ndarray, values: np.ndarray, eval_steps: np.ndarray) -> np.ndarray:
+    """Mean of `values` over steps within half an eval spacing of each eval step ([k] or [k x f])."""
+    if len(eval_steps) == 0:
+        return np.empty((0,) + values.shape[1:])
+    spacing = float(np.median(np.diff(eval_steps))) if len(eval_steps) > 1 else 10.0
+    half = max(1.0, spacing / 2)
+    out = np.full((len(eval_steps),) + values.shape[1:], np.nan)
+    for i, e in enumerate(eval_steps):
+        lo, hi = np.searchsorted(step_axis, e - half, "right"), np.searchsorted(step_axis, e + half, "right")
+        if hi > lo:
+            with np.errstate(invalid="ignore"):
+                chunk = values[lo:hi]
+                ok = np.isfinite(chunk)
+                cnt = ok.sum(axis=0)
+                out[i] = np.where(cnt > 0, np.where(ok, chunk, 0).sum(axis=0) / np.maximum(cnt, 1), np.nan)
+    return out
+
+
+def align(steps: pl.DataFrame, evals: pl.DataFrame, eval_items: pl.DataFrame | None = None,
+          func_names: list[str] | None = None, eval_set: str | None = None,
+          metric: str = "accuracy") -> Aligned:
+    e = evals.filter((pl.col("metric") == metric) & (pl.col("bucket") == "all")) if evals.height else evals
+    if eval_set is None and e.height:
+        eval_set = e["eval_set"][0]
+    e = e.filter(pl.col("eval_set") == eval_set).sort("step").unique("step", keep="last", maintain_order=True) \
+        if e.height else e
+    eval_steps = e["step"].to_numpy().astype(float) if e.height else np.empty(0)
+    s = steps.sort("step") if steps.height else steps
+    step_axis = s["step"].to_numpy().astype(float) if s.height else np.empty(0)
+    names = list(func_names or [])
+    if s.height and "func_mean" in s.columns and s["func_mean"].dtype != pl.Null:
+        width = len(names) or int(s["func_mean"].list.len().max() or 0)
+        fm = np.array([(list(v) + [None] * width)[:width] if v is not None else [None] * width
+                       for v in s["func_mean"].to_list()], dtype=float).reshape(s.height, width)
+    else:
+        fm = np.empty((s.height, len(names)))
+        fm[:] = np.nan
+    items: dict[int, np.ndarray] = {}
+    if eval_items is not None and eval_items.height:
+        ei = eval_items.filter(pl.col("eval_set") == eval_set).sort(["step", "item"])
+        for (st,), part in ei.group_by(["step"], maintain_order=True):
+            items[int(st)] = part["correct"].to_numpy().astype(bool)
+    return Aligned(
+        eval_set=str(eval_set),
+        steps=eval_steps.astype(int),
+        acc=e["value"].to_numpy().astype(float) if e.height else np.empty(0),
+        n=e["n"].to_numpy().astype(float) if e.height else np.empty(0),
+        reward=window_means(step_axis, _col(s, "reward_mean"), eval_steps),
+        funcs=window_means(step_axis, fm, eval_steps),
+        length=window_means(step_axis, _col(s, "len_mean"), eval_steps),
+        clipped=window_means(step_axis, _col(s, "frac_clipped"), eval_steps),
+        func_names=names,
+        items=items,
+    )

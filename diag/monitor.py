@@ -1,0 +1,161 @@
+"""The online monitor: the detectors run incrementally inside training.
+
+It listens to a Recorder (steps, evaluations) and keeps bounded state: the signal-gap state machine
+costs O(1) per step, and the decoupling check runs once per evaluation over at most `max_evals`
+evaluations and the steps around them, so the cost per step does not grow with the run. New findings
+go through a Dispatcher (one alert per onset, cooldown per kind) to the sinks; kinds listed in
+`stop_on` ask the trainer to stop (the best checkpoint by held-out accuracy is kept by the trainer).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from diag.alerts import ConsoleSink, Dispatcher, StoreSink, WebhookSink
+from diag.detect.align import Aligned, window_means
+from diag.detect.base import Finding
+from diag.detect.decoupling import DecouplingScanner
+from diag.detect.run import DetectParams
+from diag.detect.signal_gap import RollingShare, gap_finding, saturated_finding
+
+
+@dataclass
+class MonitorConfig:
+    params: DetectParams = field(default_factory=DetectParams)
+    console: bool = True
+    webhook: str | None = None
+    webhook_timeout: float = 5.0
+    webhook_retries: int = 3
+    stop_on: tuple[str, ...] = ()  # e.g. ("decoupling",): stop training when one fires
+    cooldown_steps: int = 50
+    max_evals: int = 64
+
+
+class Monitor:
+    def __init__(self, recorder, config: MonitorConfig | None = None, run_name: str | None = None,
+                 func_names: list[str] | None = None, group_size: int | None = None, extra_sinks=()):
+        self.config = c = config or MonitorConfig()
+        self.recorder = recorder
+        self.func_names = list(func_names or getattr(recorder, "reward_funcs", []))
+        self.group_size = group_size
+        p = c.params.signal_gap
+        self.gap = RollingShare(p.window, p.all_fail_share, p.hysteresis)
+        self.sat = RollingShare(p.window, p.saturated_share, p.hysteresis)
+        # growable per-step series (appends only); slices around evaluations keep per-eval work bounded
+        self.step_ids: list[int] = []
+        self.series: dict[str, list] = {"reward": [], "length": [], "clipped": [], "funcs": []}
+        self.evals: list[tuple[int, float, float, np.ndarray | None]] = []
+        self.eval_set: str | None = None
+        self.scanner = DecouplingScanner(c.params.decoupling)
+        self.findings: list[Finding] = []
+        self.stop_requested: str | None = None
+        sinks: list = []
+        if c.console:
+            sinks.append(ConsoleSink())
+        if recorder is not None:
+            sinks.append(StoreSink(recorder))
+        self.webhook = None
+        if c.webhook:
+            self.webhook = WebhookSink(c.webhook, timeout=c.webhook_timeout, retries=c.webhook_retries,
+                                       on_result=self._delivery)
+            sinks.append(self.webhook)
+        sinks.extend(extra_sinks)
+        name = run_name or (recorder.path.name if recorder is not None else "?")
+        self.dispatcher = Dispatcher(sinks, run=name, cooldown_steps=c.cooldown_steps)
+
+    # ----------------------------------------------------------------------------- events
+
+    def __call__(self, kind: str, payload) -> None:
+        if kind == "step":
+            self.on_step(payload)
+        elif kind == "eval":
+            self.on_eval(payload)
+
+    def on_step(self, row: dict) -> None:
+        step = int(row["step"])
+        if self.step_ids and step <= self.step_ids[-1]:
+            return  # a repeated step (e.g. several generation calls per step) keeps the first
+        self.step_ids.append(step)
+        self.series["reward"].append(_num(row.get("reward_mean")))
+        self.series["length"].append(_num(row.get("len_mean")))
+        self.series["clipped"].append(_num(row.get("frac_clipped")))
+        self.series["funcs"].append(list(row.get("func_mean") or []))
+        p = self.config.params.signal_gap
+        ev = self.gap.push(step, _num(row.get("frac_all_fail")), _num(row.get("effective_batch")),
+                           _num(row.get("n_completions")))
+        if ev == "start":
+            self._emit(gap_finding(self.gap.episode, step, p, self.group_size, None))
+        elif ev == "end":
+            self.gap.episode = None  # the next sustained episode is a new alert
+        ev = self.sat.push(step, _num(row.get("frac_all_pass")))
+        if ev == "start":
+            self._emit(saturated_finding(self.sat.episode, step, p))
+        elif ev == "end":
+            self.sat.episode = None
+
+    def on_eval(self, payload: dict) -> None:
+        frame = payload["frame"]
+        rows = [r for r in frame.iter_rows(named=True) if r["bucket"] == "all" and r["metric"] == "accuracy"]
+        if not rows:
+            return
+        r = rows[0]
+        if self.eval_set is None:
+            self.eval_set = r["eval_set"]
+        if r["eval_set"] != self.eval_set or r["value"] is None:
+            return
+        self.evals.append((int(r["step"]), float(r["value"]), float(r["n"]), payload.get("correct")))
+        self.evals = self.evals[-self.config.max_evals:]
+        a = self.aligned()
+        for f in self.scanner.judge(a, len(a) - 1):
+            self._emit(f)
+
+    def aligned(self) -> Aligned:
+        ev = self.evals
+        steps = np.array([e[0] for e in ev], dtype=float)
+        spacing = float(np.median(np.diff(steps))) if len(steps) > 1 else 10.0
+        lo = bisect.bisect_right(self.step_ids, steps[0] - spacing)
+        axis = np.array(self.step_ids[lo:], dtype=float)
+        width = len(self.func_names)
+        funcs = np.array([(f + [math.nan] * width)[:width] for f in self.series["funcs"][lo:]], dtype=float)
+        funcs = funcs.reshape(len(axis), width)
+
+        def wm(name):
+            return window_means(axis, np.array(self.series[name][lo:], dtype=float), steps)
+
+        return Aligned(
+            eval_set=self.eval_set or "heldout", steps=steps.astype(int),
+            acc=np.array([e[1] for e in ev]), n=np.array([e[2] for e in ev]),
+            reward=wm("reward"), funcs=window_means(axis, funcs, steps), length=wm("length"),
+            clipped=wm("clipped"), func_names=self.func_names,
+            items={e[0]: np.asarray(e[3], dtype=bool) for e in ev if e[3] is not None},
+        )
+
+    # ----------------------------------------------------------------------------- output
+
+    def _emit(self, finding: Finding) -> None:
+        if self.dispatcher.offer(finding):
+            self.findings.append(finding)
+            if finding.kind in self.config.stop_on and self.stop_requested is None:
+                self.stop_requested = f"{finding.kind} at step {finding.step}: {finding.message}"
+
+    def _delivery(self, finding: Finding, status: str) -> None:
+        if self.recorder is not None:
+            delivered = {s.name: status if s.name == "webhook" else "sent" for s in self.dispatcher.sinks}
+            self.recorder.log_alert({**finding.to_row(), "delivered": json.dumps(delivered)})
+
+    def close(self, timeout: float = 30.0) -> None:
+        if self.webhook is not None:
+            self.webhook.wait(timeout)
+
+
+def _num(x) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return v

@@ -1,0 +1,145 @@
+"""Detectors on constructed series, and on the demo runs."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from diag import schema
+from diag.detect import DecouplingParams, align, best_checkpoint, detect_all, detect_decoupling, detect_signal_gap
+from diag.detect.signal_gap import SignalGapParams, dead_share_at
+
+
+def steps_frame(reward, all_fail=None, funcs=None, length=None, clipped=None):
+    n = len(reward)
+    return pl.DataFrame({
+        "step": np.arange(1, n + 1), "reward_mean": np.asarray(reward, float),
+        "func_mean": [list(f) for f in (funcs if funcs is not None else np.asarray(reward)[:, None])],
+        "frac_all_fail": np.asarray(all_fail if all_fail is not None else np.zeros(n), float),
+        "frac_all_pass": np.zeros(n), "effective_batch": np.full(n, 32.0), "n_completions": np.full(n, 64.0),
+        "len_mean": np.asarray(length if length is not None else np.full(n, 4.0), float),
+        "frac_clipped": np.asarray(clipped if clipped is not None else np.zeros(n), float),
+    })
+
+
+def evals_frame(accs, every=10, n_items=300, seed=0):
+    """Accuracy series with per-item correctness that persists between evaluations."""
+    rng = np.random.default_rng(seed)
+    base = rng.random(n_items)
+    evals, items = [], []
+    for k, acc in enumerate(accs):
+        correct = base < acc  # the easiest items stay right as accuracy moves
+        evals.append({"step": k * every, "eval_set": "heldout", "metric": "accuracy", "bucket": "all",
+                      "value": float(correct.mean()), "n": n_items})
+        items += [{"step": k * every, "eval_set": "heldout", "item": i, "bucket": "all", "correct": bool(c)}
+                  for i, c in enumerate(correct)]
+    return schema.conform("evals", evals), schema.conform("eval_items", items)
+
+
+def test_falling_accuracy_with_rising_reward_fires_with_peak_onset_and_component():
+    n = 200
+    reward = np.linspace(0.3, 0.6, n)
+    funcs = np.stack([np.full(n, 0.2), reward - 0.2], axis=1)  # the rise runs through the second function
+    length = np.where(np.arange(n) > 50, 4 + 0.05 * (np.arange(n) - 50), 4.0)
+    ev, items = evals_frame([0.5, 0.55, 0.6, 0.65, 0.7, 0.72, 0.7, 0.66, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3,
+                             0.25, 0.2, 0.2, 0.2, 0.2, 0.2])
+    a = align(steps_frame(reward, funcs=funcs, length=length), ev, items, ["format", "lenient"])
+    found = detect_decoupling(a)
+    assert [f.kind for f in found] == ["decoupling"]
+    f = found[0]
+    assert f.severity == "critical" and f.onset == 50  # the accuracy peak
+    assert f.step <= 50 + 3 * 10
+    assert f.evidence["carrier"] == "lenient" and "'lenient'" in f.message
+    assert "completion length" in f.message
+    assert f.evidence["test"] == "paired t on items" and f.evidence["p"] < 1e-3
+
+
+def test_falling_accuracy_with_falling_reward_is_not_decoupling():
+    n = 200
+    reward = np.linspace(0.6, 0.2, n)
+    ev, items = evals_frame(np.linspace(0.7, 0.3, 21))
+    assert detect_decoupling(align(steps_frame(reward), ev, items, ["r"])) == []
+
+
+def test_healthy_rise_and_plateau_do_not_fire():
+    n = 300
+    t = np.arange(n)
+    reward = 0.3 + 0.3 / (1 + np.exp(-(t - 100) / 20))
+    acc = 0.4 + 0.3 / (1 + np.exp(-(np.arange(31) * 10 - 100) / 20))
+    ev, items = evals_frame(acc)
+    a = align(steps_frame(reward + np.random.default_rng(0).normal(0, 0.03, n)), ev, items, ["r"])
+    assert [f for f in detect_decoupling(a) if f.is_alert] == []
+
+
+def test_stall_reward_up_accuracy_flat():
+    n = 200
+    reward = np.linspace(0.2, 0.7, n)
+    ev, items = evals_frame([0.5] * 21)
+    found = detect_decoupling(align(steps_frame(reward), ev, items, ["r"]))
+    assert found and found[0].kind == "reward_stall" and found[0].severity == "warning"
+    assert len(found) == 1  # one alert per episode, not one per evaluation
+
+
+def test_without_items_falls_back_to_two_proportion():
+    n = 200
+    ev, _ = evals_frame([0.5, 0.6, 0.7, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.1])
+    a = align(steps_frame(np.full(n, 0.5)), ev, None, ["r"])
+    f = detect_decoupling(a)[0]
+    assert f.evidence["test"] == "two-proportion z"
+
+
+def test_best_checkpoint_by_accuracy_vs_reward():
+    reward = np.linspace(0.2, 0.8, 100)
+    ev, items = evals_frame([0.3, 0.6, 0.5, 0.4, 0.35, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3])
+    f = best_checkpoint(align(steps_frame(reward), ev, items, ["r"]))
+    assert f.kind == "best_checkpoint" and f.evidence["best_by_accuracy"] == 10
+    assert f.evidence["best_by_reward"] == 100 and not f.is_alert
+
+
+def test_signal_gap_and_saturation():
+    n = 100
+    fail = np.where(np.arange(n) < 60, 0.9, 0.1)
+    found = detect_signal_gap(steps_frame(np.zeros(n), all_fail=fail))
+    gaps = [f for f in found if f.kind == "signal_gap"]
+    assert len(gaps) == 1 and gaps[0].severity == "critical"
+    assert gaps[0].onset == 1 and gaps[0].step == 20 and 60 <= gaps[0].window_end <= 80
+    assert "SFT" in gaps[0].message and "effective batch 32 of 64" in gaps[0].message
+    s = steps_frame(np.zeros(n)).with_columns(pl.lit(0.9).alias("frac_all_pass"))
+    sat = detect_signal_gap(s)
+    assert [f.kind for f in sat] == ["saturated"] and not sat[0].is_alert
+
+
+def test_signal_gap_quiet_on_moderate_share():
+    rng = np.random.default_rng(0)
+    assert detect_signal_gap(steps_frame(np.zeros(300), all_fail=np.clip(0.35 + rng.normal(0, 0.15, 300), 0, 1))) == []
+
+
+def test_signal_gap_fallback_on_trainer_zero_std():
+    s = steps_frame(np.full(50, 0.01)).drop("frac_all_fail").with_columns(pl.lit(0.95).alias("frac_zero_signal"))
+    gaps = detect_signal_gap(s, reward_ceiling=1.0)
+    assert gaps and "all-fail and all-pass cannot be told apart" in gaps[0].message
+    strong = steps_frame(np.full(50, 0.9)).drop("frac_all_fail").with_columns(pl.lit(0.95).alias("frac_zero_signal"))
+    assert detect_signal_gap(strong, reward_ceiling=1.0) == []  # a strong model's groups are all-pass
+
+
+def test_dead_share_prediction():
+    g = pl.DataFrame({"mode": ["train"] * 2, "n_pass": [0, 4], "G": [8, 8]})
+    assert dead_share_at(g, 16) == pytest.approx((1.0 + (0.5**16) * 2) / 2)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("demo")
+def test_demo_runs_get_the_right_alerts(demo_runs):
+    import diag
+
+    def alerts(name):
+        return {f.kind for f in detect_all(diag.open_run(demo_runs / name)) if f.is_alert}
+
+    assert alerts("strong-healthy") == set()
+    assert alerts("weak-signal-gap") == {"signal_gap"}
+    dec = [f for f in detect_all(diag.open_run(demo_runs / "deceptive-reward")) if f.kind == "decoupling"]
+    assert dec
+    run = diag.open_run(demo_runs / "deceptive-reward")
+    acc = run.evals.filter(bucket="all", metric="accuracy").sort("step")
+    peak_step = acc.sort("value", descending=True)["step"][0]
+    assert abs(dec[0].onset - peak_step) <= 2 * 10  # within two evaluations of the accuracy peak
+    assert "lenient_correct" in dec[0].message
