@@ -151,8 +151,11 @@ def detect_signal_gap(steps: pl.DataFrame, params: SignalGapParams | None = None
     n = s["n_completions"].cast(pl.Float64).to_numpy() if "n_completions" in s.columns else np.full(s.height, np.nan)
     step_ids = s["step"].to_list()
     dead_2g = dead_share_at(groups, 2 * group_size) if groups is not None and group_size else None
+    # the window is in optimizer steps: logs written every k steps need window / k rows
+    spacing = float(np.median(np.diff(step_ids))) if len(step_ids) > 1 else 1.0
+    rows = max(3, math.ceil(p.window / max(spacing, 1.0)))
     out: list[Finding] = []
-    fail = RollingShare(p.window, p.all_fail_share, p.hysteresis)
+    fail = RollingShare(rows, p.all_fail_share, p.hysteresis)
     for i, st in enumerate(step_ids):
         ev = fail.push(st, float(share[i]), float(eff[i]), float(n[i]))
         if ev == "end":
@@ -161,7 +164,7 @@ def detect_signal_gap(steps: pl.DataFrame, params: SignalGapParams | None = None
     if fail.episode is not None:
         out.append(gap_finding(fail.episode, step_ids[-1], p, group_size, dead_2g, source))
     if "frac_all_pass" in s.columns and s["frac_all_pass"].null_count() < s.height:
-        sat = RollingShare(p.window, p.saturated_share, p.hysteresis)
+        sat = RollingShare(rows, p.saturated_share, p.hysteresis)
         for st, v in zip(step_ids, s["frac_all_pass"].cast(pl.Float64).to_list()):
             if sat.push(st, v if v is not None else math.nan) == "end":
                 out.append(saturated_finding(sat.episode, st, p))
