@@ -77,6 +77,37 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_ALERT if alerted else EXIT_OK
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Correlation report of one or more runs (HTML self-contained, Markdown, or JSON)."""
+    from pathlib import Path
+
+    from diag.report import render
+
+    runs = [open_run(p) for p in args.run]
+    text = render(runs, args.format)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"report written to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    """Import a foreign log into the run store."""
+    from diag.importers import import_log
+
+    path, notes = import_log(args.path, fmt=args.format, name=args.name, root=args.root,
+                             accuracy_key=args.accuracy_key, overwrite=args.overwrite,
+                             logging_steps=args.logging_steps)
+    run = open_run(path)
+    print(f"imported {args.path} as {run.name} ({run.meta.get('format')}): {run.steps.height} steps, "
+          f"{run.evals.height} evaluations -> {path}")
+    for n in notes:
+        print(f"  note: {n}")
+    return EXIT_OK
+
+
 def _fmt(x) -> str:
     return "-" if x is None else f"{x:.3f}"
 
@@ -102,6 +133,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print findings as JSON")
     p.set_defaults(func=_cmd_check)
 
+    p = sub.add_parser("report", help="correlation report (reward vs held-out accuracy) of one or more runs")
+    p.add_argument("run", nargs="+", help="run directories (several: a side-by-side comparison)")
+    p.add_argument("--format", choices=["html", "md", "json"], default="html")
+    p.add_argument("--output", "-o", help="output file (default: standard output)")
+    p.set_defaults(func=_cmd_report)
+
+    from diag.importers import FORMATS
+
+    p = sub.add_parser("import", help="import a trainer_state.json, TRL / verl console log or TRL completions")
+    p.add_argument("path")
+    p.add_argument("--format", choices=["auto", *FORMATS], default="auto")
+    p.add_argument("--name", help="run name (default: from the file or folder name)")
+    p.add_argument("--root", default="runs", help="runs directory (default: runs)")
+    p.add_argument("--accuracy-key", help="logged metric holding held-out accuracy (default: recognised names)")
+    p.add_argument("--logging-steps", type=int, help="TRL console logs: optimizer steps between logged rows")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_import)
+
     for name, ep in sorted(_plugins().items()):
         try:
             register = ep.load()
@@ -118,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (StoreError, ValueError, KeyError, FileNotFoundError) as e:
+    except (StoreError, ValueError, KeyError, OSError) as e:
         print(f"grpo-diag {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
