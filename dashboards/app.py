@@ -1,0 +1,96 @@
+"""The Dash app: routing and access control only; pages live in dashboards/pages/."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from pathlib import Path
+
+from dash import Dash, Input, Output, dcc, html
+
+from dashboards import ids
+from dashboards.pages import compare, run, runs
+from dashboards.query import NotFound, Store
+
+TOKEN_COOKIE = "grpo_diag_token"
+
+
+def create_app(root: str | Path, token: str | None = None) -> Dash:
+    store = Store(root)
+    app = Dash(__name__, title="grpo-diag", suppress_callback_exceptions=True, update_title=None)
+    app.layout = html.Div([
+        dcc.Location(id=ids.URL),
+        html.Div([dcc.Link("grpo-diag", href="/", style={"fontWeight": "bold", "marginRight": "1em"}),
+                  dcc.Link("runs", href="/", style={"marginRight": "1em"}), dcc.Link("compare", href="/compare")],
+                 style={"padding": "8px 0", "borderBottom": "1px solid #ddd"}),
+        html.Div(id=ids.PAGE),
+    ], style={"fontFamily": "system-ui, sans-serif", "maxWidth": "1200px", "margin": "0 auto"})
+
+    @app.callback(Output(ids.PAGE, "children"), Input(ids.URL, "pathname"), Input(ids.URL, "search"))
+    def route(path, search):
+        return page_for(store, path or "/", search or "")
+
+    runs.register(app, store)
+    run.register(app, store)
+    compare.register(app, store)
+    if token:
+        _protect(app, token)
+    app.grpo_store = store
+    return app
+
+
+def page_for(store: Store, path: str, search: str = ""):
+    if path in ("/", ""):
+        return runs.layout(store)
+    if path.rstrip("/") == "/compare":
+        return compare.layout(store, search)
+    if path.startswith("/run/"):
+        name = path[len("/run/"):].rstrip("/")
+        try:
+            store.get(name)
+        except NotFound as e:
+            return html.Div([html.H2("Run not found"), html.P(str(e))])
+        return run.layout(store, name)
+    return html.Div([html.H2("Not found"), html.P(f"no page at {path}")])
+
+
+def _protect(app: Dash, token: str) -> None:
+    """Every request needs the token (?token=... once, then a cookie), compared in constant time."""
+    from flask import make_response, request
+
+    server = app.server
+
+    @server.before_request
+    def check():
+        given = request.args.get("token") or request.cookies.get(TOKEN_COOKIE) or \
+            request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return make_response("grpo-diag: access token required (open the URL printed at start-up)", 403)
+        return None
+
+    @server.after_request
+    def remember(resp):
+        if request.args.get("token"):
+            resp.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+        return resp
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(root: str, host: str = "127.0.0.1", port: int = 8050, token: str | None = None, debug: bool = False) -> None:
+    import secrets
+
+    if not is_loopback(host) and not token:
+        token = secrets.token_urlsafe(16)
+        print(f"[grpo-diag] bound to {host}: access needs a token; generated one for this session")
+    app = create_app(root, token)
+    shown = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    print(f"[grpo-diag] dashboard for {Path(root).resolve()} at {shown}")
+    app.run(host=host, port=port, debug=debug)

@@ -1,0 +1,112 @@
+"""Run page (/run/<name>): reward vs held-out accuracy, zero-signal shares, advantages, lengths,
+buckets, alerts with evidence, and a completions browser. New data appears within ~2 s (a polling
+interval that reads only new segments, and redraws only when rows were added)."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+from dash import Input, Output, State, dash_table, dcc, html, no_update
+
+from dashboards import figures, ids, query
+from diag.detect import detect_all
+
+GRAPHS = [ids.FIG_REWARD_ACC, ids.FIG_SIGNAL, ids.FIG_ADV, ids.FIG_HEATMAP, ids.FIG_LENGTH, ids.FIG_BUCKETS]
+
+
+def layout(store, name: str) -> html.Div:
+    return html.Div([
+        dcc.Store(id=ids.RUN_NAME, data=name),
+        dcc.Store(id=ids.RUN_VERSION, data=-1),
+        html.Div(id=ids.RUN_HEADER),
+        *[dcc.Graph(id=g, config={"displaylogo": False}) for g in GRAPHS],
+        html.H3("Alerts"),
+        html.Div(id=ids.ALERTS),
+        html.H3("Sampled completions"),
+        dcc.Dropdown(id=ids.SIGNAL_FILTER, value="all", clearable=False, style={"width": "260px"},
+                     options=[{"label": "all groups", "value": "all"}] +
+                             [{"label": s, "value": s} for s in ("mixed", "all_fail", "all_pass", "tied")]),
+        # DataTable renders cell text as text: completions (untrusted model output) are never markup
+        dash_table.DataTable(id=ids.COMPLETIONS, page_size=20,
+                             columns=[{"id": c, "name": c} for c in
+                                      ("step", "group", "index", "signal", "reward", "advantage", "rewards", "prompt",
+                                       "completion")],
+                             style_cell={"textAlign": "left", "whiteSpace": "pre-wrap", "fontFamily": "monospace",
+                                         "fontSize": 12, "maxWidth": "420px"}),
+        dcc.Interval(id=ids.RUN_TICK, interval=2000),
+    ])
+
+
+def header(run, s: dict) -> html.Div:
+    return html.Div([
+        html.H2(f"Run {run.name}"),
+        html.P(f"status: {s['status']} | model: {s.get('model')} | task: {s.get('task')} | "
+               f"reward functions: {', '.join(run.reward_funcs)} | steps: {s['steps']}"),
+    ])
+
+
+def alert_items(run, findings) -> list:
+    stored = run.alerts.to_dicts() if run.alerts.height else []
+    items = []
+    for a in stored:
+        ev = a.get("evidence") or "{}"
+        items.append(html.Details([
+            html.Summary(f"[{a['severity']}] {a['kind']} at step {a['step']} (onset {a['onset']}) - live alert"),
+            html.P(a["message"]),
+            html.Pre(json.dumps(json.loads(ev), indent=1) if ev.startswith("{") else ev),
+            html.P(f"delivery: {a.get('delivered') or '-'}"),
+        ], className=f"alert-{a['severity']}"))
+    for f in findings:
+        items.append(html.Details([
+            html.Summary(f"[{f['severity']}] {f['kind']} at step {f['step']} (onset {f['onset']}) - offline check"),
+            html.P(f["message"]),
+            html.Pre(json.dumps(f["evidence"], indent=1, default=str)),
+        ], className=f"finding-{f['severity']}"))
+    return items or [html.P("No alerts.")]
+
+
+def completion_rows(run, signal: str) -> list[dict]:
+    c = query.completions(run, signal)
+    if c.height == 0:
+        return []
+    return c.with_columns(pl.col("rewards").cast(pl.List(pl.String)).list.join(", ")).select(
+        "step", "group", "index", "signal", "reward", "advantage", "rewards", "prompt", "completion").to_dicts()
+
+
+def render(store, name: str, version: int):
+    """Everything the page shows, or None when nothing changed since `version`."""
+    from diag.summary import summarize
+
+    cached = store.get(name)
+    if cached.version == version:
+        return None
+    run = cached.run
+    findings = [f.to_dict() for f in detect_all(run)] if run.steps.height or run.evals.height else []
+    steps = run.steps
+    return {
+        "version": cached.version,
+        "header": header(run, summarize(run)),
+        "figs": [figures.reward_vs_accuracy(steps, run.evals, run.reward_funcs, findings),
+                 figures.signal_area(steps), figures.advantage_fig(steps), figures.group_heatmap(run.groups),
+                 figures.length_fig(steps), figures.buckets_fig(run.evals)],
+        "alerts": alert_items(run, findings),
+    }
+
+
+def register(app, store) -> None:
+    @app.callback(
+        [Output(ids.RUN_VERSION, "data"), Output(ids.RUN_HEADER, "children"),
+         *[Output(g, "figure") for g in GRAPHS], Output(ids.ALERTS, "children")],
+        Input(ids.RUN_TICK, "n_intervals"), State(ids.RUN_NAME, "data"), State(ids.RUN_VERSION, "data"),
+    )
+    def tick(_, name, version):
+        out = render(store, name, version)
+        if out is None:
+            return [no_update] * (3 + len(GRAPHS))
+        return [out["version"], out["header"], *out["figs"], out["alerts"]]
+
+    @app.callback(Output(ids.COMPLETIONS, "data"), Input(ids.SIGNAL_FILTER, "value"), Input(ids.RUN_VERSION, "data"),
+                  State(ids.RUN_NAME, "data"))
+    def completions(signal, _version, name):
+        return completion_rows(store.get(name, refresh=False).run, signal or "all")

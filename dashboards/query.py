@@ -1,0 +1,114 @@
+"""The query layer: run directories -> polars frames for the pages, read incrementally.
+
+Runs are cached per process; each `get` refreshes the run (reading only segments that appeared since
+the last call), so a live page costs in proportion to what was added. Run names from URLs are checked
+and resolved strictly inside the runs root.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from diag.detect import detect_all
+from diag.store import Run, StoreError, check_run_name, list_runs, open_run
+from diag.summary import summarize
+
+
+class NotFound(LookupError):
+    pass
+
+
+def resolve_run(root: Path, name: str) -> Path:
+    """The run directory for a URL name, never outside `root` (no '..', separators or links out)."""
+    try:
+        check_run_name(name)
+    except ValueError as e:
+        raise NotFound(str(e)) from e
+    root = root.resolve()
+    path = (root / name).resolve()
+    if path.parent != root or not (path / "run.json").is_file():
+        raise NotFound(f"no run named {name!r} under the runs root")
+    return path
+
+
+@dataclass
+class Cached:
+    run: Run
+    version: int = 0  # bumped whenever a refresh adds rows
+
+
+class Store:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self._runs: dict[str, Cached] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        return [p.name for p in list_runs(self.root)]
+
+    def get(self, name: str, refresh: bool = True) -> Cached:
+        path = resolve_run(self.root, name)
+        with self._lock:
+            c = self._runs.get(name)
+            if c is None:
+                c = self._runs[name] = Cached(open_run(path))
+            elif refresh:
+                added = c.run.refresh()
+                if any(added.values()):
+                    c.version += 1
+            return c
+
+    def runs_table(self) -> list[dict]:
+        rows = []
+        for name in self.names():
+            try:
+                c = self.get(name)
+            except (StoreError, NotFound, pl.exceptions.PolarsError) as e:
+                rows.append({"run": name, "status": f"unreadable: {e}"[:120]})
+                continue
+            s = summarize(c.run)
+            findings = [f for f in detect_all(c.run) if f.is_alert] if c.run.steps.height else []
+            stored = c.run.alerts
+            kinds = sorted({f.kind for f in findings} | set(stored["kind"].to_list() if stored.height else []))
+            rows.append({
+                "run": name, "status": s["status"], "kind": s.get("kind") or c.run.meta.get("format") or "",
+                "model": _short(s.get("model")), "task": s.get("task") or "", "steps": s["steps"],
+                "reward": _r(s["reward_last"]), "accuracy": _r(s["accuracy_last"]),
+                "all_fail": _r(s["frac_all_fail_mean"]), "alerts": ", ".join(kinds),
+            })
+        return rows
+
+
+def _r(x):
+    return None if x is None else round(float(x), 3)
+
+
+def _short(model) -> str:
+    m = str(model or "")
+    return m if len(m) <= 48 else "..." + m[-45:]
+
+
+def training_samples(run: Run) -> pl.DataFrame:
+    """step -> cumulative training samples seen (completions for GRPO, examples for SFT)."""
+    steps = run.steps
+    if steps.height and "n_completions" in steps.columns and steps["n_completions"].null_count() < steps.height:
+        s = steps.sort("step").select("step", pl.col("n_completions").fill_null(0).cum_sum().alias("samples"))
+        return s
+    bs = (run.meta.get("config") or {}).get("sft", {}).get("batch_size") if isinstance(run.meta.get("config"), dict) else None
+    ev = run.evals
+    st = sorted(set(ev["step"].to_list())) if ev.height else []
+    return pl.DataFrame({"step": st, "samples": [s * (bs or 1) for s in st]},
+                        schema={"step": pl.Int64, "samples": pl.Int64})
+
+
+def completions(run: Run, signal: str | None = None, limit: int = 500) -> pl.DataFrame:
+    c = run.completions
+    if c.height == 0:
+        return c
+    if signal and signal != "all":
+        c = c.filter(pl.col("signal") == signal)
+    return c.sort(["step", "group", "index"], descending=[True, False, False]).head(limit)
