@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
@@ -11,7 +12,7 @@ from diag.schema import SIGNALS
 
 COLORS = {"all_fail": "#d62728", "all_pass": "#2ca02c", "tied": "#9467bd", "mixed": "#1f77b4"}
 LAYOUT = dict(margin={"l": 50, "r": 30, "t": 40, "b": 40}, height=320, legend={"orientation": "h", "y": -0.2})
-MAX_POINTS = 4000  # long runs are decimated for drawing; statistics always use every step
+MAX_POINTS = 2000  # long runs are decimated for drawing; statistics always use every step
 
 
 def _thin(df: pl.DataFrame) -> pl.DataFrame:
@@ -38,16 +39,16 @@ def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: l
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     s = _thin(steps.sort("step")) if steps.height else steps
     if s.height and "reward_mean" in s.columns:
-        fig.add_trace(go.Scattergl(x=s["step"].to_list(), y=s["reward_mean"].to_list(), name="reward (total)",
+        fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=s["reward_mean"].to_numpy(), name="reward (total)",
                                    mode="lines", line={"width": 1.5, "color": "#1f77b4"}), secondary_y=False)
         if "func_mean" in s.columns and len(reward_funcs) > 1 and s["func_mean"].dtype != pl.Null:
             for j, name in enumerate(reward_funcs):
-                y = s["func_mean"].list.get(j, null_on_oob=True).to_list()
-                fig.add_trace(go.Scattergl(x=s["step"].to_list(), y=y, name=f"reward: {name}", mode="lines",
+                y = s["func_mean"].list.get(j, null_on_oob=True).to_numpy()
+                fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=y, name=f"reward: {name}", mode="lines",
                                            line={"width": 1, "dash": "dot"}), secondary_y=False)
     acc = accuracy_frame(evals)
     if acc.height:
-        fig.add_trace(go.Scatter(x=acc["step"].to_list(), y=acc["value"].to_list(), name="held-out accuracy",
+        fig.add_trace(go.Scatter(x=acc["step"].to_numpy(), y=acc["value"].to_numpy(), name="held-out accuracy",
                                  mode="lines+markers", line={"color": "#ff7f0e", "width": 2.5}), secondary_y=True)
     for f in findings or []:
         if f.get("kind") in ("decoupling", "reward_stall") and f.get("window_start") is not None:
@@ -68,7 +69,7 @@ def signal_area(steps: pl.DataFrame) -> go.Figure:
     s = _thin(steps.sort("step")) if steps.height else steps
     cols = {"all_fail": "frac_all_fail", "all_pass": "frac_all_pass", "tied": "frac_tied"}
     if s.height and all(c in s.columns for c in cols.values()) and s["frac_all_fail"].null_count() < s.height:
-        x = s["step"].to_list()
+        x = s["step"].to_numpy()
         dead = np.zeros(s.height)
         for label, col in cols.items():
             y = s[col].fill_null(0).to_numpy()
@@ -78,7 +79,7 @@ def signal_area(steps: pl.DataFrame) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=np.clip(1 - dead, 0, 1), name="mixed (learning signal)", stackgroup="one",
                                  mode="lines", line={"width": 0.5, "color": COLORS["mixed"]}))
     elif s.height and "frac_zero_signal" in s.columns and s["frac_zero_signal"].null_count() < s.height:
-        fig.add_trace(go.Scatter(x=s["step"].to_list(), y=s["frac_zero_signal"].to_list(), name="zero-signal (trainer log)",
+        fig.add_trace(go.Scatter(x=s["step"].to_numpy(), y=s["frac_zero_signal"].to_numpy(), name="zero-signal (trainer log)",
                                  mode="lines", fill="tozeroy", line={"color": COLORS["tied"]}))
     fig.update_layout(title="Zero-signal groups", yaxis={"range": [0, 1], "title": "share of groups"}, **LAYOUT)
     return fig
@@ -88,10 +89,10 @@ def advantage_fig(steps: pl.DataFrame) -> go.Figure:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     s = _thin(steps.sort("step")) if steps.height else steps
     if s.height and "adv_var_mean" in s.columns:
-        fig.add_trace(go.Scattergl(x=s["step"].to_list(), y=s["adv_var_mean"].to_list(), name="advantage variance",
+        fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=s["adv_var_mean"].to_numpy(), name="advantage variance",
                                    mode="lines"), secondary_y=False)
     if s.height and "effective_batch" in s.columns:
-        fig.add_trace(go.Scattergl(x=s["step"].to_list(), y=s["effective_batch"].to_list(),
+        fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=s["effective_batch"].to_numpy(),
                                    name="effective batch (completions in mixed groups)", mode="lines"), secondary_y=True)
     fig.update_layout(title="Advantage variance and effective batch", **LAYOUT)
     return fig
@@ -109,7 +110,7 @@ def group_heatmap(groups: pl.DataFrame, value: str = "reward_std", max_steps: in
         if g.height:
             wide = g.pivot(on="step", index="group", values=value, aggregate_function="first").sort("group")
             z = wide.drop("group").to_numpy().astype(float)
-            fig.add_trace(go.Heatmap(z=z, x=[int(c) for c in wide.columns[1:]], y=wide["group"].to_list(),
+            fig.add_trace(go.Heatmap(z=z, x=[int(c) for c in wide.columns[1:]], y=wide["group"].to_numpy(),
                                      colorscale="Viridis", colorbar={"title": value}))
     fig.update_layout(title=f"Per-group {value} (rows: groups, columns: steps)", **LAYOUT)
     fig.update_xaxes(title_text="step")
@@ -121,10 +122,10 @@ def length_fig(steps: pl.DataFrame) -> go.Figure:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     s = _thin(steps.sort("step")) if steps.height else steps
     if s.height and "len_mean" in s.columns:
-        fig.add_trace(go.Scattergl(x=s["step"].to_list(), y=s["len_mean"].to_list(), name="mean completion length",
+        fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=s["len_mean"].to_numpy(), name="mean completion length",
                                    mode="lines"), secondary_y=False)
     if s.height and "frac_clipped" in s.columns:
-        fig.add_trace(go.Scattergl(x=s["step"].to_list(), y=s["frac_clipped"].to_list(), name="cut at length cap",
+        fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=s["frac_clipped"].to_numpy(), name="cut at length cap",
                                    mode="lines"), secondary_y=True)
     fig.update_layout(title="Completion length", **LAYOUT)
     return fig
@@ -135,7 +136,7 @@ def buckets_fig(evals: pl.DataFrame) -> go.Figure:
     if evals.height:
         e = evals.filter((pl.col("metric") == "accuracy") & (pl.col("bucket") != "all")).sort("step")
         for (bucket,), part in e.group_by(["bucket"], maintain_order=True):
-            fig.add_trace(go.Scatter(x=part["step"].to_list(), y=part["value"].to_list(), name=str(bucket),
+            fig.add_trace(go.Scatter(x=part["step"].to_numpy(), y=part["value"].to_numpy(), name=str(bucket),
                                      mode="lines+markers"))
     fig.update_layout(title="Held-out accuracy by difficulty bucket", yaxis={"range": [0, 1]}, **LAYOUT)
     return fig
@@ -147,7 +148,9 @@ def compare_fig(series: list[tuple[str, pl.DataFrame, pl.DataFrame, pl.DataFrame
     series: (run name, steps, evals, samples) with samples = step -> cumulative training samples."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, subplot_titles=("held-out accuracy", "training reward"),
                         vertical_spacing=0.12)
-    for name, steps, evals, samples in series:
+    palette = plotly.colors.qualitative.Plotly
+    for i, (name, steps, evals, samples) in enumerate(series):
+        color = palette[i % len(palette)]  # one colour per run in both panels
         acc = accuracy_frame(evals)
         s = _thin(steps.sort("step")) if steps.height else steps
         if align == "samples" and samples.height:
@@ -159,11 +162,12 @@ def compare_fig(series: list[tuple[str, pl.DataFrame, pl.DataFrame, pl.DataFrame
             if s.height:
                 s = s.with_columns(pl.col("step").alias("x"))
         if acc.height:
-            fig.add_trace(go.Scatter(x=acc["x"].to_list(), y=acc["value"].to_list(), name=f"{name}", mode="lines+markers",
-                                     legendgroup=name), row=1, col=1)
+            fig.add_trace(go.Scatter(x=acc["x"].to_numpy(), y=acc["value"].to_numpy(), name=f"{name}", mode="lines+markers",
+                                     legendgroup=name, line={"color": color}), row=1, col=1)
         if s.height and "reward_mean" in s.columns:
-            fig.add_trace(go.Scattergl(x=s["x"].to_list(), y=s["reward_mean"].to_list(), name=f"{name} reward",
-                                       mode="lines", line={"width": 1}, legendgroup=name, showlegend=False), row=2, col=1)
+            fig.add_trace(go.Scattergl(x=s["x"].to_numpy(), y=s["reward_mean"].to_numpy(), name=f"{name} reward",
+                                       mode="lines", line={"width": 1, "color": color}, legendgroup=name,
+                                       showlegend=False), row=2, col=1)
     fig.update_layout(height=560, margin={"l": 50, "r": 30, "t": 50, "b": 40}, title="Compare runs")
     fig.update_xaxes(title_text="training samples seen" if align == "samples" else "step", row=2, col=1)
     return fig
@@ -173,5 +177,5 @@ def signal_counts(groups: pl.DataFrame) -> dict[str, int]:
     if groups.height == 0:
         return {s: 0 for s in SIGNALS}
     c = groups.group_by("signal").len()
-    got = dict(zip(c["signal"].to_list(), c["len"].to_list()))
+    got = dict(zip(c["signal"].to_numpy(), c["len"].to_numpy()))
     return {s: int(got.get(s, 0)) for s in SIGNALS}

@@ -39,6 +39,8 @@ def resolve_run(root: Path, name: str) -> Path:
 class Cached:
     run: Run
     version: int = 0  # bumped whenever a refresh adds rows
+    findings: list | None = None
+    findings_key: tuple | None = None
 
 
 class Store:
@@ -62,6 +64,17 @@ class Store:
                     c.version += 1
             return c
 
+    def findings(self, name: str) -> list[dict]:
+        """Offline detector findings, recomputed only when evaluations or alerts arrived, or every 50 new
+        steps: the detectors judge at evaluations, so a live tick between them reuses the last result."""
+        c = self.get(name, refresh=False)
+        run = c.run
+        key = (run.evals.height, run.alerts.height, run.steps.height // 50)
+        if c.findings is None or c.findings_key != key:
+            c.findings = [f.to_dict() for f in detect_all(run)] if run.steps.height or run.evals.height else []
+            c.findings_key = key
+        return c.findings
+
     def runs_table(self) -> list[dict]:
         rows = []
         for name in self.names():
@@ -71,9 +84,9 @@ class Store:
                 rows.append({"run": name, "status": f"unreadable: {e}"[:120]})
                 continue
             s = summarize(c.run)
-            findings = [f for f in detect_all(c.run) if f.is_alert] if c.run.steps.height else []
+            findings = [f for f in self.findings(name) if f["severity"] != "info"]
             stored = c.run.alerts
-            kinds = sorted({f.kind for f in findings} | set(stored["kind"].to_list() if stored.height else []))
+            kinds = sorted({f["kind"] for f in findings} | set(stored["kind"].to_list() if stored.height else []))
             rows.append({
                 "run": name, "status": s["status"], "kind": s.get("kind") or c.run.meta.get("format") or "",
                 "model": _short(s.get("model")), "task": s.get("task") or "", "steps": s["steps"],

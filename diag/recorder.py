@@ -286,7 +286,7 @@ class Recorder:
             for i in range(n)
         ])
         self._emit("eval", {"frame": frame, "eval_set": eval_set, "step": step, "correct": first})
-        self.flush()  # evals are rare and precious: write them at once
+        self.maybe_flush()
         return frame
 
     def log_alert(self, row: dict) -> None:

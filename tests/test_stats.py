@@ -120,3 +120,24 @@ def test_bootstrap_mean_ci():
     lo, hi = stats.bootstrap_mean_ci(np.arange(100.0))
     assert lo < 49.5 < hi
     assert all(math.isnan(v) for v in stats.bootstrap_mean_ci([]))
+
+
+def test_theil_sen_equals_scipy_on_many_series_with_ties():
+    rng = np.random.default_rng(7)
+    for n in (3, 4, 5, 8, 20, 50):
+        for _ in range(20):
+            x = np.sort(rng.integers(0, 30, n)).astype(float)  # repeated x values: ties
+            y = np.round(rng.normal(size=n) + 0.01 * x, 1)  # repeated y values too
+            if np.ptp(x) == 0:
+                continue
+            ref = st.theilslopes(y, x, alpha=0.95)
+            t = stats.theil_sen(x, y)
+            assert [t.slope, t.intercept, t.lo, t.hi] == pytest.approx(
+                [ref.slope, ref.intercept, ref.low_slope, ref.high_slope])
+
+
+def test_theil_sen_constant_series_matches_scipy():
+    x, y = np.arange(8.0), np.full(8, 0.5)
+    ref = st.theilslopes(y, x, alpha=0.95)
+    t = stats.theil_sen(x, y)
+    assert [t.slope, t.lo, t.hi] == pytest.approx([ref.slope, ref.low_slope, ref.high_slope])

@@ -10,7 +10,6 @@ import polars as pl
 from dash import Input, Output, State, dash_table, dcc, html, no_update
 
 from dashboards import figures, ids, query
-from diag.detect import detect_all
 
 GRAPHS = [ids.FIG_REWARD_ACC, ids.FIG_SIGNAL, ids.FIG_ADV, ids.FIG_HEATMAP, ids.FIG_LENGTH, ids.FIG_BUCKETS]
 
@@ -82,7 +81,7 @@ def render(store, name: str, version: int):
     if cached.version == version:
         return None
     run = cached.run
-    findings = [f.to_dict() for f in detect_all(run)] if run.steps.height or run.evals.height else []
+    findings = store.findings(name)
     steps = run.steps
     return {
         "version": cached.version,

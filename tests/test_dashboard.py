@@ -1,0 +1,155 @@
+"""Dashboard: query layer, figures and callbacks as plain functions (no browser)."""
+
+import numpy as np
+import plotly.graph_objects as go
+import polars as pl
+import pytest
+
+import diag
+from dashboards import figures, ids, query
+from dashboards.app import create_app, is_loopback, page_for
+from dashboards.pages import compare, run as run_page
+
+
+def make_run(root, name="r", steps=30, script=False):
+    rec = diag.Recorder(str(root), name, ["correct", "format"], group_size=4, flush_secs=0)
+    rng = np.random.default_rng(0)
+    for s in range(1, steps + 1):
+        r = np.stack([(rng.random(16) < 0.4).astype(float), np.full(16, 0.1)], 1)
+        texts = ["<script>alert(1)</script>" if script else f"c{i}" for i in range(16)]
+        rec.log_batch(s, r, advantages=rng.normal(size=16), passed=r[:, 0] > 0, lengths=np.full(16, 3),
+                      clipped=np.zeros(16, bool), prompts=[f"p{i // 4}" for i in range(16)], completions=texts)
+        if s % 10 == 0:
+            rec.log_eval(s, "heldout", rng.random(50) < 0.5, buckets=["easy", "hard"] * 25)
+    return rec
+
+
+@pytest.mark.parametrize("bad", ["..", "../etc", "a/../../x", "%2e%2e", "..%2Fx", "x/y", "<script>", ".", ""])
+def test_resolve_run_refuses_paths_outside_root(tmp_path, bad):
+    make_run(tmp_path).close()
+    with pytest.raises(query.NotFound):
+        query.resolve_run(tmp_path, bad)
+
+
+def test_resolve_run_refuses_symlink_out(tmp_path):
+    outside = tmp_path / "outside"
+    make_run(outside, "secret").close()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link").symlink_to(outside / "secret")
+    with pytest.raises(query.NotFound):
+        query.resolve_run(root, "link")
+
+
+def test_store_refresh_is_incremental(tmp_path):
+    rec = make_run(tmp_path, steps=5)
+    store = query.Store(tmp_path)
+    c = store.get("r")
+    v0, n0 = c.version, c.run.steps.height
+    assert store.get("r").version == v0  # nothing new
+    for s in range(6, 9):
+        rec.log_batch(s, np.zeros((16, 2)))
+    c = store.get("r")
+    assert c.version == v0 + 1 and c.run.steps.height == n0 + 3
+    rec.close()
+
+
+def test_runs_table_rows(tmp_path):
+    make_run(tmp_path, "a").close()
+    rows = query.Store(tmp_path).runs_table()
+    assert rows[0]["run"] == "a" and rows[0]["status"] == "finished" and rows[0]["steps"] == 30
+
+
+def test_figures_are_pure_and_complete(tmp_path):
+    make_run(tmp_path).close()
+    run = diag.open_run(tmp_path / "r")
+    f = figures.reward_vs_accuracy(run.steps, run.evals, run.reward_funcs,
+                                   [{"kind": "decoupling", "window_start": 10, "window_end": 20, "onset": 10}])
+    names = [t.name for t in f.data]
+    assert names[:3] == ["reward (total)", "reward: correct", "reward: format"] and "held-out accuracy" in names
+    assert any(s["type"] == "rect" for s in f.layout.shapes)
+    sig = figures.signal_area(run.steps)
+    assert [t.name for t in sig.data] == ["all_fail", "all_pass", "tied", "mixed (learning signal)"]
+    stacked = np.sum([np.asarray(t.y) for t in sig.data], axis=0)
+    assert np.allclose(stacked, 1.0)
+    assert isinstance(figures.group_heatmap(run.groups), go.Figure)
+    assert {t.name for t in figures.buckets_fig(run.evals).data} == {"easy", "hard"}
+    assert figures.signal_counts(run.groups)["mixed"] + figures.signal_counts(run.groups)["all_fail"] > 0
+
+
+def test_long_runs_are_thinned_for_drawing():
+    df = pl.DataFrame({"step": np.arange(100_000), "reward_mean": np.zeros(100_000)})
+    f = figures.reward_vs_accuracy(df, pl.DataFrame(), ["r"])
+    assert len(f.data[0].x) <= figures.MAX_POINTS
+
+
+def test_run_page_callback_renders_once_per_change(tmp_path):
+    rec = make_run(tmp_path, steps=10)
+    store = query.Store(tmp_path)
+    out = run_page.render(store, "r", -1)
+    assert len(out["figs"]) == len(run_page.GRAPHS)
+    assert run_page.render(store, "r", out["version"]) is None  # nothing new: no redraw
+    rec.log_batch(11, np.zeros((16, 2)))
+    again = run_page.render(store, "r", out["version"])
+    assert again is not None and max(again["figs"][0].data[0].x) == 11
+    rec.close()
+
+
+def test_completions_are_data_not_markup(tmp_path):
+    make_run(tmp_path, script=True).close()
+    rows = run_page.completion_rows(diag.open_run(tmp_path / "r"), "all")
+    assert rows and rows[0]["completion"] == "<script>alert(1)</script>"
+    assert all(r["signal"] == "mixed" for r in run_page.completion_rows(diag.open_run(tmp_path / "r"), "mixed"))
+
+
+def test_routing(tmp_path):
+    make_run(tmp_path).close()
+    store = query.Store(tmp_path)
+    assert "Runs" in str(page_for(store, "/"))
+    assert ids.RUN_NAME in str(page_for(store, "/run/r"))
+    assert "Run not found" in str(page_for(store, "/run/..%2F..%2Fetc"))
+    assert "Run not found" in str(page_for(store, "/run/../../etc/passwd"))
+    assert "Compare runs" in str(page_for(store, "/compare", "?runs=r"))
+    assert "no page at" in str(page_for(store, "/nope"))
+
+
+def test_compare_by_samples(tmp_path):
+    make_run(tmp_path, "a").close()
+    make_run(tmp_path, "b", steps=20).close()
+    fig = compare.figure(query.Store(tmp_path), ["a", "b", "missing"], "samples")
+    acc = [t for t in fig.data if t.name in ("a", "b")]
+    assert len(acc) == 2 and max(acc[0].x) == 30 * 16  # 16 completions per step
+
+
+def test_token_protects_every_request(tmp_path):
+    make_run(tmp_path).close()
+    app = create_app(tmp_path, token="s3cret")
+    client = app.server.test_client()
+    assert client.get("/").status_code == 403
+    assert client.get("/_dash-layout").status_code == 403
+    ok = client.get("/?token=s3cret")
+    assert ok.status_code == 200
+    assert client.get("/_dash-layout").status_code == 200  # the cookie carries it from now on
+    assert create_app(tmp_path).server.test_client().get("/").status_code == 200
+
+
+def test_default_bind_is_loopback():
+    import inspect
+
+    from dashboards import app, cli
+
+    assert inspect.signature(app.serve).parameters["host"].default == "127.0.0.1"
+    import argparse
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    cli.register(sub)
+    assert sub.choices["dashboard"].parse_args([]).host == "127.0.0.1"
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
+
+
+def test_no_file_serving_outside_root(tmp_path):
+    make_run(tmp_path).close()
+    client = create_app(tmp_path).server.test_client()
+    for url in ("/../run.json", "/run/r/run.json", "/assets/../../etc/passwd", "/r/run.json", "/_dash-component-suites/../../x"):
+        r = client.get(url)
+        assert b"schema_version" not in r.data and b"root:" not in r.data

@@ -1,0 +1,122 @@
+"""The dashboard in a real headless Chromium: every page on the demo runs, live updates, escaping."""
+
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import diag
+from dashboards import ids
+from dashboards.app import create_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("demo")]
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Serve a runs root on a free loopback port; yields (root, base_url)."""
+    from werkzeug.serving import make_server
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    holder = {}
+
+    def start():
+        app = create_app(root)
+        srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+        holder["srv"] = srv
+        srv.serve_forever()
+
+    t = threading.Thread(target=start, daemon=True)
+    t.start()
+    while "srv" not in holder:
+        time.sleep(0.05)
+    yield root, f"http://127.0.0.1:{holder['srv'].server_port}"
+    holder["srv"].shutdown()
+
+
+@pytest.fixture
+def browser():
+    from tests.browser import make_driver
+
+    d = make_driver(1300, 1800)
+    yield d
+    d.quit()
+
+
+def wait_for(driver, fn, timeout=20.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception:  # noqa: BLE001 - the page may still be rendering
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def js(driver, script):
+    return driver.execute_script(script)
+
+
+def test_pages_render_on_demo_runs(demo_runs, served, browser):
+    root, base = served
+    for n in ("strong-healthy", "weak-signal-gap", "deceptive-reward"):
+        shutil.copytree(demo_runs / n, root / n)
+    browser.get(base + "/")
+    wait_for(browser, lambda: "deceptive-reward" in browser.page_source and "weak-signal-gap" in browser.page_source,
+             what="runs table")
+    text = browser.find_element("id", ids.RUNS_TABLE).text
+    assert "decoupling" in text and "signal_gap" in text and "finished" in text
+
+    browser.get(base + "/run/deceptive-reward")
+    wait_for(browser, lambda: js(browser, f"return document.querySelectorAll('#{ids.FIG_REWARD_ACC} .main-svg').length") > 0,
+             what="reward/accuracy graph")
+    wait_for(browser, lambda: js(browser, "return document.querySelectorAll('.js-plotly-plot').length") >= 6, what="graphs")
+    names = js(browser, f"return document.getElementById('{ids.FIG_REWARD_ACC}').querySelector('.js-plotly-plot')"
+                        ".data.map(t => t.name)")
+    assert "held-out accuracy" in names and "reward (total)" in names
+    shapes = js(browser, f"return document.getElementById('{ids.FIG_REWARD_ACC}').querySelector('.js-plotly-plot')"
+                         ".layout.shapes.length")
+    assert shapes >= 1  # the decoupling window is shaded
+    alerts = browser.find_element("id", ids.ALERTS).text
+    assert "decoupling" in alerts and "onset 80" in alerts
+    wait_for(browser, lambda: "lenient_correct" in browser.page_source, what="reward function names")
+
+    browser.get(base + "/compare?runs=strong-healthy,weak-signal-gap,deceptive-reward")
+    wait_for(browser, lambda: js(browser, f"return document.getElementById('{ids.FIG_COMPARE}')"
+                                          ".querySelector('.js-plotly-plot').data.length") >= 6, what="compare traces")
+
+
+def test_live_run_updates_without_reload(served, browser):
+    root, base = served
+    rec = diag.Recorder(str(root), "live", ["r"], group_size=4, flush_secs=0)
+    for s in range(1, 6):
+        rec.log_batch(s, np.ones(16) * 0.5 * (s % 2))
+    browser.get(base + "/run/live")
+    xmax = f"return Math.max(...document.getElementById('{ids.FIG_REWARD_ACC}').querySelector('.js-plotly-plot').data[0].x)"
+    wait_for(browser, lambda: js(browser, xmax) == 5, what="first steps")
+    js(browser, "window.__marker = 42")  # survives only if the page is not reloaded
+    t0 = time.monotonic()
+    for s in range(6, 11):
+        rec.log_batch(s, np.ones(16) * 0.5)
+    wait_for(browser, lambda: js(browser, xmax) == 10, timeout=10, what="appended steps")
+    assert time.monotonic() - t0 < 10
+    assert js(browser, "return window.__marker") == 42
+    rec.close()
+
+
+def test_completion_with_script_is_shown_as_text(served, browser):
+    root, base = served
+    rec = diag.Recorder(str(root), "xss", ["r"], group_size=4, flush_secs=0)
+    payload = "<script>window.__pwned = 1</script><img src=x onerror='window.__pwned=2'>"
+    rec.log_batch(1, np.array([1.0, 0, 1, 0]), prompts=["<b>prompt</b>"] * 4, completions=[payload] * 4)
+    rec.close()
+    browser.get(base + "/run/xss")
+    wait_for(browser, lambda: payload in browser.find_element("id", ids.COMPLETIONS).text, what="completion text")
+    assert js(browser, "return window.__pwned") is None
+    assert js(browser, f"return document.getElementById('{ids.COMPLETIONS}').querySelectorAll('script, img').length") == 0
