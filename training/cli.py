@@ -58,3 +58,47 @@ def register_demo(sub) -> None:
     p.add_argument("--out", default="runs", help="runs directory (default: runs)")
     p.add_argument("--only", nargs="*", help="run only these scenarios (by name)")
     p.set_defaults(func=_demo)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from training.probe import run_probe
+
+    quiet_libraries()
+    res = run_probe(args.model, args.task, prompts=args.prompts, k=args.k, G=args.G, temperature=args.temperature)
+    d = res.to_dict()
+    if args.save:
+        from diag.store import RUN_FILE, atomic_write_json
+
+        run_json = Path(args.save) / RUN_FILE
+        meta = json.loads(run_json.read_text())
+        meta["probe"] = {k: v for k, v in d.items() if k != "pass_rates"}
+        atomic_write_json(run_json, meta)
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    print(f"probe of {res.model} on {res.task}: {res.n_prompts} prompts x {res.k} samples ({res.seconds:.1f} s)")
+    print(f"  mean pass rate {res.mean_pass_rate:.3f}; never solved {res.share_never_solved:.2f}; "
+          f"always solved {res.share_always_solved:.2f}")
+    print("  G   predicted zero-signal share   all-fail share   method")
+    for g, v in res.dead_share.items():
+        print(f"  {g:<3d} {v:>27.3f}   {res.all_fail_share[g]:>14.3f}   {res.method[g]}")
+    print(f"recommendation: {res.recommendation}")
+    for r in res.reasons:
+        print(f"  - {r}")
+    return 0
+
+
+def register_probe(sub) -> None:
+    p = sub.add_parser("probe", help="pre-flight signal probe: predicted zero-signal share for G = 2..32")
+    p.add_argument("--model", required=True, help="Hub id, local path, 'tiny', or 'base:N' (embedded SFT base at N steps)")
+    p.add_argument("--task", required=True, help="task name (add1, add2, add3, mul, expr, ladder)")
+    p.add_argument("--prompts", type=int, default=200)
+    p.add_argument("--k", type=int, default=16, help="samples per prompt")
+    p.add_argument("--G", type=int, default=8, help="the group size you plan to train with")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--save", help="a run directory whose run.json receives the probe (shown on the dashboard)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_probe)

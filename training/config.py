@@ -136,6 +136,17 @@ class MonitorCfg:
 
 
 @dataclass
+class ProbeCfg:
+    enabled: bool = False  # run the pre-flight signal probe before GRPO and store it with the run
+    prompts: int = 200
+    k: int = 16
+
+    def __post_init__(self):
+        if self.k < 2 or self.prompts < 1:
+            raise ConfigError("probe.k must be >= 2 and probe.prompts >= 1")
+
+
+@dataclass
 class RunConfig:
     name: str
     kind: str = "grpo"
@@ -146,6 +157,7 @@ class RunConfig:
     grpo: GRPOCfg = field(default_factory=GRPOCfg)
     heldout: HeldOutCfg = field(default_factory=HeldOutCfg)
     monitor: MonitorCfg = field(default_factory=MonitorCfg)
+    probe: ProbeCfg = field(default_factory=ProbeCfg)
     description: str = ""
     source: str = ""
 
@@ -164,7 +176,7 @@ class RunConfig:
 
 
 _SECTIONS = {"model": ModelCfg, "task": TaskCfg, "sft": SFTCfg, "grpo": GRPOCfg, "heldout": HeldOutCfg,
-             "monitor": MonitorCfg}
+             "monitor": MonitorCfg, "probe": ProbeCfg}
 
 
 def from_dict(d: dict[str, Any], source: str = "<dict>") -> RunConfig:

@@ -69,6 +69,13 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
         every=cfg.heldout.every, k=cfg.heldout.k, temperature=cfg.heldout.temperature,
         max_new_tokens=cfg.heldout.max_new_tokens,
     )
+    probe = None
+    if cfg.probe.enabled:
+        from training.probe import run_probe
+
+        res = run_probe(path, cfg.task.name, prompts=cfg.probe.prompts, k=cfg.probe.k, G=cfg.grpo.num_generations,
+                        temperature=cfg.grpo.temperature, max_new_tokens=cfg.grpo.max_completion_length)
+        probe = {k: v for k, v in res.to_dict().items() if k != "pass_rates"}
     m = cfg.monitor
     if monitor is None and m.enabled:
         monitor = MonitorConfig(console=m.console, webhook=m.webhook, stop_on=tuple(m.stop_on))
@@ -76,7 +83,7 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
         root=runs_dir, name=cfg.name, verifier=cfg.grpo.verifier, heldout=heldout, overwrite=overwrite,
         listeners=list(listeners or []), monitor=monitor, keep_best=m.keep_best,
         meta={"kind": cfg.kind, "task": cfg.task.name, "model": path, "description": cfg.description,
-              "run_config": cfg.to_dict(), "n_train_prompts": len(train)},
+              "run_config": cfg.to_dict(), "n_train_prompts": len(train), "probe": probe},
     )
     return DiagGRPOTrainer(
         model=model,

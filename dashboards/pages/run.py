@@ -38,11 +38,20 @@ def layout(store, name: str) -> html.Div:
 
 
 def header(run, s: dict) -> html.Div:
-    return html.Div([
+    parts = [
         html.H2(f"Run {run.name}"),
         html.P(f"status: {s['status']} | model: {s.get('model')} | task: {s.get('task')} | "
                f"reward functions: {', '.join(run.reward_funcs)} | steps: {s['steps']}"),
-    ])
+    ]
+    probe = run.meta.get("probe")
+    if isinstance(probe, dict):
+        G = str(probe.get("current_G"))
+        dead = probe.get("dead_share", {})
+        parts.append(html.P(
+            f"pre-flight probe ({probe.get('n_prompts')} prompts x {probe.get('k')} samples): mean pass rate "
+            f"{probe.get('mean_pass_rate', 0):.3f}; predicted zero-signal share at G={G}: {dead.get(G, float('nan')):.2f} "
+            f"-> {probe.get('recommendation')}", id="probe"))
+    return html.Div(parts)
 
 
 def alert_items(run, findings) -> list:

@@ -1,0 +1,47 @@
+"""Sampling for the pre-flight probe: k completions for each of N training prompts, strictly verified."""
+
+from __future__ import annotations
+
+import time
+
+from diag.probe import ProbeResult, analyse
+
+
+def resolve_model(spec: str) -> str:
+    """A Hub id or path, or "base:N": the embedded model's cached SFT checkpoint at N steps."""
+    if spec.startswith("base:"):
+        from training.config import ModelCfg
+        from training.models import base_path
+
+        return str(base_path(ModelCfg(path="base", base_steps=int(spec.split(":", 1)[1]))))
+    if spec == "tiny":
+        from training.config import ModelCfg
+        from training.models import tiny_path
+
+        return str(tiny_path(ModelCfg(), 0))
+    return spec
+
+
+def run_probe(model: str, task_name: str, prompts: int = 200, k: int = 16, G: int = 8, temperature: float = 1.0,
+              max_new_tokens: int = 16, seed: int = 0) -> ProbeResult:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from diag.integrations.trl import generate
+    from training.tasks import get_task, split
+
+    path = resolve_model(model)
+    task = get_task(task_name)
+    train, _ = split(task, prompts, 300, seed=seed)
+    rows = list({r["prompt"]: r for r in train}.values())[:prompts]  # distinct prompts
+    tok = AutoTokenizer.from_pretrained(path)
+    mdl = AutoModelForCausalLM.from_pretrained(path)
+    if torch.cuda.is_available():
+        mdl = mdl.to("cuda")
+    torch.manual_seed(seed)
+    t = time.perf_counter()
+    samples = generate(mdl, tok, [r["prompt"] for r in rows], max_new_tokens, k=k, temperature=temperature)
+    correct = [[task.verify(c, r["answer"]) for c in cs] for cs, r in zip(samples, rows)]
+    res = analyse(correct, model=path, task=task_name, current_G=G)
+    res.seconds = time.perf_counter() - t
+    return res
