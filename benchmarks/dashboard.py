@@ -10,7 +10,6 @@ of one live tick after a new step is flushed (incremental refresh + redraw).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -103,12 +102,10 @@ def main(argv=None) -> dict:
     p.add_argument("--groups", type=int, default=64)
     p.add_argument("--json")
     a = p.parse_args(argv)
+    from benchmarks.common import report
+
     r = measure(a.steps, a.groups)
-    for k, v in r.items():
-        print(f"{k:26s} {v:.3f}" if isinstance(v, float) else f"{k:26s} {v}")
-    if a.json:
-        Path(a.json).write_text(json.dumps(r, indent=2))
-    return r
+    return report(r, a.json)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ not overhead) and measured separately at the end. Prints a table; `--json` write
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -105,12 +104,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--base-steps", type=int, default=1500, help="SFT base checkpoint (0 = random model)")
     p.add_argument("--json", help="write the result here")
     a = p.parse_args(argv)
+    from benchmarks.common import report
+
     r = measure(a.steps, a.prompts, a.G, a.device, a.hidden, a.layers, a.heads, a.max_len, a.base_steps or None)
-    for k, v in r.items():
-        print(f"{k:28s} {v:.4f}" if isinstance(v, float) else f"{k:28s} {v}")
-    if a.json:
-        Path(a.json).write_text(json.dumps(r, indent=2))
-    return r
+    return report(r, a.json)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 - open: time to open the 100k-step run and read every table; peak resident memory of that process.
 - recorder: Recorder.log_batch calls per second for batches of 16 groups x 8.
 - monitor: microseconds per step of Monitor.on_step at 1k, 10k and 100k steps (it must stay flat),
-  and per evaluation of Monitor.on_eval with 64 evaluations retained.
+  and per evaluation of Monitor.on_eval (an evaluation every 20 steps, 64 retained).
 
     python benchmarks/store.py [--steps 100000] [--completions 1000000]
 """
@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
@@ -104,7 +103,7 @@ def monitor_cost() -> dict:
     eval_us = []
     for target in (1_000, 10_000, 100_000):
         while step < target - 1000:
-            block(1000)
+            block(20)  # a held-out evaluation every 20 steps
             frame = pl.DataFrame({"step": [step], "eval_set": ["h"], "metric": ["accuracy"], "bucket": ["all"],
                                   "value": [0.5 + 0.01 * rng.normal()], "n": [300]})
             t = time.perf_counter()
@@ -121,16 +120,14 @@ def main(argv=None) -> dict:
     p.add_argument("--completions", type=int, default=1_000_000)
     p.add_argument("--json")
     a = p.parse_args(argv)
+    from benchmarks.common import report
+
     root = tempfile.mkdtemp(prefix="grpo-diag-store-")
     r = write_big(root, a.steps, a.completions)
     r.update(open_in_subprocess(str(Path(root) / "big")))
     r["recorder_batches_per_s"] = recorder_rate(root)
     r.update(monitor_cost())
-    for k, v in r.items():
-        print(f"{k:32s} {v:,.3f}" if isinstance(v, float) else f"{k:32s} {v:,}")
-    if a.json:
-        Path(a.json).write_text(json.dumps(r, indent=2))
-    return r
+    return report(r, a.json)
 
 
 if __name__ == "__main__":
