@@ -269,8 +269,13 @@ class Run:
         for table in schema.TABLES:
             segs = _live_segments(self.path / table)
             new = [(lo, hi, p) for lo, hi, p in segs if p.name not in self._seen[table]]
-            # A compacted segment replaces pieces we already hold: skip what we have read.
+            # A compacted segment replaces pieces we already hold: skip it when it holds nothing new,
+            # and re-read the table when it also holds rows we have not seen (a compaction raced us).
             new = [(lo, hi, p) for lo, hi, p in new if hi > self._covered[table]]
+            base = self._frames[table]
+            if any(lo <= self._covered[table] for lo, _, _ in new):
+                new, base = segs, schema.empty(table)
+                self._seen[table], self._covered[table] = set(), 0
             frames = []
             for lo, hi, p in new:
                 try:
@@ -282,8 +287,8 @@ class Run:
                 frames.append(schema.check_frame(table, df, str(p)))
                 self._seen[table].add(p.name)
                 self._covered[table] = max(self._covered[table], hi)
-            if frames:
-                self._frames[table] = pl.concat([self._frames[table], *frames], how="vertical")
+            if frames or base is not self._frames[table]:
+                self._frames[table] = pl.concat([base, *frames], how="vertical")
             added[table] = sum(f.height for f in frames)
         return added
 
