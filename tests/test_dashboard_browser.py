@@ -1,7 +1,6 @@
 """The dashboard in a real headless Chromium: every page on the demo runs, live updates, escaping."""
 
 import shutil
-import threading
 import time
 
 import numpy as np
@@ -9,7 +8,6 @@ import pytest
 
 import diag
 from dashboards import ids
-from dashboards.app import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
@@ -17,24 +15,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("de
 @pytest.fixture
 def served(tmp_path):
     """Serve a runs root on a free loopback port; yields (root, base_url)."""
-    from werkzeug.serving import make_server
+    from dashboards.serve_thread import serving
 
     root = tmp_path / "runs"
     root.mkdir()
-    holder = {}
-
-    def start():
-        app = create_app(root)
-        srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-        holder["srv"] = srv
-        srv.serve_forever()
-
-    t = threading.Thread(target=start, daemon=True)
-    t.start()
-    while "srv" not in holder:
-        time.sleep(0.05)
-    yield root, f"http://127.0.0.1:{holder['srv'].server_port}"
-    holder["srv"].shutdown()
+    with serving(root) as base:
+        yield root, base
 
 
 @pytest.fixture
@@ -98,7 +84,9 @@ def test_live_run_updates_without_reload(served, browser):
     for s in range(1, 6):
         rec.log_batch(s, np.ones(16) * 0.5 * (s % 2))
     browser.get(base + "/run/live")
-    xmax = f"return Math.max(...document.getElementById('{ids.FIG_REWARD_ACC}').querySelector('.js-plotly-plot').data[0].x)"
+    # _fullData holds the decoded arrays (figures send numpy data as typed-array payloads)
+    xmax = (f"return Math.max(...Array.from(document.getElementById('{ids.FIG_REWARD_ACC}')"
+            ".querySelector('.js-plotly-plot')._fullData[0].x))")
     wait_for(browser, lambda: js(browser, xmax) == 5, what="first steps")
     js(browser, "window.__marker = 42")  # survives only if the page is not reloaded
     t0 = time.monotonic()
