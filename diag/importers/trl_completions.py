@@ -9,7 +9,6 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from diag.importers.base import ImportFailure
@@ -73,9 +72,7 @@ def import_completions(path: Path, root: str, name: str, overwrite: bool = False
             adv = part["advantage"].cast(pl.Float64).to_numpy() if "advantage" in part.columns else None
             rec.log_batch(int(step), rewards, group_ids=ids, advantages=adv, prompts=prompts,
                           completions=[str(c) for c in part["completion"].to_list()])
-        sizes = rec.group_size
         rec.close("finished")
-        del sizes
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp / name, final)
@@ -83,9 +80,3 @@ def import_completions(path: Path, root: str, name: str, overwrite: bool = False
         shutil.rmtree(tmp, ignore_errors=True)
     return final
 
-
-def group_size_of(path: Path) -> int | None:
-    df = pl.concat([pl.read_parquet(f) for f in _files(path)], how="diagonal_relaxed")
-    runs = np.diff(np.flatnonzero(np.r_[True, df["prompt"].cast(pl.String).to_numpy()[1:] !=
-                                        df["prompt"].cast(pl.String).to_numpy()[:-1], True]))
-    return int(np.median(runs)) if len(runs) else None
