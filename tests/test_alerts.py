@@ -164,3 +164,31 @@ def test_console_sink_prints_markup_as_text():
     ConsoleSink(stream=buf).send(finding(message="[bold red]x[/] <script>alert(1)</script>"), {"run": "r"})
     out = buf.getvalue()
     assert "[bold red]x[/]" in out and "<script>" in out
+
+
+def test_dead_webhook_is_recorded_as_undelivered_and_training_goes_on(tmp_path):
+    """The monitor's webhook points at a closed port: logging continues at full speed and the alert
+    row ends up marked as failed after the retries."""
+    import numpy as np
+
+    import diag
+    from diag.monitor import Monitor, MonitorConfig
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rec = diag.Recorder(str(tmp_path), "w", ["r"], group_size=8, flush_secs=0)
+    mon = Monitor(rec, MonitorConfig(console=False, webhook=f"http://127.0.0.1:{port}/", webhook_retries=2))
+    mon.webhook.backoff = 0.01
+    rec.subscribe(mon)
+    t = time.perf_counter()
+    for step in range(1, 40):
+        rec.log_batch(step, np.zeros(64), passed=np.zeros(64, bool))
+    assert time.perf_counter() - t < 5  # delivery happens off the training thread
+    mon.close()
+    rec.close()
+    alerts = diag.open_run(tmp_path / "w").alerts
+    assert alerts.height == 1 and alerts["kind"][0] == "signal_gap"
+    delivered = json.loads(alerts["delivered"][0])
+    assert delivered["webhook"].startswith("failed:") and "after 2 tries" in delivered["webhook"]
+    assert delivered["store"] == "sent"

@@ -153,3 +153,11 @@ def test_no_file_serving_outside_root(tmp_path):
     for url in ("/../run.json", "/run/r/run.json", "/assets/../../etc/passwd", "/r/run.json", "/_dash-component-suites/../../x"):
         r = client.get(url)
         assert b"schema_version" not in r.data and b"root:" not in r.data
+
+
+def test_invalid_rewards_are_shown(tmp_path):
+    rec = diag.Recorder(str(tmp_path), "bad", ["r"], group_size=4, flush_secs=0)
+    rec.log_batch(1, [[1.0], [None], [float("nan")], [float("inf")], [0.0], [1.0], [0.0]])
+    rec.close()
+    out = run_page.render(query.Store(tmp_path), "bad", -1)
+    assert "3 completions had a NaN, infinite or missing reward" in str(out["header"])

@@ -211,3 +211,28 @@ def test_fuzz_trainer_state(tmp_path, history):
     for col in ("reward_mean",):
         vals = [v for v in run.steps[col].to_list() if v is not None] if run.steps.height else []
         assert all(np.isfinite(vals))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["a", "b", "<i>c</i>"]),
+                          st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none())), min_size=0, max_size=30))
+def test_fuzz_trl_completions(tmp_path, rows):
+    d = tmp_path / "fz"
+    shutil_rm(d)
+    d.mkdir()
+    df = pl.DataFrame({"step": [r[0] for r in rows], "prompt": [r[1] for r in rows],
+                       "completion": ["x"] * len(rows), "correct": [r[2] for r in rows]},
+                      schema={"step": pl.Int64, "prompt": pl.String, "completion": pl.String, "correct": pl.Float64})
+    df.write_parquet(d / "completions_00001.parquet")
+    try:
+        out, _ = import_log(d, root=str(tmp_path / "runs"), name="fz", overwrite=True)
+    except ImportFailure:
+        return
+    run = diag.open_run(out)
+    assert run.groups["G"].sum() == len(rows)  # every completion lands in exactly one group
+
+
+def shutil_rm(path):
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -197,3 +197,31 @@ def test_monitor_stops_training_and_keeps_best_checkpoint(tmp_path, cache_dir):
     AutoModelForCausalLM.from_pretrained(best["path"])  # loadable
     acc = run.evals.filter((pl.col("bucket") == "all") & (pl.col("metric") == "accuracy"))
     assert best["accuracy"] == pytest.approx(acc["value"].max())
+
+
+def test_sigkill_of_a_real_trainer_leaves_a_readable_crashed_run(tmp_path, cache_dir):
+    """`grpo-diag train` killed with SIGKILL mid-run: every flushed step is intact, in order, with no
+    duplicates, and the run shows as crashed rather than running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "long.toml"
+    cfg.write_text('name = "killed"\n[model]\npath = "tiny"\n[task]\nname = "add1"\nn_train = 64\nn_eval = 8\n'
+                   '[grpo]\nsteps = 400\nnum_generations = 4\nprompts_per_step = 2\nmax_completion_length = 4\n'
+                   '[heldout]\nevery = 50\nmax_new_tokens = 4\n[monitor]\nconsole = false\n')
+    env = {**os.environ, "GRPO_DIAG_CACHE": str(cache_dir)}
+    proc = subprocess.Popen([sys.executable, "-m", "diag.cli", "train", str(cfg), "--out", str(tmp_path)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    steps_dir = tmp_path / "killed" / "steps"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(steps_dir.glob("seg-*.parquet")) if steps_dir.exists() else []) < 3:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run = diag.open_run(tmp_path / "killed")
+    steps = run.steps.filter(pl.col("reward_mean").is_not_null())["step"].to_list()
+    assert len(steps) >= 3 and steps == list(range(1, len(steps) + 1))
+    assert run.status == "crashed"

@@ -43,6 +43,10 @@ def header(run, s: dict) -> html.Div:
         html.P(f"status: {s['status']} | model: {s.get('model')} | task: {s.get('task')} | "
                f"reward functions: {', '.join(run.reward_funcs)} | steps: {s['steps']}"),
     ]
+    steps = run.steps
+    if steps.height and "n_invalid" in steps.columns and (steps["n_invalid"].sum() or 0) > 0:
+        parts.append(html.P(f"{int(steps['n_invalid'].sum())} completions had a NaN, infinite or missing reward "
+                            "(excluded from their group's statistics)", id="invalid-rewards"))
     probe = run.meta.get("probe")
     if isinstance(probe, dict):
         G = str(probe.get("current_G"))
