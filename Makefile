@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNS ?= runs
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup setup-browser demo test test-fast notebooks bench clean
+.PHONY: setup setup-browser demo test test-fast experiments notebooks bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,19 @@ test: setup setup-browser
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+# The SFT-vs-RL grid (two bases x SFT / GRPO / SFT-then-GRPO, ladder task; several minutes).
+experiments: setup
+	$(BIN)/python -m training.experiments --out $(RUNS)/experiments
+
+# The notebooks, executed fully on the demo runs and the experiment grid (copies under runs/notebooks).
+notebooks: demo experiments
+	mkdir -p $(RUNS)/notebooks
+	cd notebooks && for nb in *.ipynb; do GRPO_DIAG_RUNS=../$(RUNS) GRPO_DIAG_EXPERIMENTS=../$(RUNS)/experiments \
+		../$(BIN)/jupyter nbconvert --to notebook --execute $$nb --output ../$(RUNS)/notebooks/$$nb; done
+
+bench: setup setup-browser
+	$(BIN)/python benchmarks/run_all.py --demo --readme
 
 clean:
 	rm -rf $(RUNS) .pytest_cache
