@@ -99,7 +99,8 @@ def _masked_stats(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, ...]:
     """mean, population std, min, max, count along axis 1 over `valid` entries (NaN when none)."""
     cnt = valid.sum(axis=1)
     safe = np.where(valid, x, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # huge finite rewards may overflow to inf here: that is reported as such, not warned about
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         mean = safe.sum(axis=1) / cnt
         var = np.where(valid, (x - mean[:, None, ...]) ** 2, 0.0).sum(axis=1) / cnt
     lo = np.where(valid, x, np.inf).min(axis=1)
