@@ -238,6 +238,7 @@ class Run:
         self._frames: dict[str, pl.DataFrame] = {t: schema.empty(t) for t in schema.TABLES}
         self._seen: dict[str, set[str]] = {t: set() for t in schema.TABLES}
         self._covered: dict[str, int] = {t: 0 for t in schema.TABLES}
+        self._steps_cache: tuple[tuple[int, int], pl.DataFrame] | None = None
         self.refresh()
 
     @property
@@ -326,7 +327,14 @@ class Run:
 
     @property
     def steps(self) -> pl.DataFrame:
-        """Group aggregates per step, joined with the trainer's own scalars (one column per key)."""
+        """Group aggregates per step, joined with the trainer's own scalars (one column per key).
+        Built once per change of the underlying tables: pages and detectors read it many times."""
+        key = (self._frames["steps"].height, self._frames["scalars"].height)
+        if self._steps_cache is None or self._steps_cache[0] != key:
+            self._steps_cache = (key, self._joined_steps())
+        return self._steps_cache[1]
+
+    def _joined_steps(self) -> pl.DataFrame:
         steps = self._frames["steps"]
         sc = self._frames["scalars"].filter(pl.col("mode") == schema.TRAIN)
         if sc.height == 0:

@@ -192,8 +192,6 @@ class _Capture:
             return
         try:
             self._record(inputs, mode, lengths, clipped)
-        except ContractError:
-            raise
         except Exception as e:  # noqa: BLE001 - diagnostics must never take a training run down
             self.failed = True
             print(f"[grpo-diag] capture disabled after an error: {type(e).__name__}: {e}", file=sys.stderr)
