@@ -9,6 +9,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from diag.schema import SIGNALS
+from diag.summary import accuracy_series
 
 COLORS = {"all_fail": "#d62728", "all_pass": "#2ca02c", "tied": "#9467bd", "mixed": "#1f77b4"}
 LAYOUT = dict(margin={"l": 50, "r": 30, "t": 40, "b": 40}, height=320, legend={"orientation": "h", "y": -0.2})
@@ -23,13 +24,8 @@ def _thin(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def accuracy_frame(evals: pl.DataFrame) -> pl.DataFrame:
-    if evals.height == 0:
-        return pl.DataFrame(schema={"step": pl.Int64, "value": pl.Float64})
-    e = evals.filter((pl.col("metric") == "accuracy") & (pl.col("bucket") == "all"))
-    if e.height == 0:
-        return pl.DataFrame(schema={"step": pl.Int64, "value": pl.Float64})
-    first = e["eval_set"][0]
-    return e.filter(pl.col("eval_set") == first).sort("step").select("step", "value")
+    """step, value of the overall greedy held-out accuracy (the first eval set)."""
+    return accuracy_series(evals)
 
 
 def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: list[str],
@@ -85,17 +81,22 @@ def signal_area(steps: pl.DataFrame) -> go.Figure:
     return fig
 
 
-def advantage_fig(steps: pl.DataFrame) -> go.Figure:
+def _dual_axis(steps: pl.DataFrame, left: tuple[str, str], right: tuple[str, str], title: str) -> go.Figure:
+    """Two per-step series on one step axis: (column, label) on the left and on the right y-axis."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     s = _thin(steps.sort("step")) if steps.height else steps
-    if s.height and "adv_var_mean" in s.columns:
-        fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=s["adv_var_mean"].to_numpy(), name="advantage variance",
-                                   mode="lines"), secondary_y=False)
-    if s.height and "effective_batch" in s.columns:
-        fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=s["effective_batch"].to_numpy(),
-                                   name="effective batch (completions in mixed groups)", mode="lines"), secondary_y=True)
-    fig.update_layout(title="Advantage variance and effective batch", **LAYOUT)
+    for (col, label), secondary in ((left, False), (right, True)):
+        if s.height and col in s.columns:
+            fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=s[col].to_numpy(), name=label, mode="lines"),
+                          secondary_y=secondary)
+    fig.update_layout(title=title, **LAYOUT)
     return fig
+
+
+def advantage_fig(steps: pl.DataFrame) -> go.Figure:
+    return _dual_axis(steps, ("adv_var_mean", "advantage variance"),
+                      ("effective_batch", "effective batch (completions in mixed groups)"),
+                      "Advantage variance and effective batch")
 
 
 def group_heatmap(groups: pl.DataFrame, value: str = "reward_std", max_steps: int = 400) -> go.Figure:
@@ -119,16 +120,8 @@ def group_heatmap(groups: pl.DataFrame, value: str = "reward_std", max_steps: in
 
 
 def length_fig(steps: pl.DataFrame) -> go.Figure:
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    s = _thin(steps.sort("step")) if steps.height else steps
-    if s.height and "len_mean" in s.columns:
-        fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=s["len_mean"].to_numpy(), name="mean completion length",
-                                   mode="lines"), secondary_y=False)
-    if s.height and "frac_clipped" in s.columns:
-        fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=s["frac_clipped"].to_numpy(), name="cut at length cap",
-                                   mode="lines"), secondary_y=True)
-    fig.update_layout(title="Completion length", **LAYOUT)
-    return fig
+    return _dual_axis(steps, ("len_mean", "mean completion length"), ("frac_clipped", "cut at length cap"),
+                      "Completion length")
 
 
 def buckets_fig(evals: pl.DataFrame) -> go.Figure:

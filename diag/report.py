@@ -17,7 +17,7 @@ import polars as pl
 
 from diag import stats
 from diag.detect import align, detect_all
-from diag.summary import summarize
+from diag.summary import accuracy_series, summarize
 
 NA = "not available"
 WINDOW_EVALS = 8  # evaluations per sliding correlation window
@@ -141,8 +141,7 @@ def figures(run) -> list:
     if steps.height and "reward_mean" in steps.columns:
         fig.add_trace(go.Scatter(x=steps["step"].to_list(), y=steps["reward_mean"].to_list(), name="training reward",
                                  mode="lines", line={"width": 1}), secondary_y=False)
-    acc = run.evals.filter((pl.col("metric") == "accuracy") & (pl.col("bucket") == "all")).sort("step") \
-        if run.evals.height else run.evals
+    acc = accuracy_series(run.evals)
     if acc.height:
         fig.add_trace(go.Scatter(x=acc["step"].to_list(), y=acc["value"].to_list(), name="held-out accuracy",
                                  mode="lines+markers"), secondary_y=True)
