@@ -35,7 +35,6 @@ def create_app(root: str | Path, token: str | None = None) -> Dash:
     compare.register(app, store)
     if token:
         _protect(app, token)
-    app.grpo_store = store
     return app
 
 

@@ -10,6 +10,7 @@ inside another, so a reader racing a compaction sees each row once.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -57,14 +58,16 @@ def atomic_write_json(path: Path, obj: dict) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=2, default=str, allow_nan=False).encode())
 
 
-def _json_safe(obj: Any) -> Any:
-    """run.json must stay valid JSON for any tool: NaN/inf become null."""
-    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+def json_safe(obj: Any) -> Any:
+    """Valid JSON for any tool: NaN / inf become null, numpy scalars plain numbers, keys strings."""
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return json_safe(obj.item())
     return obj
 
 
@@ -153,7 +156,7 @@ class RunWriter:
         self.meta.update(updates)
         self.meta["heartbeat"] = time.time()
         try:
-            atomic_write_json(self.path / RUN_FILE, _json_safe(self.meta))
+            atomic_write_json(self.path / RUN_FILE, json_safe(self.meta))
         except OSError as e:
             raise StoreError(f"cannot write {self.path / RUN_FILE}: {e.strerror or e}") from e
 

@@ -37,24 +37,22 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-class _SaveAt:
-    """Save model + tokenizer when the step reaches one of `steps` (the cached base checkpoints)."""
+def save_checkpoints_at(steps: set[int], root: Path, tokenizer):
+    """A callback that saves model + tokenizer when the step reaches one of `steps` (the cached bases)."""
+    from transformers import TrainerCallback
 
-    def __new__(cls, steps, root: Path, tokenizer):
-        from transformers import TrainerCallback
+    class SaveAt(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step in steps and state.is_world_process_zero:
+                dest = root / f"step-{state.global_step}"
+                tmp = root / f".step-{state.global_step}.tmp"
+                shutil.rmtree(tmp, ignore_errors=True)
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+                shutil.rmtree(dest, ignore_errors=True)
+                tmp.rename(dest)  # a half-written checkpoint never looks complete
 
-        class SaveAt(TrainerCallback):
-            def on_step_end(self, args, state, control, model=None, **kw):
-                if state.global_step in steps and state.is_world_process_zero:
-                    dest = root / f"step-{state.global_step}"
-                    tmp = root / f".step-{state.global_step}.tmp"
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    model.save_pretrained(tmp)
-                    tokenizer.save_pretrained(tmp)
-                    shutil.rmtree(dest, ignore_errors=True)
-                    tmp.rename(dest)  # a half-written checkpoint never looks complete
-
-        return SaveAt()
+    return SaveAt()
 
 
 def build_base(m: ModelCfg, sft: SFTCfg, root: Path, save_at: list[int]) -> None:
@@ -73,7 +71,7 @@ def build_base(m: ModelCfg, sft: SFTCfg, root: Path, save_at: list[int]) -> None
     trainer = SFTTrainer(
         model=model, args=_args(root / "trainer", sft, max(save_at), m.base_seed),
         train_dataset=_dataset(train), processing_class=tok,
-        callbacks=[_SaveAt(set(save_at), root, tok)],
+        callbacks=[save_checkpoints_at(set(save_at), root, tok)],
     )
     quiet(trainer)
     print(f"[grpo-diag] building SFT base {root.name}: {max(save_at)} steps, checkpoints at {save_at}")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Literal
+
+from diag.store import json_safe
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
@@ -34,20 +35,8 @@ class Finding:
     def to_row(self) -> dict:
         return {"id": self.key, "step": self.step, "kind": self.kind, "severity": self.severity, "message": self.message,
                 "onset": self.onset, "window_start": self.window_start, "window_end": self.window_end,
-                "evidence": json.dumps(_finite(self.evidence), default=str)}
+                "evidence": json.dumps(json_safe(self.evidence), default=str)}
 
     def to_dict(self) -> dict:
-        return _finite(asdict(self))
+        return json_safe(asdict(self))
 
-
-def _finite(obj):
-    """JSON has no NaN: report missing numbers as null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
-        return _finite(obj.item())
-    return obj
