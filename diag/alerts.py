@@ -37,7 +37,9 @@ class ConsoleSink:
         from rich.panel import Panel
 
         color = {"critical": "red", "warning": "yellow"}.get(finding.severity, "cyan")
-        title = f"grpo-diag {finding.severity.upper()}: {finding.kind} in run {context.get('run', '?')}"
+        state = f"RESOLVED at step {finding.resolved_step}" if finding.state == "resolved" else finding.severity.upper()
+        color = "green" if finding.state == "resolved" else color
+        title = f"grpo-diag {state}: {finding.kind} in run {context.get('run', '?')}"
         # markup=False: the message may quote model output or run names; never interpret it
         Console(file=self.stream or sys.stderr, markup=False, highlight=False).print(
             Panel(finding.message, title=title, border_style=color))
@@ -79,8 +81,11 @@ class WebhookSink:
 
     def payload(self, finding: Finding, context: dict) -> dict:
         icon = {"critical": ":rotating_light:", "warning": ":warning:"}.get(finding.severity, ":information_source:")
+        if finding.state == "resolved":
+            icon = ":white_check_mark:"
+        level = f"{finding.severity}, resolved" if finding.state == "resolved" else finding.severity
         return {
-            "text": f"{icon} grpo-diag {finding.severity}: {finding.kind} in run "
+            "text": f"{icon} grpo-diag {level}: {finding.kind} in run "
                     f"`{context.get('run', '?')}` at step {finding.step}\n{finding.message}",
             "run": context.get("run"),
             "finding": finding.to_dict(),
@@ -149,14 +154,26 @@ class Dispatcher:
     last_step: dict = field(default_factory=dict)  # kind -> (step, severity rank)
 
     def offer(self, finding: Finding) -> bool:
-        if SEVERITY_RANK[finding.severity] < SEVERITY_RANK[self.min_severity] or finding.key in self.sent:
+        """Send a new alert, an escalation of one already sent (same id, higher severity), or its
+        resolution; drop repeats, and new alerts of a kind that fired within the cooldown."""
+        if SEVERITY_RANK[finding.severity] < SEVERITY_RANK[self.min_severity]:
             return False
-        prev = self.last_step.get(finding.kind)
         rank = SEVERITY_RANK[finding.severity]
-        if prev is not None and finding.step - prev[0] < self.cooldown_steps and rank <= prev[1]:
-            return False  # same kind fired recently at this severity: one alert per episode, not per step
+        known = self.sent.get(finding.key)
+        if known is not None:
+            resolves = finding.state == "resolved" and known.state != "resolved"
+            escalates = finding.state == "firing" and known.state == "firing" and rank > SEVERITY_RANK[known.severity]
+            if not (resolves or escalates):
+                return False
+        else:
+            if finding.state == "resolved":
+                return False  # never announced: nothing to resolve
+            prev = self.last_step.get(finding.kind)
+            if prev is not None and finding.step - prev[0] < self.cooldown_steps and rank <= prev[1]:
+                return False  # same kind fired recently at this severity: one alert per episode, not per step
         self.sent[finding.key] = finding
-        self.last_step[finding.kind] = (finding.step, rank)
+        if known is None:
+            self.last_step[finding.kind] = (finding.step, rank)
         context = {"run": self.run, "delivered": {s.name: "sent" if s.name != "webhook" else "pending"
                                                   for s in self.sinks}}
         for sink in self.sinks:

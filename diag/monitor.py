@@ -21,7 +21,7 @@ from diag.detect.align import Aligned, window_means
 from diag.detect.base import Finding
 from diag.detect.decoupling import DecouplingScanner
 from diag.detect.run import DetectParams
-from diag.detect.signal_gap import RollingShare, gap_finding, saturated_finding
+from diag.detect.signal_gap import RollingShare, gap_finding, resolved_gap, saturated_finding
 
 
 @dataclass
@@ -52,6 +52,7 @@ class Monitor:
         self.evals: list[tuple[int, float, float, np.ndarray | None]] = []
         self.eval_set: str | None = None
         self.scanner = DecouplingScanner(c.params.decoupling)
+        self.gap_alert: Finding | None = None
         self.findings: list[Finding] = []
         self.stop_requested: str | None = None
         sinks: list = []
@@ -89,9 +90,12 @@ class Monitor:
         ev = self.gap.push(step, _num(row.get("frac_all_fail")), _num(row.get("effective_batch")),
                            _num(row.get("n_completions")))
         if ev == "start":
-            self._emit(gap_finding(self.gap.episode, step, p, self.group_size, None))
+            self.gap_alert = gap_finding(self.gap.episode, step, p, self.group_size, None)
+            self._emit(self.gap_alert)
         elif ev == "end":
-            self.gap.episode = None  # the next sustained episode is a new alert
+            if self.gap_alert is not None:
+                self._emit(resolved_gap(self.gap_alert, self.gap.episode, step, p))
+            self.gap.episode = self.gap_alert = None  # the next sustained episode is a new alert
         ev = self.sat.push(step, _num(row.get("frac_all_pass")))
         if ev == "start":
             self._emit(saturated_finding(self.sat.episode, step, p))
@@ -108,7 +112,7 @@ class Monitor:
             self.eval_set = r["eval_set"]
         if r["eval_set"] != self.eval_set or r["value"] is None:
             return
-        self.evals.append((int(r["step"]), float(r["value"]), float(r["n"]), payload.get("correct")))
+        self.evals.append((int(r["step"]), float(r["value"]), _num(r["n"]), payload.get("correct")))
         self.evals = self.evals[-self.config.max_evals:]
         a = self.aligned()
         for f in self.scanner.judge(a, len(a) - 1):
@@ -140,7 +144,9 @@ class Monitor:
     def _emit(self, finding: Finding) -> None:
         if self.dispatcher.offer(finding):
             self.findings.append(finding)
-            if finding.kind in self.config.stop_on and self.stop_requested is None:
+            # a decoupling warning is one evaluation below the peak: stop only once it is confirmed
+            confirmed = finding.kind != "decoupling" or finding.severity == "critical"
+            if finding.firing and confirmed and finding.kind in self.config.stop_on and self.stop_requested is None:
                 self.stop_requested = f"{finding.kind} at step {finding.step}: {finding.message}"
 
     def _delivery(self, finding: Finding, status: str) -> None:

@@ -102,7 +102,10 @@ class Recorder:
         self._io_lock = threading.Lock()  # serialises writes to the run directory
         self._write_error: str | None = None
         self.closed = False
+        from diag.environment import reproducibility
+
         full_meta = {
+            "reproducibility": reproducibility(),
             "reward_funcs": self.reward_funcs,
             "reward_weights": weights,
             "group_size": group_size,

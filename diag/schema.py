@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 # Bump when a column changes meaning or dtype; readers refuse newer major versions.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Group signal classes. Decided per group from raw rewards with an epsilon (never from a scaled std).
 MIXED, ALL_FAIL, ALL_PASS, TIED = "mixed", "all_fail", "all_pass", "tied"
@@ -119,7 +119,12 @@ ALERTS = {
     "evidence": STR,  # JSON object of the numbers behind the message
     "delivered": STR,  # JSON object sink -> status
     "wall_time": F64,
+    "state": STR,  # firing | resolved (schema 2): the newest row of an id gives its current state
+    "resolved_step": I64,
 }
+
+# Columns added after schema 1, with the value an older file means: read, never refused.
+ADDED = {"alerts": {"state": ("firing", STR), "resolved_step": (None, I64)}}
 
 TABLES: dict[str, dict[str, pl.DataType]] = {
     "groups": GROUPS,
@@ -163,6 +168,9 @@ class SchemaError(ValueError):
 
 def check_frame(table: str, df: pl.DataFrame, source: str) -> pl.DataFrame:
     schema = TABLES[table]
+    added = {c: v for c, v in ADDED.get(table, {}).items() if c not in df.columns}
+    if added:
+        df = df.with_columns([pl.lit(v, dtype=t).alias(c) for c, (v, t) in added.items()])
     missing = [c for c in schema if c not in df.columns]
     if missing:
         raise SchemaError(

@@ -79,4 +79,5 @@ def summarize(run: Run) -> dict:
     for key in ("frac_all_fail", "frac_all_pass", "frac_zero_signal", "effective_batch", "frac_clipped"):
         out[f"{key}_mean"] = _f(steps[key].mean()) if key in steps.columns and steps.height else None
     out["n_alerts"] = run.alerts.height
+    out["reproducibility"] = meta.get("reproducibility")
     return out

@@ -47,7 +47,7 @@ def test_falling_accuracy_with_rising_reward_fires_with_peak_onset_and_component
     assert [f.kind for f in found] == ["decoupling"]
     f = found[0]
     assert f.severity == "critical" and f.onset == 50  # the accuracy peak
-    assert f.step <= 50 + 3 * 10
+    assert f.step <= 50 + 3 * 10 and f.firing
     assert f.evidence["carrier"] == "lenient" and "'lenient'" in f.message
     assert "completion length" in f.message
     assert f.evidence["test"] == "paired t on items" and f.evidence["p"] < 1e-3
@@ -84,7 +84,7 @@ def test_without_items_falls_back_to_two_proportion():
     ev, _ = evals_frame([0.5, 0.6, 0.7, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.1])
     a = align(steps_frame(np.full(n, 0.5)), ev, None, ["r"])
     f = detect_decoupling(a)[0]
-    assert f.evidence["test"] == "two-proportion z"
+    assert f.evidence["test"] == "two-proportion z" and f.severity == "critical"
 
 
 def test_best_checkpoint_by_accuracy_vs_reward():
@@ -113,12 +113,45 @@ def test_signal_gap_quiet_on_moderate_share():
     assert detect_signal_gap(steps_frame(np.zeros(300), all_fail=np.clip(0.35 + rng.normal(0, 0.15, 300), 0, 1))) == []
 
 
+def _zero_std_steps(reward, zero):
+    return steps_frame(np.asarray(reward, float)).drop("frac_all_fail").with_columns(
+        pl.Series("frac_zero_signal", np.asarray(zero, float)))
+
+
 def test_signal_gap_fallback_on_trainer_zero_std():
-    s = steps_frame(np.full(50, 0.01)).drop("frac_all_fail").with_columns(pl.lit(0.95).alias("frac_zero_signal"))
-    gaps = detect_signal_gap(s, reward_ceiling=1.0)
-    assert gaps and "all-fail and all-pass cannot be told apart" in gaps[0].message
-    strong = steps_frame(np.full(50, 0.9)).drop("frac_all_fail").with_columns(pl.lit(0.95).alias("frac_zero_signal"))
-    assert detect_signal_gap(strong, reward_ceiling=1.0) == []  # a strong model's groups are all-pass
+    gaps = detect_signal_gap(_zero_std_steps(np.full(50, 0.01), np.full(50, 0.95)), reward_range_given=(0, 1))
+    assert gaps and gaps[0].kind == "signal_gap" and "zero-std share" in gaps[0].message
+    strong = _zero_std_steps(np.full(50, 0.9), np.full(50, 0.95))
+    found = detect_signal_gap(strong, reward_range_given=(0, 1))
+    assert [f.kind for f in found] == ["saturated"]  # a strong model's tied groups are all-pass
+
+
+def test_uniformly_low_reward_is_dead_without_a_given_range():
+    """0.04 on a 0-1 scale is near the bottom of the range, even though it is the run's own maximum."""
+    rng = np.random.default_rng(1)
+    found = detect_signal_gap(_zero_std_steps(np.clip(0.04 + rng.normal(0, 0.005, 80), 0, 1), np.full(80, 0.97)))
+    assert [f.kind for f in found] == ["signal_gap"]
+    assert found[0].evidence["reward_range_source"].startswith("inferred")
+
+
+def test_signed_reward_scale_saturation_is_not_a_signal_gap():
+    """Penalties down to -10, bonuses up to +11: tied groups at the top of the range are all-pass."""
+    rng = np.random.default_rng(2)
+    reward = np.concatenate([rng.uniform(-10, 11, 5), np.full(75, 10.5) + rng.normal(0, 0.2, 75)])
+    found = detect_signal_gap(_zero_std_steps(reward, np.full(80, 0.9)), reward_range_given=(-10, 11))
+    assert "signal_gap" not in {f.kind for f in found}
+    assert "saturated" in {f.kind for f in found}
+    low = detect_signal_gap(_zero_std_steps(np.full(80, -9.8), np.full(80, 0.9)), reward_range_given=(-10, 11))
+    assert [f.kind for f in low] == ["signal_gap"]
+
+
+def test_signal_gap_quotes_the_triggering_share_and_resolves():
+    fail = np.concatenate([np.full(40, 0.7), np.full(40, 0.1)])
+    gaps = [f for f in detect_signal_gap(steps_frame(np.zeros(80), all_fail=fail)) if f.kind == "signal_gap"]
+    assert len(gaps) == 1 and gaps[0].state == "resolved" and gaps[0].resolved_step > 40
+    assert gaps[0].evidence["share_all_fail"] >= 0.6  # the share quoted is the one that crossed the threshold
+    assert "70% of prompt groups" in gaps[0].message and "RESOLVED" in gaps[0].message
+    assert not gaps[0].firing
 
 
 def test_dead_share_prediction():
@@ -143,3 +176,54 @@ def test_demo_runs_get_the_right_alerts(demo_runs):
     peak_step = acc.sort("value", descending=True)["step"][0]
     assert abs(dec[0].onset - peak_step) <= 2 * 10  # within two evaluations of the accuracy peak
     assert "lenient_correct" in dec[0].message
+
+
+def test_one_evaluation_dip_warns_then_resolves():
+    """A transient dip on a large held-out set: a warning, never critical, resolved when it recovers."""
+    accs = [0.5, 0.6, 0.7, 0.8, 0.85, 0.85, 0.85, 0.72, 0.86, 0.86, 0.87, 0.86]
+    ev, items = evals_frame(accs, n_items=1000)
+    a = align(steps_frame(np.full(120, 0.6)), ev, items, ["r"])
+    found = detect_decoupling(a)
+    assert [f.kind for f in found] == ["decoupling"]
+    f = found[0]
+    assert f.severity == "warning" and f.state == "resolved" and f.resolved_step == 80 and not f.firing
+
+
+def test_sustained_fall_escalates_to_critical_and_stays_firing():
+    accs = [0.5, 0.6, 0.7, 0.8, 0.85, 0.85, 0.85, 0.72, 0.7, 0.68, 0.66, 0.65]
+    ev, items = evals_frame(accs, n_items=1000)
+    found = detect_decoupling(align(steps_frame(np.full(120, 0.6)), ev, items, ["r"]))
+    assert len(found) == 1 and found[0].severity == "critical" and found[0].firing
+    assert found[0].step == 70 and found[0].evidence["critical_at"] == 90  # warned first, confirmed later
+
+
+def test_fall_after_recovery_is_a_new_episode():
+    accs = [0.5, 0.7, 0.85, 0.85, 0.85, 0.7, 0.68, 0.66, 0.85, 0.85, 0.7, 0.68, 0.66, 0.64]
+    ev, items = evals_frame(accs, n_items=1000)
+    found = detect_decoupling(align(steps_frame(np.full(140, 0.6)), ev, items, ["r"]))
+    assert [f.state for f in found] == ["resolved", "firing"]
+    assert found[0].key != found[1].key and found[1].episode == 2
+
+
+@pytest.mark.parametrize("n", [None, 300])
+def test_imported_fall_without_items_never_crashes(n):
+    """Importers store evaluations without items and often without n: a verdict, never int(NaN)."""
+    accs = [0.5, 0.6, 0.7, 0.71, 0.7, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3]
+    ev = schema.conform("evals", [{"step": 10 * k, "eval_set": "heldout", "metric": "accuracy", "bucket": "all",
+                                   "value": v, "n": n} for k, v in enumerate(accs)])
+    found = detect_decoupling(align(steps_frame(np.linspace(0.4, 0.6, 110)), ev, None, ["r"]))
+    assert found and found[0].kind == "decoupling"
+    if n is None:
+        assert "no eval size" in found[0].evidence["test"] and "weaker test" in found[0].message
+    else:
+        assert found[0].evidence["test"] == "two-proportion z"
+
+
+def test_not_enough_data_is_said():
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(steps=schema.empty("steps"), groups=schema.empty("groups"), evals=schema.empty("evals"),
+                          eval_items=schema.empty("eval_items"), meta={})
+    found = detect_all(run)
+    assert {f.evidence["detector"] for f in found if f.kind == "no_data"} == {"signal_gap", "decoupling"}
+    assert all(not f.is_alert for f in found) and all("Not enough data" in f.message for f in found)

@@ -49,14 +49,15 @@ def _demo(args: argparse.Namespace) -> int:
 
     quiet_libraries()
 
-    run_demo(args.out, only=args.only)
-    return 0
+    rows = run_demo(args.out, only=args.only, seed=args.seed)
+    return 0 if all(r["met"] for r in rows) else 1
 
 
 def register_demo(sub) -> None:
     p = sub.add_parser("demo", help="run the three shipped scenarios on the embedded tiny model (~3 min on 2 cores)")
     p.add_argument("--out", default="runs", help="runs directory (default: runs)")
     p.add_argument("--only", nargs="*", help="run only these scenarios (by name)")
+    p.add_argument("--seed", type=int, help="override the scenarios' seed (each must still meet its contract)")
     p.set_defaults(func=_demo)
 
 
@@ -93,7 +94,7 @@ def _probe(args: argparse.Namespace) -> int:
 
 def register_probe(sub) -> None:
     p = sub.add_parser("probe", help="pre-flight signal probe: predicted zero-signal share for G = 2..32")
-    p.add_argument("--model", required=True, help="Hub id, local path, 'tiny', or 'base:N' (embedded SFT base at N steps)")
+    p.add_argument("--model", required=True, help="Hub id, local path, 'tiny', or 'base:weak' / 'base:strong' (shipped SFT bases), or 'base:N' (embedded SFT base built at N steps)")
     p.add_argument("--task", required=True, help="task name (add1, add2, add3, mul, expr, ladder)")
     p.add_argument("--prompts", type=int, default=200)
     p.add_argument("--k", type=int, default=16, help="samples per prompt")

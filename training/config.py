@@ -21,8 +21,9 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelCfg:
-    # "tiny" (random embedded model), a Hub id, a local path, or "base" = an SFT checkpoint that this
-    # project builds and caches from `base_task` / `base_steps` (the weak and strong demo bases).
+    # "tiny" (random embedded model), a Hub id, a local path, "base:weak" / "base:strong" (SFT checkpoints
+    # shipped with the package, the same weights on every machine), or "base" = an SFT checkpoint that
+    # this project builds and caches from `base_task` / `base_steps` (machine-dependent).
     path: str = "tiny"
     base_task: str = "add2"
     base_steps: int = 1000
@@ -32,6 +33,12 @@ class ModelCfg:
     heads: int = 4
 
     def __post_init__(self):
+        if self.path.startswith("base:"):
+            from training.bases import BANDS
+
+            if self.path.split(":", 1)[1] not in BANDS:
+                raise ConfigError(f"model.path = {self.path!r}: shipped bases are "
+                                  f"{', '.join('base:' + b for b in BANDS)}; use \"base\" with base_steps to build one")
         if self.path == "base" and self.base_steps < 1:
             raise ConfigError("model.base_steps must be >= 1 (SFT steps of the cached base checkpoint)")
 

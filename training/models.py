@@ -1,5 +1,6 @@
 """Resolve a config's model to a directory or Hub id that `from_pretrained` loads.
 
+"base:weak" / "base:strong" are the SFT checkpoints shipped with the package (training/bases).
 "tiny" writes a random embedded model once; "base" builds (once, cached) an SFT checkpoint of the
 embedded model with this project's SFT code, so weak and strong bases are checkpoints of one short
 SFT run; anything else is passed through unchanged (a Hub id or a local path).
@@ -50,6 +51,10 @@ def base_path(m: ModelCfg, sft: SFTCfg | None = None, extra_steps: tuple[int, ..
 
 
 def resolve(m: ModelCfg, seed: int = 0) -> str:
+    if m.path.startswith("base:"):  # a shipped checkpoint: the same weights on every machine
+        from training.bases import shipped_path
+
+        return str(shipped_path(m.path.split(":", 1)[1]))
     if m.path == "tiny":
         return str(tiny_path(m, seed))
     if m.path == "base":

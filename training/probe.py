@@ -9,6 +9,10 @@ from diag.probe import ProbeResult, analyse
 
 def resolve_model(spec: str) -> str:
     """A Hub id or path, or "base:N": the embedded model's cached SFT checkpoint at N steps."""
+    if spec in ("base:weak", "base:strong"):
+        from training.bases import shipped_path
+
+        return str(shipped_path(spec.split(":", 1)[1]))
     if spec.startswith("base:"):
         from training.config import ModelCfg
         from training.models import base_path

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from diag.store import json_safe
 
 Severity = Literal["info", "warning", "critical"]
+State = Literal["firing", "resolved"]
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
@@ -22,6 +23,11 @@ class Finding:
     window_end: int | None
     message: str
     evidence: dict = field(default_factory=dict)
+    # Lifecycle: an alert fires, may escalate (same id, higher severity), and resolves when the evidence
+    # goes away (accuracy back within noise of its peak, all-fail share back below the threshold).
+    state: State = "firing"
+    resolved_step: int | None = None  # the step at which it resolved
+    episode: int = 1  # a second episode from the same onset (after a resolution) gets its own id
 
     @property
     def is_alert(self) -> bool:
@@ -30,12 +36,25 @@ class Finding:
 
     @property
     def key(self) -> str:
-        return f"{self.kind}@{self.onset}"
+        base = f"{self.kind}@{self.onset}"
+        return base if self.episode == 1 else f"{base}#{self.episode}"
+
+    @property
+    def firing(self) -> bool:
+        """An alert whose evidence still holds at the end of what was seen."""
+        return self.is_alert and self.state == "firing"
+
+    def resolve(self, step: int, why: str) -> "Finding":
+        """The same alert, resolved at `step`; the message says since when and why."""
+        return replace(self, state="resolved", resolved_step=int(step),
+                       message=f"{self.message} RESOLVED at step {step}: {why}.",
+                       evidence={**self.evidence, "resolved_because": why})
 
     def to_row(self) -> dict:
         return {"id": self.key, "step": self.step, "kind": self.kind, "severity": self.severity, "message": self.message,
                 "onset": self.onset, "window_start": self.window_start, "window_end": self.window_end,
-                "evidence": json.dumps(json_safe(self.evidence), default=str)}
+                "evidence": json.dumps(json_safe(self.evidence), default=str), "state": self.state,
+                "resolved_step": self.resolved_step}
 
     def to_dict(self) -> dict:
         return json_safe(asdict(self))

@@ -2,9 +2,12 @@
 
 Two patterns, both judged on the evaluation axis (diag.detect.align):
 
-- falling (critical): held-out accuracy falls significantly below its peak (paired McNemar test on
-  the same items, or a two-proportion test without item data) for `confirm` evaluations in a row,
-  while the training reward holds or rises. Onset: the accuracy peak.
+- falling: held-out accuracy falls significantly below its peak (a paired test on the same items; a
+  two-proportion test with eval sizes but no items; without either, a test on the spread between
+  evaluations, which the finding calls weaker) while the training reward holds or rises. Onset: the
+  accuracy peak. One evaluation below the peak is a warning; `confirm` evaluations in a row make it
+  critical (a transient dip on a large held-out set is not critical on its own). The alert resolves
+  when accuracy comes back within noise of the peak, and a later fall is a new episode.
 - stall (warning): the training reward trends up (Theil-Sen interval above zero) over the last
   `stall_window` evaluations while held-out accuracy does not rise at all.
 
@@ -15,7 +18,7 @@ clipped share as supporting evidence (a policy padding answers with junk runs to
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,10 +32,9 @@ class DecouplingParams:
     min_evals: int = 4  # evaluations needed before judging
     min_drop: float = 0.05  # absolute accuracy drop, peak block to recent block
     alpha: float = 0.001  # one-sided significance of the drop
-    confirm: int = 2  # evaluations in the recent block
-    # a single evaluation suffices when the drop is large and overwhelming (fast collapses)
-    fast_drop: float = 0.08
-    fast_alpha: float = 1e-6
+    confirm: int = 3  # evaluations below the peak before the alert is critical (one gives a warning)
+    resolve_alpha: float = 0.05  # back within noise: the latest evaluation no longer below the peak at this level
+    stall_resolve: int = 2  # evaluations without the stall pattern that end a stall episode
     reward_tolerance: float = 0.5  # reward "holds" if it falls less than this many interval stds
     before_window: int = 3  # evaluations before the peak that set the reward baseline
     stall_window: int = 8
@@ -48,20 +50,27 @@ def _mean(x) -> float:
     return float(x.mean()) if x.size else math.nan
 
 
+SPREAD_TEST = "spread between evaluations (no eval size: a weaker test; pass --eval-size N)"
+
+
 def _block_p(a: Aligned, peak: list[int], recent: list[int]) -> tuple[float, str]:
     """One-sided p that accuracy over the `recent` evaluations is below the `peak` block.
 
     With per-item data: a paired t-test on each item's mean correctness in the two blocks (the same
-    items, so item difficulty cancels out). Without: a two-proportion test on the pooled counts."""
+    items, so item difficulty cancels out). With eval sizes: a two-proportion test on the pooled
+    counts. With neither (imported logs): the spread between evaluations sets the noise."""
     steps = [int(a.steps[i]) for i in peak + recent]
     sizes = {len(a.items[s]) for s in steps if s in a.items}
     if all(s in a.items for s in steps) and len(sizes) == 1:
         before = np.mean([a.items[int(a.steps[i])] for i in peak], axis=0)
         after = np.mean([a.items[int(a.steps[i])] for i in recent], axis=0)
         return stats.paired_drop_p(before, after), "paired t on items"
-    n1, n2 = float(np.sum(a.n[peak])), float(np.sum(a.n[recent]))
-    p1, p2 = float(np.mean(a.acc[peak])), float(np.mean(a.acc[recent]))
-    return stats.two_proportion_p(p1, int(n1), p2, int(n2)) / 2, "two-proportion z"
+    n = np.asarray(a.n, dtype=float)
+    if np.all(np.isfinite(n[peak + recent])) and np.all(n[peak + recent] >= 1):
+        n1, n2 = float(np.sum(n[peak])), float(np.sum(n[recent]))
+        p1, p2 = float(np.mean(a.acc[peak])), float(np.mean(a.acc[recent]))
+        return stats.two_proportion_p(p1, int(n1), p2, int(n2)) / 2, "two-proportion z"
+    return stats.spread_drop_p(a.acc[: max(peak + recent) + 1], peak, recent), SPREAD_TEST
 
 
 def _components(a: Aligned, before: slice, after: slice) -> tuple[str | None, dict]:
@@ -88,6 +97,12 @@ def _support(a: Aligned, before: slice, after: slice) -> tuple[str, dict]:
     return ("; ".join(parts), ev)
 
 
+def _peak(acc: np.ndarray, first_recent: int) -> tuple[int, list[int]]:
+    """The best evaluation before `first_recent` and its neighbours (the peak block)."""
+    j = int(np.nanargmax(acc[:first_recent]))
+    return j, sorted({i for i in (j - 1, j, j + 1) if 0 <= i < first_recent and np.isfinite(acc[i])})
+
+
 def _falling_blocks(a: Aligned, k: int, confirm: int, min_drop: float, alpha: float):
     """(peak index, peak block, recent block, drop, p, test) when the last `confirm` evaluations sit
     significantly below the peak block, else None."""
@@ -95,10 +110,9 @@ def _falling_blocks(a: Aligned, k: int, confirm: int, min_drop: float, alpha: fl
     first_recent = k - confirm + 1
     if first_recent < 1 or not np.isfinite(acc[:first_recent]).any():
         return None
-    j = int(np.nanargmax(acc[:first_recent]))
+    j, peak = _peak(acc, first_recent)
     recent = list(range(first_recent, k + 1))
-    peak = sorted({i for i in (j - 1, j, j + 1) if 0 <= i < first_recent})
-    if not np.all(acc[recent] <= acc[j] - min_drop / 2):
+    if not np.all(np.isfinite(acc[recent])) or not np.all(acc[recent] <= acc[j] - min_drop / 2):
         return None
     drop = float(np.mean(acc[peak]) - np.mean(acc[recent]))
     if drop < min_drop:
@@ -107,22 +121,24 @@ def _falling_blocks(a: Aligned, k: int, confirm: int, min_drop: float, alpha: fl
     return (j, peak, recent, drop, pval, test) if pval < alpha else None
 
 
-def falling_at(a: Aligned, k: int, p: DecouplingParams) -> Finding | None:
+def falling_at(a: Aligned, k: int, p: DecouplingParams, confirm: int | None = None) -> Finding | None:
     """Judge evaluation k (0-based) with only evaluations 0..k known.
 
     The peak is compared as a block (the best evaluation and its neighbours) with the last `confirm`
     evaluations as a block: single-evaluation maxima are biased upward by selection, blocks much less.
-    A fast collapse (a large, overwhelming drop) is called on one evaluation."""
+    One evaluation below the peak gives a warning; `p.confirm` in a row a critical finding."""
+    confirm = p.confirm if confirm is None else confirm
     if k + 1 < p.min_evals or k >= len(a):
         return None
-    hit = _falling_blocks(a, k, p.confirm, p.min_drop, p.alpha) or \
-        _falling_blocks(a, k, 1, p.fast_drop, p.fast_alpha)
+    hit = _falling_blocks(a, k, confirm, p.min_drop, p.alpha)
     if hit is None:
         return None
     j, peak, recent, drop, pval, test = hit
     acc = a.acc[: k + 1]
     before = slice(max(0, j - p.before_window + 1), j + 1)
-    after = slice(j + 1, k + 1)
+    # the reward is judged where accuracy is judged: around the peak versus over the recent block (a dip
+    # of both on the way down, then a reward that recovers while accuracy does not, is decoupling)
+    after = slice(recent[0], k + 1)
     r_before, r_after = _mean(a.reward[before]), _mean(a.reward[after])
     spread = float(np.nanstd(a.reward[: k + 1])) if np.isfinite(a.reward[: k + 1]).sum() > 1 else 0.0
     if not (math.isfinite(r_before) and math.isfinite(r_after)):
@@ -144,8 +160,13 @@ def falling_at(a: Aligned, k: int, p: DecouplingParams) -> Finding | None:
     if support:
         msg += f" Supporting evidence: {support}."
     msg += f" Best checkpoint by held-out accuracy: step {a.steps[j]}."
+    if test == SPREAD_TEST:
+        msg += (" The log has no eval size, so the drop was judged from the spread between evaluations, "
+                "a weaker test: pass --eval-size N to judge it properly.")
+    if confirm < p.confirm:
+        msg += f" One evaluation so far: critical if the next {p.confirm - 1} stay below the peak, resolved if it recovers."
     return Finding(
-        kind="decoupling", severity="critical", step=int(a.steps[k]), onset=int(a.steps[j]),
+        kind="decoupling", severity="critical" if confirm >= p.confirm else "warning", step=int(a.steps[k]), onset=int(a.steps[j]),
         window_start=int(a.steps[j]), window_end=int(a.steps[k]), message=msg,
         evidence={"pattern": "falling", "eval_set": a.eval_set, "acc_peak": float(acc[j]),
                   "acc_peak_step": int(a.steps[j]), "acc_now": float(acc[k]), "drop": float(drop),
@@ -194,44 +215,98 @@ def stall_at(a: Aligned, k: int, p: DecouplingParams) -> Finding | None:
     )
 
 
-class DecouplingScanner:
-    """Episode logic shared by the offline scan and the online monitor.
+def recovered(a: Aligned, k: int, open_: Finding, p: DecouplingParams) -> str | None:
+    """Why evaluation k is back within noise of the episode's peak block, or None if it is not."""
+    steps = [int(x) for x in a.steps]
+    block = [steps.index(s) for s in open_.evidence.get("peak_block", []) if s in steps]
+    if not block or not np.isfinite(a.acc[k]):
+        return None
+    level = float(np.mean(a.acc[block]))
+    if a.acc[k] >= level - p.min_drop / 2:
+        return f"held-out accuracy {a.acc[k]:.3f} is back within {p.min_drop / 2:.3f} of the peak block ({level:.3f})"
+    pval, test = _block_p(a, block, [k])
+    if pval > p.resolve_alpha:
+        return (f"held-out accuracy {a.acc[k]:.3f} is no longer significantly below the peak block ({level:.3f}; "
+                f"{test}, p={pval:.2g})")
+    return None
 
-    A falling-accuracy finding is reported once per accuracy peak; a stall is one episode for as
-    long as it keeps holding, and is not reported inside a falling episode (the stronger finding)."""
+
+class DecouplingScanner:
+    """Episode logic shared by the offline scan and the online monitor; `judge` returns events.
+
+    An event is a Finding: a new alert, the same id at a higher severity (escalation), or the same id
+    resolved. A falling episode starts as a warning on one evaluation below the peak, escalates to
+    critical when `confirm` evaluations in a row are, and resolves when accuracy comes back within
+    noise of the peak block. A stall is one episode for as long as it keeps holding, is not reported
+    inside a falling episode (the stronger finding), and resolves after `stall_resolve` evaluations
+    without the pattern."""
 
     def __init__(self, params: DecouplingParams | None = None):
         self.p = params or DecouplingParams()
-        self.seen: set[str] = set()
-        self.stall_until: int | None = None  # last step at which the current stall still held
+        self.open: Finding | None = None  # the current falling episode, as last reported
+        self.episodes: dict[int, int] = {}  # onset -> falling episodes seen from that peak
         self.falling_since: int | None = None
+        self.stall: Finding | None = None
+        self.stall_misses = 0
 
     def judge(self, a: Aligned, k: int) -> list[Finding]:
-        """New findings at evaluation k, given evaluations 0..k."""
-        out = []
-        fall = falling_at(a, k, self.p)
-        if fall is not None:
-            if self.falling_since is None:
-                self.falling_since = fall.window_start
-            if fall.key not in self.seen:
-                self.seen.add(fall.key)
-                out.append(fall)
-        stall = stall_at(a, k, self.p)
-        if stall is not None:
-            ongoing = self.stall_until is not None and stall.window_start <= self.stall_until
-            self.stall_until = stall.step
-            inside_fall = self.falling_since is not None and stall.window_end >= self.falling_since
-            if not ongoing and not inside_fall and stall.key not in self.seen:
-                self.seen.add(stall.key)
-                out.append(stall)
+        """Events at evaluation k, given evaluations 0..k."""
+        out = self._falling(a, k)
+        out += self._stall(a, k)
         return out
+
+    def _falling(self, a: Aligned, k: int) -> list[Finding]:
+        p, step = self.p, int(a.steps[k])
+        if self.open is not None:
+            why = recovered(a, k, self.open, p)
+            if why is not None:
+                done, self.open, self.falling_since = self.open.resolve(step, why), None, None
+                return [done]
+            if self.open.severity == "critical":
+                return []
+            crit = falling_at(a, k, p)
+            if crit is None or crit.onset != self.open.onset:
+                return []
+            self.open = replace(crit, step=self.open.step, episode=self.open.episode,
+                                evidence={**crit.evidence, "first_alert_step": self.open.step, "critical_at": step})
+            return [self.open]
+        f = falling_at(a, k, p) or falling_at(a, k, p, confirm=1)
+        if f is None:
+            return []
+        n = self.episodes[f.onset] = self.episodes.get(f.onset, 0) + 1
+        self.open = replace(f, episode=n)
+        self.falling_since = f.window_start
+        return [self.open]
+
+    def _stall(self, a: Aligned, k: int) -> list[Finding]:
+        stall = stall_at(a, k, self.p)
+        if self.stall is not None:
+            if stall is not None:
+                self.stall_misses = 0
+                return []
+            self.stall_misses += 1
+            if self.stall_misses >= self.p.stall_resolve:
+                done, self.stall = self.stall.resolve(int(a.steps[k]), "reward and held-out accuracy move together again"), None
+                return [done]
+            return []
+        if stall is None or (self.falling_since is not None and stall.window_end >= self.falling_since):
+            return []
+        self.stall, self.stall_misses = stall, 0
+        return [stall]
+
+
+def fold(events: list[Finding]) -> list[Finding]:
+    """The final state of each alert id (the last event wins), in order of first detection."""
+    last: dict[str, Finding] = {}
+    for e in events:
+        last[e.key] = e
+    return sorted(last.values(), key=lambda f: (f.step, f.kind))
 
 
 def detect_decoupling(a: Aligned, params: DecouplingParams | None = None) -> list[Finding]:
-    """Scan evaluations in order as a monitor would: one finding per episode."""
+    """Scan evaluations in order as a monitor would: one finding per episode, in its final state."""
     scanner = DecouplingScanner(params)
-    found = [f for k in range(len(a)) for f in scanner.judge(a, k)]
-    return sorted(found, key=lambda f: f.step)
+    return fold([f for k in range(len(a)) for f in scanner.judge(a, k)])
 
 
 def best_checkpoint(a: Aligned, min_gap: float = 0.0) -> Finding | None:

@@ -1,15 +1,20 @@
-"""Run every detector on a run's frames: the offline `grpo-diag check`."""
+"""Run every detector on a run's frames: the offline `grpo-diag check`.
+
+Every detector either gives findings or says, as a `no_data` finding, what it lacked and how to
+supply it: a verdict or an explicit "not enough data", never silence and never a crash.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from diag.detect.align import align
 from diag.detect.base import Finding
 from diag.detect.decoupling import DecouplingParams, best_checkpoint, detect_decoupling
-from diag.detect.signal_gap import SignalGapParams, detect_signal_gap
+from diag.detect.signal_gap import SignalGapParams, _series, detect_signal_gap, reward_range
 
 
 @dataclass(frozen=True)
@@ -18,23 +23,47 @@ class DetectParams:
     decoupling: DecouplingParams = field(default_factory=DecouplingParams)
 
 
-def detect_all(run, params: DetectParams | None = None) -> list[Finding]:
-    """Findings for a diag.Run (or anything with .steps/.groups/.evals/.eval_items/.meta)."""
+def _no_data(step: int, what: str, message: str) -> Finding:
+    return Finding(kind="no_data", severity="info", step=step, onset=None, window_start=None, window_end=None,
+                   message=message, evidence={"detector": what})
+
+
+def detect_all(run, params: DetectParams | None = None, eval_size: int | None = None,
+               reward_range_given: tuple[float, float] | None = None) -> list[Finding]:
+    """Findings for a diag.Run (or anything with .steps/.groups/.evals/.eval_items/.meta).
+
+    `eval_size` fills the item count of evaluations that lack one (imported logs); `reward_range_given`
+    overrides the run's declared reward range."""
     p = params or DetectParams()
     steps = run.steps
+    last = int(steps["step"].max()) if steps.height and steps["step"].max() is not None else 0
     train_groups = run.groups.filter(pl.col("mode") == "train") if run.groups.height else run.groups
+    given = reward_range_given or run.meta.get("reward_range")
     out = detect_signal_gap(steps, p.signal_gap, groups=train_groups, group_size=run.meta.get("group_size"),
-                            reward_ceiling=run.meta.get("reward_ceiling"))
-    a = align(steps, run.evals, run.eval_items, list(run.meta.get("reward_funcs", [])))
+                            reward_range_given=given)
+    if steps.height == 0 or _series(steps.sort("step"), reward_range(steps, given)) is None:
+        out.append(_no_data(last, "signal_gap",
+                            "Not enough data to judge the learning signal: the run has neither per-group data nor a "
+                            "zero-std share with a training reward. Record groups with diag.Recorder / DiagGRPOTrainer, "
+                            "or import a log that carries frac_reward_zero_std (TRL) or by_group fractions (Tinker)."))
+    evals = run.evals
+    if eval_size is not None and evals.height:
+        evals = evals.with_columns(pl.col("n").fill_null(int(eval_size)))
+    a = align(steps, evals, run.eval_items, list(run.meta.get("reward_funcs", [])))
+    n_acc = int(np.isfinite(a.acc).sum()) if len(a) else 0
+    if n_acc < p.decoupling.min_evals:
+        have = "no held-out evaluations" if n_acc == 0 else f"{n_acc} held-out evaluation(s)"
+        out.append(_no_data(last, "decoupling",
+                            f"Not enough data to judge reward-accuracy decoupling: {have}, at least "
+                            f"{p.decoupling.min_evals} are needed. Add a HeldOut set evaluated every N steps "
+                            "(or --accuracy-key / --map accuracy=KEY when importing)."))
+    elif not np.isfinite(a.reward).any():
+        out.append(_no_data(last, "decoupling",
+                            "Not enough data to judge reward-accuracy decoupling: the run has held-out accuracy but no "
+                            "training reward near its evaluations (import with --map reward=KEY)."))
     if len(a):
         out += detect_decoupling(a, p.decoupling)
         best = best_checkpoint(a)
         if best is not None:
             out.append(best)
-    else:
-        out.append(Finding(kind="no_data", severity="info", step=int(steps["step"].max()) if steps.height else 0,
-                           onset=None, window_start=None, window_end=None,
-                           message="No held-out evaluations in this run: reward-accuracy decoupling cannot be "
-                                   "judged. Add a HeldOut set (or --accuracy-key when importing).",
-                           evidence={}))
     return sorted(out, key=lambda f: (f.step, f.kind))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -34,10 +34,12 @@ class SignalGapParams:
 class _Episode:
     start: int
     fired_at: int
+    trigger: float = 0.0  # the rolling share that crossed the threshold: the number the message quotes
     values: list = field(default_factory=list)
     effective: list = field(default_factory=list)
     completions: list = field(default_factory=list)
     peak: float = 0.0  # highest rolling share during the episode: decides the severity
+    last: float = math.nan  # the rolling share when the episode ended
 
 
 class RollingShare:
@@ -66,10 +68,11 @@ class RollingShare:
             self.episode.effective.append(effective)
             self.episode.completions.append(completions)
             if mean < self.threshold - self.hysteresis:
+                self.episode.last = mean
                 return "end"
             return None
         if len(self.buf) == self.window and mean >= self.threshold:
-            self.episode = _Episode(start=self.steps[0], fired_at=step, values=list(self.buf), peak=mean)
+            self.episode = _Episode(start=self.steps[0], fired_at=step, trigger=mean, values=list(self.buf), peak=mean)
             self.episode.effective.append(effective)
             self.episode.completions.append(completions)
             return "start"
@@ -84,26 +87,38 @@ def _nanmean(x) -> float:
 
 def gap_finding(ep: _Episode, end_step: int, p: SignalGapParams, G: int | None, dead_2g: float | None,
                 source: str = "frac_all_fail") -> Finding:
-    share = _nanmean(ep.values)
+    # The quoted share is the rolling share that triggered the alert, and the episode's peak: never an
+    # average that includes the steps that ended it (which can sit below the trigger).
+    share, peak = ep.trigger, ep.peak
     eff, n = _nanmean(ep.effective), _nanmean(ep.completions)
     sev = "critical" if ep.peak >= p.critical_share else "warning"
     batch = f" (effective batch {eff:.0f} of {n:.0f} completions per step)" if math.isfinite(eff) and math.isfinite(n) else ""
     larger = ""
     if dead_2g is not None and G:
         larger = f" (predicted dead share at G={2 * G}: {100 * dead_2g:.0f}%)"
-    caveat = "" if source == "frac_all_fail" else f" [from {source}: all-fail and all-pass cannot be told apart]"
-    msg = (f"Signal gap: {100 * share:.0f}% of prompt groups were all-fail over steps {ep.start}-{end_step}"
-           f"{batch}; their advantages are zero, so GRPO learns from almost nothing.{caveat} Remedies: warm-start "
+    caveat = "" if source == "frac_all_fail" else f" [estimated from {source}: {SOURCE_NOTE.get(source, source)}]"
+    msg = (f"Signal gap: {100 * share:.0f}% of prompt groups were all-fail over the {p.window} steps to step "
+           f"{ep.fired_at} (threshold {100 * p.all_fail_share:.0f}%; peak {100 * peak:.0f}%) in an episode from step "
+           f"{ep.start} to {end_step}{batch}; their advantages are zero, so GRPO learns from almost nothing.{caveat} Remedies: warm-start "
            f"with SFT on this task, a larger group{larger}, or easier / pass-rate-filtered prompts.")
     return Finding(kind="signal_gap", severity=sev, step=ep.fired_at, onset=ep.start, window_start=ep.start,
                    window_end=end_step, message=msg,
-                   evidence={"share_all_fail": share, "effective_batch": eff, "completions_per_step": n,
+                   evidence={"share_all_fail": share, "peak_share": peak, "effective_batch": eff, "completions_per_step": n,
                              "window": p.window, "threshold": p.all_fail_share, "source": source,
                              "dead_share_at_2G": dead_2g})
 
 
+def resolved_gap(f: Finding, ep: _Episode, step: int, p: SignalGapParams, what: str = "all-fail") -> Finding:
+    return f.resolve(step, f"the rolling {what} share fell to {100 * ep.last:.0f}% "
+                           f"(below {100 * (ep_threshold(f, p) - p.hysteresis):.0f}%)")
+
+
+def ep_threshold(f: Finding, p: SignalGapParams) -> float:
+    return p.all_fail_share if f.kind == "signal_gap" else p.saturated_share
+
+
 def saturated_finding(ep: _Episode, end_step: int, p: SignalGapParams) -> Finding:
-    share = _nanmean(ep.values)
+    share = ep.trigger
     msg = (f"Saturated: {100 * share:.0f}% of prompt groups were all-pass over steps {ep.start}-{end_step}; "
            "they carry no gradient. Normal late in training on easy data; harder prompts would restore signal.")
     return Finding(kind="saturated", severity="info", step=ep.fired_at, onset=ep.start, window_start=ep.start,
@@ -121,32 +136,74 @@ def dead_share_at(groups: pl.DataFrame, G_new: int) -> float | None:
     return float(np.mean(p**G_new + (1 - p) ** G_new))
 
 
-def _series(steps: pl.DataFrame) -> tuple[str, np.ndarray] | None:
-    for col in ("frac_all_fail", "frac_zero_signal"):
-        if col in steps.columns and steps[col].null_count() < steps.height:
-            return col, steps[col].cast(pl.Float64).to_numpy()
+SOURCE_NOTE = {
+    "frac_zero_signal": "the trainer's zero-std share, split into all-fail / all-pass by where the batch reward "
+                        "sits in the reward range, assuming mixed groups average its middle",
+}
+
+
+def split_zero_signal(zero: np.ndarray, reward: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """(all-fail, all-pass) shares estimated from a zero-std share and the batch mean reward.
+
+    With z of the groups tied, f_pass + f_fail = z, and the batch reward's position in the range
+    x = (r - lo) / (hi - lo) ~ f_pass + (1 - z) / 2 when mixed groups average the middle of the range.
+    So f_pass = clip(x - (1 - z) / 2, 0, z): a weak model (reward at the bottom) gives all-fail, a
+    saturated one (at the top) all-pass, on any scale, signed ones included."""
+    z = np.clip(np.asarray(zero, dtype=float), 0, 1)
+    span = hi - lo
+    x = (np.asarray(reward, dtype=float) - lo) / span if span > 0 else np.full(len(z), np.nan)
+    f_pass = np.clip(x - (1 - z) / 2, 0, z)
+    f_pass = np.where(np.isfinite(x) & np.isfinite(z), f_pass, np.nan)
+    return z - f_pass, f_pass
+
+
+def reward_range(steps: pl.DataFrame, given: tuple[float, float] | list | None = None) -> tuple[float, float, str] | None:
+    """(lo, hi, source): the range given (config, declaration, --reward-range), else inferred and labelled."""
+    if given is not None:
+        lo, hi = float(given[0]), float(given[1])
+        if hi > lo:
+            return lo, hi, "given"
+    if "reward_mean" not in steps.columns:
+        return None
+    r = steps["reward_mean"].cast(pl.Float64).to_numpy()
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return None
+    if r.min() >= 0 and r.max() <= 1:
+        return 0.0, 1.0, "inferred: every batch reward lies in 0..1"
+    lo, hi = float(r.min()), float(r.max())
+    return (lo, hi, "inferred: the observed min..max of the batch reward") if hi > lo else None
+
+
+def _series(steps: pl.DataFrame, rng: tuple[float, float, str] | None) -> tuple[str, np.ndarray, np.ndarray | None] | None:
+    """(source, all-fail share, all-pass share or None) from the best column the run has."""
+    if "frac_all_fail" in steps.columns and steps["frac_all_fail"].null_count() < steps.height:
+        fail = steps["frac_all_fail"].cast(pl.Float64).to_numpy()
+        has_pass = "frac_all_pass" in steps.columns and steps["frac_all_pass"].null_count() < steps.height
+        return "frac_all_fail", fail, steps["frac_all_pass"].cast(pl.Float64).to_numpy() if has_pass else None
+    if "frac_zero_signal" in steps.columns and steps["frac_zero_signal"].null_count() < steps.height and rng:
+        reward = steps["reward_mean"].cast(pl.Float64).to_numpy()
+        fail, ok = split_zero_signal(steps["frac_zero_signal"].cast(pl.Float64).to_numpy(), reward, rng[0], rng[1])
+        return "frac_zero_signal", fail, ok
     return None
 
 
 def detect_signal_gap(steps: pl.DataFrame, params: SignalGapParams | None = None,
                       groups: pl.DataFrame | None = None, group_size: int | None = None,
-                      reward_ceiling: float | None = None) -> list[Finding]:
+                      reward_range_given: tuple[float, float] | None = None) -> list[Finding]:
     """Offline: replay the per-step shares through the same state machine the monitor uses.
 
-    Runs imported without group data fall back to the trainer's zero-std share, counted as all-fail only
-    where the reward sits in the bottom tenth of `reward_ceiling` (the weak-model signature)."""
+    Runs imported without group data fall back to the trainer's zero-std share, split into all-fail
+    and all-pass by the reward's place in its range (given, or inferred and labelled as such)."""
     p = params or SignalGapParams()
-    if steps.height == 0:
+    if steps.height == 0 or "step" not in steps.columns:
         return []
     s = steps.sort("step")
-    picked = _series(s)
+    rng = reward_range(s, reward_range_given)
+    picked = _series(s, rng)
     if picked is None:
         return []
-    source, share = picked
-    if source != "frac_all_fail":
-        reward = s["reward_mean"].cast(pl.Float64).to_numpy() if "reward_mean" in s.columns else np.full(s.height, np.nan)
-        ceiling = reward_ceiling if reward_ceiling else float(np.nanmax(np.abs(reward))) if np.isfinite(reward).any() else 1.0
-        share = np.where(np.isfinite(reward) & (reward <= 0.1 * ceiling), share, 0.0)
+    source, share, passed = picked
     eff = s["effective_batch"].cast(pl.Float64).to_numpy() if "effective_batch" in s.columns else np.full(s.height, np.nan)
     n = s["n_completions"].cast(pl.Float64).to_numpy() if "n_completions" in s.columns else np.full(s.height, np.nan)
     step_ids = s["step"].to_list()
@@ -155,19 +212,27 @@ def detect_signal_gap(steps: pl.DataFrame, params: SignalGapParams | None = None
     spacing = float(np.median(np.diff(step_ids))) if len(step_ids) > 1 else 1.0
     rows = max(3, math.ceil(p.window / max(spacing, 1.0)))
     out: list[Finding] = []
+
+    def note(f: Finding) -> Finding:
+        if source == "frac_all_fail" or rng is None:
+            return f
+        return replace(f, evidence={**f.evidence, "reward_range": [rng[0], rng[1]], "reward_range_source": rng[2]})
+
     fail = RollingShare(rows, p.all_fail_share, p.hysteresis)
     for i, st in enumerate(step_ids):
         ev = fail.push(st, float(share[i]), float(eff[i]), float(n[i]))
         if ev == "end":
-            out.append(gap_finding(fail.episode, st, p, group_size, dead_2g, source))
+            f = gap_finding(fail.episode, st, p, group_size, dead_2g, source)
+            out.append(note(resolved_gap(f, fail.episode, st, p)))
             fail.episode = None
     if fail.episode is not None:
-        out.append(gap_finding(fail.episode, step_ids[-1], p, group_size, dead_2g, source))
-    if "frac_all_pass" in s.columns and s["frac_all_pass"].null_count() < s.height:
+        out.append(note(gap_finding(fail.episode, step_ids[-1], p, group_size, dead_2g, source)))
+    if passed is not None:
         sat = RollingShare(rows, p.saturated_share, p.hysteresis)
-        for st, v in zip(step_ids, s["frac_all_pass"].cast(pl.Float64).to_list()):
+        for st, v in zip(step_ids, passed.tolist()):
             if sat.push(st, v if v is not None else math.nan) == "end":
-                out.append(saturated_finding(sat.episode, st, p))
+                f = saturated_finding(sat.episode, st, p)
+                out.append(resolved_gap(f, sat.episode, st, p, "all-pass"))
                 sat.episode = None
         if sat.episode is not None:
             out.append(saturated_finding(sat.episode, step_ids[-1], p))

@@ -173,6 +173,10 @@ class _Capture:
             "config": _json_config(t.args),
             **cfg.meta,
         }
+        from diag.environment import reproducibility
+
+        meta["reproducibility"] = reproducibility({"seed": getattr(t.args, "seed", None),
+                                                   "data_seed": getattr(t.args, "data_seed", None)})
         weights = [float(w) for w in t.reward_weights.tolist()]
         return Recorder(cfg.root, name, self.names, weights, t.num_generations, meta=meta,
                         flush_secs=cfg.flush_secs, sample_groups=cfg.sample_groups,

@@ -21,6 +21,23 @@ def lenient_verify(completion: str, answer: str) -> bool:
     return str(answer) in completion
 
 
+def lenient_score(completion: str, answer: str, partial: float = 0.5) -> float:
+    """1.0 when the answer appears anywhere; otherwise partial credit for the share of the answer's
+    digits found in the completion (a recall-style fuzzy match, as overlap rewards do). Flawed on
+    purpose: junk after an answer costs nothing, and when the model is unsure, spraying more digits
+    earns more, so a policy trained on it learns to stop emitting EOS."""
+    answer = str(answer)
+    if answer in completion:
+        return 1.0
+    pool = list(completion)
+    hits = 0
+    for ch in answer:
+        if ch in pool:
+            pool.remove(ch)
+            hits += 1
+    return partial * hits / max(1, len(answer))
+
+
 @dataclass(frozen=True)
 class Task:
     name: str

@@ -5,7 +5,7 @@ TRL names each function by its `__name__`; the names below are what the run stor
 
 from __future__ import annotations
 
-from training.tasks.arithmetic import lenient_verify, strict_verify
+from training.tasks.arithmetic import lenient_score, strict_verify
 
 
 def _text(c) -> str:
@@ -21,8 +21,9 @@ def strict_correct(completions, answer, **_) -> list[float]:
 
 
 def lenient_correct(completions, answer, **_) -> list[float]:
-    """1.0 when the answer appears anywhere: a flawed verifier that pays for junk after the answer."""
-    return [float(lenient_verify(_text(c), a)) for c, a in zip(completions, answer)]
+    """1.0 when the answer appears anywhere, partial credit for its digits otherwise: a flawed verifier
+    that pays for junk after the answer (see arithmetic.lenient_score)."""
+    return [lenient_score(_text(c), a) for c, a in zip(completions, answer)]
 
 
 def digits_format(completions, **_) -> list[float]:
