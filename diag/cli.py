@@ -49,7 +49,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    """Run the detectors offline. Exit 0: nothing fired; 1: an alert (warning or critical); 2: error."""
+    """Run the detectors offline. Exit 0: no alert firing at the end of the run (resolved ones are
+    listed); 1: an alert (warning or critical) still firing; 2: error."""
     import json
 
     from diag.detect import detect_all
@@ -57,8 +58,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     results, alerted = [], False
     for path in args.run:
         run = open_run(path)
-        findings = detect_all(run)
-        alerted |= any(f.is_alert for f in findings)
+        findings = detect_all(run, eval_size=args.eval_size, reward_range_given=args.reward_range)
+        alerted |= any(f.firing for f in findings)
         results.append({"run": run.name, "path": str(path), "status": run.status,
                         "findings": [f.to_dict() for f in findings]})
     if args.json:
@@ -69,10 +70,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
         con = Console(markup=False, highlight=False)
         for r in results:
             fired = [f for f in r["findings"] if f["severity"] != "info"]
-            con.print(f"{r['run']} ({r['status']}): {len(fired)} alert(s)")
+            firing = [f for f in fired if f["state"] == "firing"]
+            con.print(f"{r['run']} ({r['status']}): {len(firing)} alert(s) firing, {len(fired) - len(firing)} resolved")
             for f in r["findings"]:
                 onset = f"onset step {f['onset']}" if f["onset"] is not None else "no onset"
-                con.print(f"  [{f['severity']}] {f['kind']} at step {f['step']} ({onset})")
+                state = "" if f["severity"] == "info" else (
+                    f", RESOLVED at step {f['resolved_step']}" if f["state"] == "resolved" else ", FIRING")
+                con.print(f"  [{f['severity']}] {f['kind']} at step {f['step']} ({onset}{state})")
                 con.print(f"      {f['message']}")
     return EXIT_ALERT if alerted else EXIT_OK
 
@@ -99,13 +103,32 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     path, notes = import_log(args.path, fmt=args.format, name=args.name, root=args.root,
                              accuracy_key=args.accuracy_key, overwrite=args.overwrite,
-                             logging_steps=args.logging_steps)
+                             logging_steps=args.logging_steps, maps=args.map, profile=args.profile,
+                             eval_size=args.eval_size, reward_range=args.reward_range,
+                             save_profile=args.save_profile)
     run = open_run(path)
     print(f"imported {args.path} as {run.name} ({run.meta.get('format')}): {run.steps.height} steps, "
           f"{run.evals.height} evaluations -> {path}")
     for n in notes:
         print(f"  note: {n}")
     return EXIT_OK
+
+
+def _reward_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--reward-range {text!r}: expected LO,HI, e.g. 0,1 or -10,11") from e
+    if not hi > lo:
+        raise argparse.ArgumentTypeError(f"--reward-range {text!r}: HI must be above LO")
+    return lo, hi
+
+
+def _judging_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--eval-size", type=int, metavar="N",
+                   help="items per held-out evaluation where the log does not say (makes the fall test exact)")
+    p.add_argument("--reward-range", type=_reward_range, metavar="LO,HI",
+                   help="the reward's range, to split zero-std shares into all-fail / all-pass (default: inferred)")
 
 
 def _fmt(x) -> str:
@@ -128,9 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="path to a run directory")
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser("check", help="run the detectors on runs; exit 0 clean, 1 alert, 2 error")
+    p = sub.add_parser("check", help="run the detectors on runs; exit 0 clean, 1 an alert firing, 2 error")
     p.add_argument("run", nargs="+", help="run directories")
     p.add_argument("--json", action="store_true", help="print findings as JSON")
+    _judging_options(p)
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("report", help="correlation report (reward vs held-out accuracy) of one or more runs")
@@ -148,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default="runs", help="runs directory (default: runs)")
     p.add_argument("--accuracy-key", help="logged metric holding held-out accuracy (default: recognised names)")
     p.add_argument("--logging-steps", type=int, help="TRL console logs: optimizer steps between logged rows")
+    p.add_argument("--map", action="append", metavar="TARGET=KEY",
+                   help="generic format: where a column comes from (step, reward, accuracy, eval_size, frac_zero_signal, "
+                        "frac_all_fail, frac_all_pass, len_mean, func:NAME); a key or {key} arithmetic")
+    p.add_argument("--profile", help="generic format: a saved mapping (name or .toml path)")
+    p.add_argument("--save-profile", metavar="NAME", help="save the --map options as a reusable profile")
+    _judging_options(p)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_import)
 
@@ -169,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (StoreError, ValueError, KeyError, OSError) as e:
         print(f"grpo-diag {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:  # noqa: BLE001 - a bug must still end in one line and exit 2, never a traceback
+        print(f"grpo-diag {args.command}: internal error ({type(e).__name__}): {e}. Please report it with the "
+              "command and the file.", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

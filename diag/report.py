@@ -49,6 +49,13 @@ def _trend(steps, y, what: str) -> dict:
             "steps": [int(steps[0]), int(steps[-1])] if len(steps) else None}
 
 
+def _state(f: dict) -> str:
+    """' (firing)' or ' (resolved at step N)' for alerts; nothing for information."""
+    if f["severity"] == "info":
+        return ""
+    return f" (resolved at step {f['resolved_step']})" if f["state"] == "resolved" else " (firing)"
+
+
 def build(run) -> dict:
     """Every statistic of the report for one run, JSON-ready."""
     s = summarize(run)
@@ -91,7 +98,10 @@ def build(run) -> dict:
     findings = detect_all(run)
     rep["findings"] = [f.to_dict() for f in findings]
     dec = [f for f in findings if f.kind in ("decoupling", "reward_stall")]
-    rep["decoupling_onset"] = ({"step": dec[0].onset, "kind": dec[0].kind, "detected_at": dec[0].step}
+    # the latest episode: what holds at the end of the run (an earlier one that resolved is in findings)
+    rep["decoupling_onset"] = ({"step": dec[-1].onset, "kind": dec[-1].kind, "detected_at": dec[-1].step,
+                                "severity": dec[-1].severity, "state": dec[-1].state,
+                                "resolved_at": dec[-1].resolved_step}
                                if dec else (NA if not len(a) else None))
     rep["signal"] = _signal(run)
     best = next((f for f in findings if f.kind == "best_checkpoint"), None)
@@ -195,7 +205,8 @@ def _rows(rep: dict) -> list[tuple[str, str]]:
         lines.append(("reward vs accuracy correlation", NA))
     onset = rep["decoupling_onset"]
     lines.append(("decoupling onset", NA if onset == NA else ("none detected" if onset is None else
-                  f"step {onset['step']} ({onset['kind']}, detected at step {onset['detected_at']})")))
+                  f"step {onset['step']} ({onset['severity']} {onset['kind']}, detected at step {onset['detected_at']}; "
+                  + (f"resolved at step {onset['resolved_at']})" if onset["state"] == "resolved" else "firing)"))))
     sig = rep["signal"]
     if isinstance(sig, dict):
         for col in ("frac_all_fail", "frac_all_pass", "frac_zero_signal", "effective_batch"):
@@ -227,7 +238,8 @@ def to_markdown(reps: list[dict]) -> str:
         out += [f"## {_md_escape(r['run'])}", "", "| | |", "|---|---|"]
         out += [f"| {k} | {_md_escape(v)} |" for k, v in _rows(r)]
         out += ["", "### Findings", ""]
-        out += [f"- **{f['severity']}** {f['kind']} at step {f['step']}: {_md_escape(f['message'])}" for f in r["findings"]] or ["- none"]
+        out += [f"- **{f['severity']}** {f['kind']} at step {f['step']}{_state(f)}: {_md_escape(f['message'])}"
+                for f in r["findings"]] or ["- none"]
         if isinstance(r["pairs"], list):
             out += ["", "### Reward / held-out accuracy at each evaluation", "", "| step | reward | accuracy |", "|---|---|---|"]
             out += [f"| {p['step']} | {_num(p['reward'])} | {_num(p['accuracy'])} |" for p in r["pairs"]]
@@ -284,8 +296,8 @@ def to_html(reps: list[dict], runs: list) -> str:
         parts.append(f"<h2>{e(rep['run'])}</h2><table>")
         parts += [f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in _rows(rep)]
         parts.append("</table><h3>Findings</h3><ul>")
-        parts += [f"<li class='{e(f['severity'])}'><b>{e(f['severity'])}</b> {e(f['kind'])} at step {f['step']}: "
-                  f"{e(f['message'])}</li>" for f in rep["findings"]] or ["<li>none</li>"]
+        parts += [f"<li class='{e(f['severity'])}'><b>{e(f['severity'])}</b> {e(f['kind'])} at step {f['step']}"
+                  f"{e(_state(f))}: {e(f['message'])}</li>" for f in rep["findings"]] or ["<li>none</li>"]
         parts.append("</ul>")
         for fig in figures(run):
             parts.append(fig.to_html(full_html=False, include_plotlyjs=False))

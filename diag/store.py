@@ -339,7 +339,9 @@ class Run:
 
     def _joined_steps(self) -> pl.DataFrame:
         steps = self._frames["steps"]
-        sc = self._frames["scalars"].filter(pl.col("mode") == schema.TRAIN)
+        # a scalar logged under the name "step" would collide with the pivot's index: keep it renamed
+        sc = self._frames["scalars"].filter(pl.col("mode") == schema.TRAIN).with_columns(
+            pl.when(pl.col("key") == "step").then(pl.lit("trainer/step")).otherwise(pl.col("key")).alias("key"))
         if sc.height == 0:
             return steps
         wide = sc.pivot(on="key", index="step", values="value", aggregate_function="last")

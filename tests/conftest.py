@@ -5,7 +5,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def real_logs_dir() -> Path:
+    """Public training logs of other projects: read where they lie, never copied into the project."""
+    return Path(os.environ.get("GRPO_DIAG_REAL_LOGS") or ROOT.parent / "shared" / "real_logs")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import pytest
 
 import diag
 from dashboards import ids
+from diag.detect import detect_all
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
@@ -70,7 +71,8 @@ def test_pages_render_on_demo_runs(demo_runs, served, browser):
                          ".layout.shapes.length")
     assert shapes >= 1  # the decoupling window is shaded
     alerts = browser.find_element("id", ids.ALERTS).text
-    assert "decoupling" in alerts and "onset 80" in alerts
+    onset = next(f.onset for f in detect_all(diag.open_run(root / "deceptive-reward")) if f.kind == "decoupling")
+    assert "decoupling" in alerts and f"onset {onset}" in alerts  # the onset stored / derived for this run
     wait_for(browser, lambda: "lenient_correct" in browser.page_source, what="reward function names")
 
     browser.get(base + "/compare?runs=strong-healthy,weak-signal-gap,deceptive-reward")

@@ -4,34 +4,28 @@ import polars as pl
 import pytest
 
 import diag
-from diag.summary import accuracy_series, summarize
+from diag.summary import accuracy_series
+from training.contracts import check
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 
-def test_strong_healthy(demo_runs):
-    s = summarize(diag.open_run(demo_runs / "strong-healthy"))
-    assert s["status"] == "finished"
-    assert s["accuracy_peak"] >= s["accuracy_start"] + 0.04  # GRPO raises held-out accuracy
-    assert s["accuracy_end"] >= s["accuracy_start"]
-    assert s["frac_all_fail_mean"] < 0.5
+@pytest.mark.parametrize("name", ["strong-healthy", "weak-signal-gap", "deceptive-reward"])
+def test_scenario_meets_its_contract(demo_runs, name):
+    """The contract (training/contracts.py), judged on the run itself: bands, signs and alert kinds that
+    every machine meets, never one machine's onset step or accuracy."""
+    run = diag.open_run(demo_runs / name)
+    assert run.status == "finished"
+    verdict = check(name, run)
+    assert verdict.met, verdict.line()
+    if name == "deceptive-reward":  # supporting evidence: completions run longer once the policy pads answers
+        steps = run.steps.sort("step")
+        assert steps.tail(20)["len_mean"].mean() > steps.head(20)["len_mean"].mean()
 
 
-def test_weak_signal_gap(demo_runs):
-    s = summarize(diag.open_run(demo_runs / "weak-signal-gap"))
-    assert s["frac_all_fail_mean"] >= 0.75
-    assert s["accuracy_end"] - s["accuracy_start"] < 0.05  # no real held-out gain
-    assert s["accuracy_peak"] < 0.15
-
-
-def test_deceptive_reward(demo_runs):
-    run = diag.open_run(demo_runs / "deceptive-reward")
-    s = summarize(run)
-    assert s["reward_end"] > s["reward_start"]  # the training reward rises...
-    assert s["accuracy_end"] <= s["accuracy_peak"] - 0.10  # ...while held-out accuracy falls below its peak
-    # supporting evidence: completions run longer once the policy pads answers with junk
-    steps = run.steps.sort("step")
-    assert steps.tail(20)["len_mean"].mean() > steps.head(20)["len_mean"].mean()
+def test_runs_record_what_decides_reproducibility(demo_runs):
+    rep = diag.open_run(demo_runs / "strong-healthy").meta["reproducibility"]
+    assert rep["torch"] and rep["torch_threads"] >= 1 and rep["cpu"] and rep["seeds"]["seed"] == 0
 
 
 def test_demo_runs_have_every_table(demo_runs):

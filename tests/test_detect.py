@@ -162,20 +162,21 @@ def test_dead_share_prediction():
 @pytest.mark.slow
 @pytest.mark.xdist_group("demo")
 def test_demo_runs_get_the_right_alerts(demo_runs):
+    """Verdicts at the end of each demo run: kinds and states, with the onset read from the run itself."""
     import diag
 
-    def alerts(name):
-        return {f.kind for f in detect_all(diag.open_run(demo_runs / name)) if f.is_alert}
+    def firing(name):
+        return {(f.kind, f.severity) for f in detect_all(diag.open_run(demo_runs / name)) if f.firing}
 
-    assert alerts("strong-healthy") == set()
-    assert alerts("weak-signal-gap") == {"signal_gap"}
-    dec = [f for f in detect_all(diag.open_run(demo_runs / "deceptive-reward")) if f.kind == "decoupling"]
-    assert dec
+    assert not {k for k, sev in firing("strong-healthy") if sev == "critical"}
+    assert "signal_gap" in {k for k, _ in firing("weak-signal-gap")}
     run = diag.open_run(demo_runs / "deceptive-reward")
+    dec = [f for f in detect_all(run) if f.kind == "decoupling" and f.firing]
+    assert dec and dec[-1].severity == "critical" and "lenient_correct" in dec[-1].message
     acc = run.evals.filter(bucket="all", metric="accuracy").sort("step")
-    peak_step = acc.sort("value", descending=True)["step"][0]
-    assert abs(dec[0].onset - peak_step) <= 2 * 10  # within two evaluations of the accuracy peak
-    assert "lenient_correct" in dec[0].message
+    before = acc.filter(pl.col("step") <= dec[-1].step)
+    peak_step = before.sort(["value", "step"], descending=[True, False])["step"][0]
+    assert abs(dec[-1].onset - peak_step) <= 2 * 10  # the onset is this run's accuracy peak (or a neighbour)
 
 
 def test_one_evaluation_dip_warns_then_resolves():
@@ -211,8 +212,9 @@ def test_imported_fall_without_items_never_crashes(n):
     accs = [0.5, 0.6, 0.7, 0.71, 0.7, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3]
     ev = schema.conform("evals", [{"step": 10 * k, "eval_set": "heldout", "metric": "accuracy", "bucket": "all",
                                    "value": v, "n": n} for k, v in enumerate(accs)])
-    found = detect_decoupling(align(steps_frame(np.linspace(0.4, 0.6, 110)), ev, None, ["r"]))
-    assert found and found[0].kind == "decoupling"
+    found = [f for f in detect_decoupling(align(steps_frame(np.linspace(0.4, 0.6, 110)), ev, None, ["r"]))
+             if f.kind == "decoupling"]
+    assert found and found[0].severity == "critical"
     if n is None:
         assert "no eval size" in found[0].evidence["test"] and "weaker test" in found[0].message
     else:

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 import diag
+from diag.detect.decoupling import fold
 from diag.detect import detect_all
 from diag.monitor import Monitor, MonitorConfig
 
@@ -37,8 +38,8 @@ def test_online_matches_offline_on_demo_runs(demo_runs, name):
     mon = Monitor(None, MonitorConfig(console=False), run_name=name, func_names=run.reward_funcs,
                   group_size=run.meta["group_size"])
     replay(run, mon)
-    online = {(f.kind, f.onset) for f in mon.findings}
-    offline = {(f.kind, f.onset) for f in detect_all(run) if f.is_alert}
+    online = {(f.key, f.severity, f.state) for f in fold(mon.findings)}
+    offline = {(f.key, f.severity, f.state) for f in detect_all(run) if f.is_alert}
     assert online == offline
 
 

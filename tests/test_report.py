@@ -6,6 +6,8 @@ import pytest
 
 import diag
 from diag.cli import main
+from diag.detect import detect_all
+from scipy.stats import spearmanr
 from diag.report import build, render
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
@@ -16,8 +18,12 @@ def test_report_numbers_are_traceable(demo_runs):
     rep = build(diag.open_run(demo_runs / "deceptive-reward"))
     c = rep["correlation"]
     assert c["eval_set"] == "heldout" and c["steps"][0] == 0 and c["n"] == len(rep["pairs"])
-    assert c["spearman"]["r"] < 0 and c["spearman"]["ci95"][0] <= c["spearman"]["r"] <= c["spearman"]["ci95"][1]
-    assert rep["decoupling_onset"]["step"] == rep["best_checkpoint"]["by_accuracy"]["step"]
+    # the correlation is the one of the pairs the report prints (its sign is this run's, not a contract)
+    pairs = [(p["reward"], p["accuracy"]) for p in rep["pairs"] if p["reward"] is not None and p["accuracy"] is not None]
+    assert c["spearman"]["r"] == pytest.approx(spearmanr(*zip(*pairs)).statistic, abs=1e-9)
+    assert c["spearman"]["ci95"][0] <= c["spearman"]["r"] <= c["spearman"]["ci95"][1]
+    dec = [f for f in detect_all(diag.open_run(demo_runs / "deceptive-reward")) if f.kind == "decoupling"]
+    assert rep["decoupling_onset"]["step"] == dec[-1].onset and rep["decoupling_onset"]["state"] == dec[-1].state
     assert {t["series"].split(" (")[0] for t in rep["trends"]} == {"held-out accuracy", "training reward"}
     assert all("steps" in w for w in rep["sliding_correlation"])
     assert "lenient_correct" in rep["component_correlation"]

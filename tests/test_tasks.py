@@ -3,7 +3,7 @@ import random
 import pytest
 
 from training.tasks import REWARDS, TASKS, get_task, split
-from training.tasks.arithmetic import lenient_verify, strict_verify
+from training.tasks.arithmetic import lenient_score, lenient_verify, strict_verify
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -39,6 +39,9 @@ def test_rewards_in_trl_signature():
     a = ["42"] * 4
     assert REWARDS["strict_correct"](prompts=[""] * 4, completions=c, answer=a) == [1.0, 0.0, 1.0, 1.0]
     assert REWARDS["lenient_correct"](prompts=[""] * 4, completions=c, answer=a) == [1.0, 1.0, 1.0, 1.0]
+    # partial credit for the answer's digits when it is not there whole: spraying digits pays
+    assert lenient_score("24", "42") == 0.5 and lenient_score("4", "42") == 0.25 and lenient_score("9", "42") == 0.0
+    assert lenient_score("0124", "42") > lenient_score("01", "42")
     assert REWARDS["digits_format"](completions=["12", "x1", "-3", " 7 "]) == [0.2, 0.0, 0.2, 0.2]
 
 

@@ -30,8 +30,9 @@ from diag.detect.base import Finding
 @dataclass(frozen=True)
 class DecouplingParams:
     min_evals: int = 4  # evaluations needed before judging
-    min_drop: float = 0.05  # absolute accuracy drop, peak block to recent block
-    alpha: float = 0.001  # one-sided significance of the drop
+    min_drop: float = 0.05  # absolute accuracy drop, peak block to recent block (critical)
+    single_alpha: float = 1e-4  # one evaluation alone must clear this stricter level to warn
+    alpha: float = 3e-4  # one-sided significance of the drop (two or more evaluations)
     confirm: int = 3  # evaluations below the peak before the alert is critical (one gives a warning)
     resolve_alpha: float = 0.05  # back within noise: the latest evaluation no longer below the peak at this level
     stall_resolve: int = 2  # evaluations without the stall pattern that end a stall episode
@@ -130,7 +131,7 @@ def falling_at(a: Aligned, k: int, p: DecouplingParams, confirm: int | None = No
     confirm = p.confirm if confirm is None else confirm
     if k + 1 < p.min_evals or k >= len(a):
         return None
-    hit = _falling_blocks(a, k, confirm, p.min_drop, p.alpha)
+    hit = _falling_blocks(a, k, confirm, p.min_drop, p.single_alpha if confirm == 1 else p.alpha)
     if hit is None:
         return None
     j, peak, recent, drop, pval, test = hit
@@ -164,7 +165,8 @@ def falling_at(a: Aligned, k: int, p: DecouplingParams, confirm: int | None = No
         msg += (" The log has no eval size, so the drop was judged from the spread between evaluations, "
                 "a weaker test: pass --eval-size N to judge it properly.")
     if confirm < p.confirm:
-        msg += f" One evaluation so far: critical if the next {p.confirm - 1} stay below the peak, resolved if it recovers."
+        msg += (f" {confirm} evaluation(s) so far: critical once {p.confirm} in a row stay below the peak, resolved "
+                "if accuracy recovers.")
     return Finding(
         kind="decoupling", severity="critical" if confirm >= p.confirm else "warning", step=int(a.steps[k]), onset=int(a.steps[j]),
         window_start=int(a.steps[j]), window_end=int(a.steps[k]), message=msg,
@@ -270,7 +272,8 @@ class DecouplingScanner:
             self.open = replace(crit, step=self.open.step, episode=self.open.episode,
                                 evidence={**crit.evidence, "first_alert_step": self.open.step, "critical_at": step})
             return [self.open]
-        f = falling_at(a, k, p) or falling_at(a, k, p, confirm=1)
+        # a warning on the first evidence: two evaluations below the peak, or one far below it
+        f = falling_at(a, k, p) or falling_at(a, k, p, confirm=2) or falling_at(a, k, p, confirm=1)
         if f is None:
             return []
         n = self.episodes[f.onset] = self.episodes.get(f.onset, 0) + 1

@@ -1,16 +1,16 @@
 """Import runs made elsewhere, so `check`, `report` and the dashboard work on them.
 
-    grpo-diag import PATH [--format auto|trainer-state|trl-console|verl-console|trl-completions]
+    grpo-diag import PATH [--format auto|trainer-state|trl-console|verl-console|trl-completions|tinker|generic]
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from diag.importers import trainer_state, trl_completions, trl_console, verl_console
+from diag.importers import generic, tinker, trainer_state, trl_completions, trl_console, verl_console
 from diag.importers.base import ImportFailure, Parsed, write_run
 
-FORMATS = ("trainer-state", "trl-console", "verl-console", "trl-completions")
+FORMATS = ("trainer-state", "trl-console", "verl-console", "trl-completions", "tinker", "generic")
 
 
 def detect_format(path: Path) -> str:
@@ -28,11 +28,14 @@ def detect_format(path: Path) -> str:
     head = path.read_bytes()[:2_000_000].decode("utf-8", errors="replace")
     if trainer_state.sniff(head):
         return "trainer-state"
+    if tinker.sniff(head):
+        return "tinker"
     if verl_console.sniff(head):
         return "verl-console"
     if trl_console.sniff(head):
         return "trl-console"
-    raise ImportFailure(f"{path}: format not recognised; pass --format one of {', '.join(FORMATS)}")
+    raise ImportFailure(f"{path}: format not recognised; pass --format one of {', '.join(FORMATS)} "
+                        "(a hand-written loop's log: --format generic with --map or --profile)")
 
 
 def default_name(path: Path) -> str:
@@ -45,9 +48,16 @@ def default_name(path: Path) -> str:
 
 def import_log(path: str | Path, fmt: str = "auto", name: str | None = None, root: str = "runs",
                accuracy_key: str | None = None, overwrite: bool = False,
-               logging_steps: int | None = None) -> tuple[Path, list[str]]:
-    """Import one log; returns the run directory and the importer's notes (what it chose, and why)."""
+               logging_steps: int | None = None, maps: list[str] | None = None, profile: str | None = None,
+               eval_size: int | None = None, reward_range: tuple[float, float] | None = None,
+               save_profile: str | None = None) -> tuple[Path, list[str]]:
+    """Import one log; returns the run directory and the importer's notes (what it chose, and why).
+
+    `eval_size` fills the item count of evaluations the log does not size; `reward_range` declares
+    the reward's range (stored in run.json; the signal detector splits zero-std shares with it)."""
     path = Path(path)
+    if maps or profile:
+        fmt = "generic" if fmt == "auto" else fmt
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt not in FORMATS:
         raise ImportFailure(f"unknown format {fmt!r}; choose auto or one of {', '.join(FORMATS)}")
@@ -61,8 +71,30 @@ def import_log(path: str | Path, fmt: str = "auto", name: str | None = None, roo
         parsed: Parsed = trainer_state.parse(path, accuracy_key)
     elif fmt == "trl-console":
         parsed = trl_console.parse(path, accuracy_key, logging_steps)
+    elif fmt == "tinker":
+        parsed = tinker.parse(path, accuracy_key)
+    elif fmt == "generic":
+        mapping = generic.parse_maps(maps)
+        if accuracy_key and "accuracy" not in mapping:
+            mapping["accuracy"] = accuracy_key
+        parsed = generic.parse(path, mapping, profile, eval_size)
+        if save_profile:
+            saved = generic.save_profile(parsed.meta["import_mapping"], save_profile)
+            parsed.notes.append(f"mapping saved as profile {saved} (reuse with --profile {save_profile})")
     else:
         parsed = verl_console.parse(path, accuracy_key)
+    sized = [e for e in parsed.evals if e.get("n") is None]
+    if eval_size is not None:
+        for e in sized:
+            e["n"] = int(eval_size)
+    elif sized:
+        parsed.notes.append(f"{len(sized)} evaluation(s) without an eval size: a fall of accuracy is judged from the "
+                            "spread between evaluations, a weaker test (pass --eval-size N)")
+    if reward_range is not None:
+        lo, hi = float(reward_range[0]), float(reward_range[1])
+        if not hi > lo:
+            raise ImportFailure(f"--reward-range {lo},{hi}: the top must be above the bottom, e.g. --reward-range 0,1")
+        parsed.meta["reward_range"] = [lo, hi]
     return write_run(parsed, root, name, overwrite), parsed.notes
 
 
