@@ -20,6 +20,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 LABELS = HERE / "real_runs" / "labels.toml"
+ALLOWED = {"decoupled": "decoupling", "dead": "signal_gap"}
 
 
 def real_logs_dir() -> Path:
@@ -58,10 +59,11 @@ def judge_real(root: Path, logs: Path) -> list[dict]:
         dec = [f for f in alerts if f.kind == "decoupling"]
         rows.append({"name": entry["name"], "label": entry["label"], "missed": missed,
                      "alerts": [f"{f.severity} {f.kind} ({f.state}, onset {f.onset})" for f in alerts],
-                     "flagged": bool(alerts), "false_critical": entry["label"] != "decoupled" and any(
-                         f.severity == "critical" and f.kind != "signal_gap" or
-                         (f.kind == "signal_gap" and entry["label"] != "dead") and f.severity == "critical" for f in alerts),
-                     "delay": None if not dec else None})
+                     "flagged": bool(alerts),
+                     # a critical alert the label does not call for (decoupled: decoupling; dead: signal gap)
+                     "false_critical": any(f.severity == "critical" and f.kind != ALLOWED.get(entry["label"])
+                                           for f in alerts),
+                     "decoupling_steps": [f.step for f in dec]})
     return rows
 
 
