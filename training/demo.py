@@ -28,16 +28,15 @@ def base_accuracy(cfg: RunConfig) -> float:
     """Greedy held-out accuracy of the scenario's base model, on the scenario's own held-out set."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from diag.integrations.trl import generate
     from training.models import resolve
-    from training.tasks import get_task, split
+    from training.tasks import get_task, greedy_eval, split
 
     task = get_task(cfg.task.name)
     _, held = split(task, cfg.task.n_train, cfg.task.n_eval, seed=cfg.task.seed)
     path = resolve(cfg.model, cfg.seed)
     tok, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path)
-    outs = generate(model, tok, [r["prompt"] for r in held], cfg.heldout.max_new_tokens)
-    return sum(task.verify(o, r["answer"]) for o, r in zip(outs, held)) / len(held)
+    _, correct = greedy_eval(model, tok, task, held, cfg.heldout.max_new_tokens)
+    return sum(correct) / len(correct)
 
 
 def prepare_bases(cfgs: list[RunConfig]) -> None:

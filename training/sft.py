@@ -84,10 +84,9 @@ def run_sft(cfg: RunConfig, runs_dir: str, overwrite: bool = False) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTTrainer
 
-    from diag.integrations.trl import generate
     from diag.recorder import Recorder
     from training.models import resolve
-    from training.tasks import get_task, split
+    from training.tasks import get_task, greedy_eval, split
 
     task = get_task(cfg.task.name)
     train, held = split(task, cfg.task.n_train, cfg.task.n_eval, seed=cfg.task.seed)
@@ -100,9 +99,8 @@ def run_sft(cfg: RunConfig, runs_dir: str, overwrite: bool = False) -> Path:
     })
 
     def evaluate(step: int) -> None:
-        outs = generate(model, tok, [r["prompt"] for r in held], cfg.heldout.max_new_tokens)
-        rec.log_eval(step, "heldout", [task.verify(o, r["answer"]) for o, r in zip(outs, held)],
-                     buckets=[r["bucket"] for r in held], completions=outs)
+        outs, correct = greedy_eval(model, tok, task, held, cfg.heldout.max_new_tokens)
+        rec.log_eval(step, "heldout", correct, buckets=[r["bucket"] for r in held], completions=outs)
 
     class Rec(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):

@@ -59,3 +59,9 @@ class Finding:
     def to_dict(self) -> dict:
         return json_safe(asdict(self))
 
+
+def no_data(step: int, detector: str, message: str) -> Finding:
+    """What a detector says when it lacks the data to judge: information, never an alert."""
+    return Finding(kind="no_data", severity="info", step=step, onset=None, window_start=None, window_end=None,
+                   message=message, evidence={"detector": detector})
+

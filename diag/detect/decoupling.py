@@ -247,7 +247,6 @@ class DecouplingScanner:
         self.p = params or DecouplingParams()
         self.open: Finding | None = None  # the current falling episode, as last reported
         self.episodes: dict[int, int] = {}  # onset -> falling episodes seen from that peak
-        self.falling_since: int | None = None
         self.stall: Finding | None = None
         self.stall_misses = 0
 
@@ -262,7 +261,7 @@ class DecouplingScanner:
         if self.open is not None:
             why = recovered(a, k, self.open, p)
             if why is not None:
-                done, self.open, self.falling_since = self.open.resolve(step, why), None, None
+                done, self.open = self.open.resolve(step, why), None
                 return [done]
             if self.open.severity == "critical":
                 return []
@@ -278,7 +277,6 @@ class DecouplingScanner:
             return []
         n = self.episodes[f.onset] = self.episodes.get(f.onset, 0) + 1
         self.open = replace(f, episode=n)
-        self.falling_since = f.window_start
         return [self.open]
 
     def _stall(self, a: Aligned, k: int) -> list[Finding]:
@@ -292,7 +290,7 @@ class DecouplingScanner:
                 done, self.stall = self.stall.resolve(int(a.steps[k]), "reward and held-out accuracy move together again"), None
                 return [done]
             return []
-        if stall is None or (self.falling_since is not None and stall.window_end >= self.falling_since):
+        if stall is None or (self.open is not None and stall.window_end >= self.open.window_start):
             return []
         self.stall, self.stall_misses = stall, 0
         return [stall]

@@ -12,20 +12,15 @@ import numpy as np
 import polars as pl
 
 from diag.detect.align import align
-from diag.detect.base import Finding
+from diag.detect.base import Finding, no_data
 from diag.detect.decoupling import DecouplingParams, best_checkpoint, detect_decoupling
-from diag.detect.signal_gap import SignalGapParams, _series, detect_signal_gap, reward_range
+from diag.detect.signal_gap import SignalGapParams, detect_signal_gap
 
 
 @dataclass(frozen=True)
 class DetectParams:
     signal_gap: SignalGapParams = field(default_factory=SignalGapParams)
     decoupling: DecouplingParams = field(default_factory=DecouplingParams)
-
-
-def _no_data(step: int, what: str, message: str) -> Finding:
-    return Finding(kind="no_data", severity="info", step=step, onset=None, window_start=None, window_end=None,
-                   message=message, evidence={"detector": what})
 
 
 def detect_all(run, params: DetectParams | None = None, eval_size: int | None = None,
@@ -41,11 +36,6 @@ def detect_all(run, params: DetectParams | None = None, eval_size: int | None = 
     given = reward_range_given or run.meta.get("reward_range")
     out = detect_signal_gap(steps, p.signal_gap, groups=train_groups, group_size=run.meta.get("group_size"),
                             reward_range_given=given)
-    if steps.height == 0 or _series(steps.sort("step"), reward_range(steps, given)) is None:
-        out.append(_no_data(last, "signal_gap",
-                            "Not enough data to judge the learning signal: the run has neither per-group data nor a "
-                            "zero-std share with a training reward. Record groups with diag.Recorder / DiagGRPOTrainer, "
-                            "or import a log that carries frac_reward_zero_std (TRL) or by_group fractions (Tinker)."))
     evals = run.evals
     if eval_size is not None and evals.height:
         evals = evals.with_columns(pl.col("n").fill_null(int(eval_size)))
@@ -53,12 +43,12 @@ def detect_all(run, params: DetectParams | None = None, eval_size: int | None = 
     n_acc = int(np.isfinite(a.acc).sum()) if len(a) else 0
     if n_acc < p.decoupling.min_evals:
         have = "no held-out evaluations" if n_acc == 0 else f"{n_acc} held-out evaluation(s)"
-        out.append(_no_data(last, "decoupling",
+        out.append(no_data(last, "decoupling",
                             f"Not enough data to judge reward-accuracy decoupling: {have}, at least "
                             f"{p.decoupling.min_evals} are needed. Add a HeldOut set evaluated every N steps "
                             "(or --accuracy-key / --map accuracy=KEY when importing)."))
     elif not np.isfinite(a.reward).any():
-        out.append(_no_data(last, "decoupling",
+        out.append(no_data(last, "decoupling",
                             "Not enough data to judge reward-accuracy decoupling: the run has held-out accuracy but no "
                             "training reward near its evaluations (import with --map reward=KEY)."))
     if len(a):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
-from diag.detect.base import Finding
+from diag.detect.base import Finding, no_data
 
 
 @dataclass(frozen=True)
@@ -196,13 +196,15 @@ def detect_signal_gap(steps: pl.DataFrame, params: SignalGapParams | None = None
     Runs imported without group data fall back to the trainer's zero-std share, split into all-fail
     and all-pass by the reward's place in its range (given, or inferred and labelled as such)."""
     p = params or SignalGapParams()
-    if steps.height == 0 or "step" not in steps.columns:
-        return []
-    s = steps.sort("step")
-    rng = reward_range(s, reward_range_given)
-    picked = _series(s, rng)
+    s = steps.sort("step") if steps.height else steps
+    rng = reward_range(s, reward_range_given) if s.height else None
+    picked = _series(s, rng) if s.height else None
     if picked is None:
-        return []
+        last = int(s["step"].max()) if s.height and s["step"].max() is not None else 0
+        return [no_data(last, "signal_gap",
+                        "Not enough data to judge the learning signal: the run has neither per-group data nor a "
+                        "zero-std share with a training reward. Record groups with diag.Recorder / DiagGRPOTrainer, "
+                        "or import a log that carries frac_reward_zero_std (TRL) or by_group fractions (Tinker).")]
     source, share, passed = picked
     eff = s["effective_batch"].cast(pl.Float64).to_numpy() if "effective_batch" in s.columns else np.full(s.height, np.nan)
     n = s["n_completions"].cast(pl.Float64).to_numpy() if "n_completions" in s.columns else np.full(s.height, np.nan)

@@ -43,12 +43,11 @@ def build(out: Path, max_steps: int = 2000, every: int = 50, seed: int = 0) -> d
     from trl import SFTTrainer
 
     from diag.environment import reproducibility
-    from diag.integrations.trl import generate
     from training.config import ModelCfg, SFTCfg
     from training.grpo import quiet
     from training.models import tiny_path
     from training.sft import _args, _dataset
-    from training.tasks import get_task, split
+    from training.tasks import get_task, greedy_eval, split
 
     m, sft = ModelCfg(path="base"), SFTCfg()
     src = tiny_path(m, seed)
@@ -63,9 +62,9 @@ def build(out: Path, max_steps: int = 2000, every: int = 50, seed: int = 0) -> d
             step = state.global_step
             if step % every:
                 return
-            outs = generate(model, tok, [r["prompt"] for r in held], 16)
+            _, correct = greedy_eval(model, tok, task, held, 16)
             model.train()
-            acc = sum(task.verify(o, r["answer"]) for o, r in zip(outs, held)) / len(held)
+            acc = sum(correct) / len(correct)
             print(f"[grpo-diag] SFT step {step}: held-out accuracy {acc:.3f}", flush=True)
             for name, ((lo, hi), first) in BANDS.items():
                 if name not in picked and step >= first and lo <= acc <= hi:

@@ -7,4 +7,13 @@ seed and removed from the training pool, so held-out accuracy measures generalis
 from training.tasks.arithmetic import TASKS, Task, get_task, split
 from training.tasks.rewards import REWARDS, get_reward
 
-__all__ = ["TASKS", "Task", "get_task", "split", "REWARDS", "get_reward"]
+__all__ = ["TASKS", "Task", "get_task", "split", "REWARDS", "get_reward", "greedy_eval"]
+
+
+def greedy_eval(model, tokenizer, task, rows: list[dict], max_new_tokens: int) -> tuple[list[str], list[bool]]:
+    """Greedy completions of the rows' prompts and the strict verdict on each: the one held-out
+    evaluation the SFT runs, the demo's base check and the base builder share."""
+    from diag.integrations.trl import generate
+
+    outs = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
+    return outs, [task.verify(o, r["answer"]) for o, r in zip(outs, rows)]
