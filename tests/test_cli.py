@@ -63,7 +63,8 @@ def test_train_sft_and_sft_then_grpo(tmp_path, cache_dir):
     assert diag.open_run(tmp_path / "runs" / "b-sft").meta["kind"] == "sft"
     both = diag.open_run(tmp_path / "runs" / "b")
     assert both.meta["kind"] == "sft_grpo"
-    assert both.meta["model"].endswith("b-sft/checkpoint")
+    assert both.meta["model_path"].endswith("b-sft/checkpoint")  # GRPO starts from the SFT stage's model
+    assert both.meta["model"].endswith("+ SFT (b-sft)")
 
 
 def test_errors_exit_2(tmp_path, capsys):

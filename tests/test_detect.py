@@ -229,3 +229,20 @@ def test_not_enough_data_is_said():
     found = detect_all(run)
     assert {f.evidence["detector"] for f in found if f.kind == "no_data"} == {"signal_gap", "decoupling"}
     assert all(not f.is_alert for f in found) and all("Not enough data" in f.message for f in found)
+
+
+def test_signal_gap_counts_groups_that_fail_the_task_but_vary_in_format():
+    """A weak model with a format bonus: all-fail share 0.3 (format spread makes groups "mixed"), but
+    0.9 of groups have no passing completion. The gap is judged on the latter, online and offline."""
+    from diag.monitor import Monitor  # noqa: F401 - the online path shares failing_share
+    from diag.detect.signal_gap import failing_share
+
+    n = 40
+    steps = steps_frame(np.full(n, 0.1), all_fail=np.full(n, 0.3)).with_columns(frac_no_pass=pl.lit(0.9))
+    found = [f for f in detect_signal_gap(steps) if f.kind == "signal_gap"]
+    assert len(found) == 1 and found[0].firing
+    assert "no completion that passes the verifier" in found[0].message
+    assert found[0].evidence["share_all_fail"] == pytest.approx(0.9)
+    # older runs without the column: judged on the all-fail share as before (no gap here)
+    assert not [f for f in detect_signal_gap(steps.drop("frac_no_pass")) if f.kind == "signal_gap"]
+    assert failing_share({"frac_no_pass": float("nan"), "frac_all_fail": 0.3}) == 0.3

@@ -128,3 +128,19 @@ def test_shape_errors_are_clear():
         G.group_layout(4, None, ["a", "b", "c"])
     with pytest.raises(ValueError, match="group_size must be a positive integer"):
         G.group_layout(4, 0)
+
+
+def test_format_reward_makes_failing_groups_mixed_and_no_pass_counts_them():
+    """Verifier + format bonus: a group where every answer is wrong but the format varies is "mixed"
+    (its advantages train the format) and still has no completion that passes the task."""
+    correct = [0, 0, 0, 0] + [1, 0, 0, 0]
+    fmt = [0.2, 0.0, 0.2, 0.0] + [0.2, 0.2, 0.2, 0.2]
+    rewards = np.column_stack([correct, fmt])
+    b, gs = stats(rewards, passed=np.asarray(correct) > 0.5)
+    assert list(gs["signal"]) == [MIXED, MIXED]
+    row = G.step_stats(b, gs)
+    assert row["frac_all_fail"] == 0.0 and row["frac_zero_signal"] == 0.0
+    assert row["frac_no_pass"] == 0.5
+    _, gs = stats([0, 0, 1, 1])  # no verifier: unknown, not guessed
+    assert math.isnan(G.step_stats(G.Batch(G.as_float_matrix([0, 0, 1, 1]), np.ones(1), G.group_layout(4, 4, None)),
+                                   gs)["frac_no_pass"])

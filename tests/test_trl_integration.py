@@ -225,3 +225,50 @@ def test_sigkill_of_a_real_trainer_leaves_a_readable_crashed_run(tmp_path, cache
     steps = run.steps.filter(pl.col("reward_mean").is_not_null())["step"].to_list()
     assert len(steps) >= 3 and steps == list(range(1, len(steps) + 1))
     assert run.status == "crashed"
+
+
+def test_clipped_share_matches_trl_on_a_chat_model(tmp_path, cache_dir):
+    """A chat model ends its turn with <|im_end|>, which is not the tokenizer's EOS: a completion that
+    stops there is not clipped. The recorded share must equal TRL's own clipped ratio at every step."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig
+
+    from diag.integrations.trl import DiagConfig, DiagGRPOTrainer
+    from training.config import ModelCfg
+    from training.models import tiny_path
+    from training.tasks import get_task, split
+    from training.tasks.rewards import strict_correct
+
+    path = tiny_path(ModelCfg(), 0)
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_end|>"]})
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    end_of_turn = tok.convert_tokens_to_ids("<|im_end|>")
+    assert end_of_turn != tok.eos_token_id
+    model = AutoModelForCausalLM.from_pretrained(path)
+    model.resize_token_embeddings(len(tok))
+    model.generation_config.eos_token_id = [tok.eos_token_id, end_of_turn]
+    train, _ = split(get_task("add1"), 64, 8)
+    rows = [{"prompt": [{"role": "user", "content": r["prompt"]}], "answer": r["answer"]} for r in train]
+    args = GRPOConfig(output_dir=str(tmp_path / "out"), max_steps=4, per_device_train_batch_size=32,
+                      num_generations=4, max_completion_length=24, report_to=[], use_cpu=True,
+                      logging_steps=1, save_strategy="no", disable_tqdm=True, seed=0)
+    trl_clipped = []
+
+    class Grab(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "completions/clipped_ratio" in logs:
+                trl_clipped.append(logs["completions/clipped_ratio"])
+
+    trainer = DiagGRPOTrainer(model=model, reward_funcs=[strict_correct], args=args,
+                              train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=[Grab()],
+                              diag=DiagConfig(root=str(tmp_path), name="chat", monitor=None))
+    assert end_of_turn in trainer.eos_token_ids
+    trainer.train()
+    recorded = diag.open_run(tmp_path / "chat").steps["frac_clipped"].to_list()
+    assert len(recorded) == len(trl_clipped) == 4
+    assert recorded == pytest.approx(trl_clipped, abs=1e-9)
+    # 128 completions of 24 tokens from a random model over ~80 tokens: some end on each stop id, so
+    # this run tells the two ways of counting apart (counting <eos> alone gives a larger share).
+    assert min(trl_clipped) < 1.0

@@ -68,7 +68,8 @@ def _probe(args: argparse.Namespace) -> int:
     from training.probe import run_probe
 
     quiet_libraries()
-    res = run_probe(args.model, args.task, prompts=args.prompts, k=args.k, G=args.G, temperature=args.temperature)
+    res = run_probe(args.model, args.task, prompts=args.prompts, k=args.k, G=args.G, temperature=args.temperature,
+                    max_new_tokens=args.max_new_tokens, seed=args.seed)
     d = res.to_dict()
     if args.save:
         from diag.store import RUN_FILE, atomic_write_json
@@ -94,8 +95,12 @@ def _probe(args: argparse.Namespace) -> int:
 
 def register_probe(sub) -> None:
     p = sub.add_parser("probe", help="pre-flight signal probe: predicted zero-signal share for G = 2..32")
-    p.add_argument("--model", required=True, help="Hub id, local path, 'tiny', or 'base:weak' / 'base:strong' (shipped SFT bases), or 'base:N' (embedded SFT base built at N steps)")
-    p.add_argument("--task", required=True, help="task name (add1, add2, add3, mul, expr, ladder)")
+    p.add_argument("--model", required=True, help="Hub id, local path, 'smollm2-135m' (offline, the smollm extra), 'tiny', "
+                   "'base:weak' / 'base:strong' (shipped SFT bases), or 'base:N' (embedded SFT base built at N steps)")
+    p.add_argument("--task", required=True, help="task name (add1, add2, add3, mul, expr, ladder for the embedded "
+                   "models; gsm, gsm-easy: chat word problems for instruct models)")
+    p.add_argument("--max-new-tokens", type=int, default=16, help="completion budget, as in the run (e.g. 128 for gsm)")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prompts", type=int, default=200)
     p.add_argument("--k", type=int, default=16, help="samples per prompt")
     p.add_argument("--G", type=int, default=8, help="the group size you plan to train with")

@@ -21,10 +21,13 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelCfg:
-    # "tiny" (random embedded model), a Hub id, a local path, "base:weak" / "base:strong" (SFT checkpoints
+    # "tiny" (random embedded model), a Hub id, a local path, "smollm2-135m" (SmolLM2-135M-Instruct from the
+    # `smollm` extra, offline), "base:weak" / "base:strong" (SFT checkpoints
     # shipped with the package, the same weights on every machine), or "base" = an SFT checkpoint that
     # this project builds and caches from `base_task` / `base_steps` (machine-dependent).
     path: str = "tiny"
+    # What readers see (dashboard header, reports); empty = derived from `path` (a short name's Hub id).
+    name: str = ""
     base_task: str = "add2"
     base_steps: int = 1000
     base_seed: int = 0
@@ -66,10 +69,14 @@ class SFTCfg:
     batch_size: int = 32
     warmup_ratio: float = 0.0
     eval_every: int = 100
+    max_length: int = 64  # tokens of prompt + demonstration; chat word problems need about 256
+    n_examples: int | None = None  # demonstrations to train on (None: task.n_train); epochs = steps * bs / n
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1:
-            raise ConfigError("sft.steps and sft.batch_size must be >= 1")
+        if self.steps < 1 or self.batch_size < 1 or self.max_length < 8:
+            raise ConfigError("sft.steps and sft.batch_size must be >= 1, sft.max_length >= 8")
+        if self.n_examples is not None and self.n_examples < 1:
+            raise ConfigError("sft.n_examples must be >= 1 (or left out to use task.n_train)")
         if not 0 < self.lr < 1:
             raise ConfigError(f"sft.lr = {self.lr} is out of range; use e.g. 2e-3 for the tiny model")
 

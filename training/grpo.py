@@ -55,7 +55,7 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
 
     from diag.integrations.trl import DiagConfig, DiagGRPOTrainer, HeldOut
     from diag.monitor import MonitorConfig
-    from training.models import resolve
+    from training.models import model_name, resolve
     from training.tasks import get_reward, get_task, split
 
     task = get_task(cfg.task.name)
@@ -82,7 +82,7 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
     diag = DiagConfig(
         root=runs_dir, name=cfg.name, verifier=cfg.grpo.verifier, heldout=heldout, overwrite=overwrite,
         listeners=list(listeners or []), monitor=monitor, keep_best=m.keep_best,
-        meta={"kind": cfg.kind, "task": cfg.task.name, "model": path, "description": cfg.description,
+        meta={"kind": cfg.kind, "task": cfg.task.name, "model": model_name(cfg.model), "model_path": path, "description": cfg.description,
               "run_config": cfg.to_dict(), "n_train_prompts": len(train), "probe": probe},
     )
     return DiagGRPOTrainer(

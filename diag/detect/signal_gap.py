@@ -97,15 +97,18 @@ def gap_finding(ep: _Episode, end_step: int, p: SignalGapParams, G: int | None, 
     if dead_2g is not None and G:
         larger = f" (predicted dead share at G={2 * G}: {100 * dead_2g:.0f}%)"
     caveat = "" if source == "frac_all_fail" else f" [estimated from {source}: {SOURCE_NOTE.get(source, source)}]"
-    msg = (f"Signal gap: {100 * share:.0f}% of prompt groups were all-fail over the {p.window} steps to step "
+    msg = (f"Signal gap: {100 * share:.0f}% of prompt groups {ALL_FAIL_WORDS} over the {p.window} steps to step "
            f"{ep.fired_at} (threshold {100 * p.all_fail_share:.0f}%; peak {100 * peak:.0f}%) in an episode from step "
-           f"{ep.start} to {end_step}{batch}; their advantages are zero, so GRPO learns from almost nothing.{caveat} Remedies: warm-start "
+           f"{ep.start} to {end_step}{batch}; their advantages are zero or reward only the other functions (e.g. a format bonus), so GRPO learns almost nothing of the task.{caveat} Remedies: warm-start "
            f"with SFT on this task, a larger group{larger}, or easier / pass-rate-filtered prompts.")
     return Finding(kind="signal_gap", severity=sev, step=ep.fired_at, onset=ep.start, window_start=ep.start,
                    window_end=end_step, message=msg,
                    evidence={"share_all_fail": share, "peak_share": peak, "effective_batch": eff, "completions_per_step": n,
                              "window": p.window, "threshold": p.all_fail_share, "source": source,
                              "dead_share_at_2G": dead_2g})
+
+
+ALL_FAIL_WORDS = "had no completion that passes the verifier"
 
 
 def resolved_gap(f: Finding, ep: _Episode, step: int, p: SignalGapParams, what: str = "all-fail") -> Finding:
@@ -175,10 +178,23 @@ def reward_range(steps: pl.DataFrame, given: tuple[float, float] | list | None =
     return (lo, hi, "inferred: the observed min..max of the batch reward") if hi > lo else None
 
 
+def failing_share(row: dict) -> float:
+    """The share a signal gap is judged on, one step: groups where no completion passes the verifier
+    (frac_no_pass) where recorded, else the all-fail share. With a single pass/fail reward the two are
+    equal; with a format or partial-credit reward beside the verifier, a group that fails the task can
+    still be "mixed", and only the first counts it as a group without task signal."""
+    v = row.get("frac_no_pass")
+    if v is None or not math.isfinite(float(v)):
+        v = row.get("frac_all_fail")
+    return math.nan if v is None else float(v)
+
+
 def _series(steps: pl.DataFrame, rng: tuple[float, float, str] | None) -> tuple[str, np.ndarray, np.ndarray | None] | None:
     """(source, all-fail share, all-pass share or None) from the best column the run has."""
     if "frac_all_fail" in steps.columns and steps["frac_all_fail"].null_count() < steps.height:
         fail = steps["frac_all_fail"].cast(pl.Float64).to_numpy()
+        if "frac_no_pass" in steps.columns and steps["frac_no_pass"].null_count() < steps.height:
+            fail = np.array([failing_share(r) for r in steps.select("frac_no_pass", "frac_all_fail").to_dicts()])
         has_pass = "frac_all_pass" in steps.columns and steps["frac_all_pass"].null_count() < steps.height
         return "frac_all_fail", fail, steps["frac_all_pass"].cast(pl.Float64).to_numpy() if has_pass else None
     if "frac_zero_signal" in steps.columns and steps["frac_zero_signal"].null_count() < steps.height and rng:

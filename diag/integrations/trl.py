@@ -205,18 +205,31 @@ class _Capture:
         mask, ids = output.get("completion_mask"), output.get("completion_ids")
         if mask is None or ids is None:
             return None, None
-        eos = getattr(self.trainer, "eos_token_id", None)
-        if eos is None:
-            tok = getattr(self.trainer.processing_class, "tokenizer", self.trainer.processing_class)
-            eos = getattr(tok, "eos_token_id", None)
+        stops = self._stop_ids()
         lengths = mask.sum(dim=1)
-        if eos is not None:
-            clipped = ~((ids == eos) & mask.bool()).any(dim=1)
+        if stops:
+            # TRL's rule: a completion is clipped unless its last kept token is a stop id (the mask
+            # ends at the first EOS; a pad sampled mid-completion does not end it).
+            last = ids.gather(1, (lengths.long() - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+            clipped = ~torch.isin(last, torch.tensor(stops, device=ids.device)) & (lengths > 0)
         else:
             clipped = torch.zeros_like(lengths, dtype=torch.bool)
         both = torch.stack([lengths.to(torch.long), clipped.to(torch.long)], dim=1)
         both = self.trainer.accelerator.gather(both).cpu().numpy()  # [n x 2], all processes
         return both[:, 0], both[:, 1].astype(bool)
+
+    def _stop_ids(self) -> list[int]:
+        """The ids that end a completion, as TRL counts them for its clipped ratio: every id of
+        `trainer.eos_token_ids` (the tokenizer's EOS and the generation config's, e.g. a chat model's
+        end-of-turn `<|im_end|>`) and the pad id."""
+        t = self.trainer
+        tok = getattr(t.processing_class, "tokenizer", t.processing_class)
+        ids = list(getattr(t, "eos_token_ids", None) or [])
+        if not ids:  # an older trainer: the tokenizer's EOS and the generation config's
+            gen = getattr(getattr(t.model, "generation_config", None), "eos_token_id", None)
+            ids = [getattr(tok, "eos_token_id", None), *(gen if isinstance(gen, list) else [gen])]
+        ids.append(getattr(tok, "pad_token_id", None))
+        return sorted({int(i) for i in ids if i is not None})
 
     def _record(self, inputs: list, mode: str, lengths, clipped) -> None:
         t = self.trainer

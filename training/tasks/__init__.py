@@ -1,13 +1,24 @@
 """Verifiable tasks: prompt generators with strict verifiers, and the reward functions built on them.
 
-Each task yields rows {"prompt", "answer", "bucket"}; the held-out split is drawn first from its own
+Each task yields rows {"prompt", "answer", "bucket"} (word problems add "question" and a worked
+"solution", the SFT demonstration); the held-out split is drawn first from its own
 seed and removed from the training pool, so held-out accuracy measures generalisation, not recall.
 """
 
-from training.tasks.arithmetic import TASKS, Task, get_task, split
+from training.tasks import arithmetic, word_problems
+from training.tasks.arithmetic import Task, row_key, split
 from training.tasks.rewards import REWARDS, get_reward
 
-__all__ = ["TASKS", "Task", "get_task", "split", "REWARDS", "get_reward", "greedy_eval"]
+__all__ = ["TASKS", "Task", "get_task", "split", "row_key", "REWARDS", "get_reward", "greedy_eval"]
+
+# Bare-expression tasks for the embedded character-level models; chat word problems for real models.
+TASKS = {**arithmetic.TASKS, **word_problems.TASKS}
+
+
+def get_task(name: str):
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; choose one of {sorted(TASKS)}")
+    return TASKS[name]
 
 
 def greedy_eval(model, tokenizer, task, rows: list[dict], max_new_tokens: int) -> tuple[list[str], list[bool]]:

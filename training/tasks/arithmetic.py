@@ -122,13 +122,12 @@ TASKS: dict[str, Task | Mixture] = {
 }
 
 
-def get_task(name: str) -> Task | Mixture:
-    if name not in TASKS:
-        raise KeyError(f"unknown task {name!r}; choose one of {sorted(TASKS)}")
-    return TASKS[name]
+def row_key(row: dict) -> str:
+    """What makes two rows the same item: the question text (chat prompts are message lists)."""
+    return row.get("question") or row["prompt"]
 
 
-def split(task: Task | Mixture, n_train: int, n_eval: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
+def split(task, n_train: int, n_eval: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
     """Disjoint train / held-out rows. Held-out prompts are unique; training rows may repeat
     (small spaces such as 1-digit addition hold only 100 prompts) but never hit a held-out prompt."""
     n_eval = min(n_eval, task.space // 5 or 1)
@@ -137,7 +136,7 @@ def split(task: Task | Mixture, n_train: int, n_eval: int, seed: int = 0) -> tup
     tries = 0
     while len(held) < n_eval and tries < n_eval * 50:
         row = task.sample(rng)
-        held.setdefault(row["prompt"], row)
+        held.setdefault(row_key(row), row)
         tries += 1
     rng = random.Random(f"train-{seed}")
     train = []
@@ -145,6 +144,6 @@ def split(task: Task | Mixture, n_train: int, n_eval: int, seed: int = 0) -> tup
     while len(train) < n_train and tries < n_train * 50:
         row = task.sample(rng)
         tries += 1
-        if row["prompt"] not in held:
+        if row_key(row) not in held:
             train.append(row)
     return train, list(held.values())

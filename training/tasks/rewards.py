@@ -5,6 +5,7 @@ TRL names each function by its `__name__`; the names below are what the run stor
 
 from __future__ import annotations
 
+from training.tasks import word_problems as wp
 from training.tasks.arithmetic import lenient_score, strict_verify
 
 
@@ -35,7 +36,25 @@ def digits_format(completions, **_) -> list[float]:
     return out
 
 
-REWARDS = {f.__name__: f for f in (strict_correct, lenient_correct, digits_format)}
+def answer_correct(completions, answer, **_) -> list[float]:
+    """Word problems: 1.0 when the final answer ('The answer is N', '#### N', \\boxed{N}) equals the
+    answer: the strict verifier as a reward."""
+    return [float(wp.strict_verify(_text(c), a)) for c, a in zip(completions, answer)]
+
+
+def answer_format(completions, **_) -> list[float]:
+    """Word problems: 0.2 when the completion states a final answer in a form the verifier reads."""
+    return [0.2 if wp.has_final_answer(_text(c)) else 0.0 for c in completions]
+
+
+def last_number_correct(completions, answer, **_) -> list[float]:
+    """Word problems: 1.0 when the last number anywhere equals the answer: the lenient check that
+    pays for a guess in prose, with no final answer stated."""
+    return [float(wp.last_number(_text(c)) == float(a)) for c, a in zip(completions, answer)]
+
+
+REWARDS = {f.__name__: f for f in (strict_correct, lenient_correct, digits_format,
+                                   answer_correct, answer_format, last_number_correct)}
 
 
 def get_reward(name: str):
