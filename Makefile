@@ -42,7 +42,7 @@ experiments: setup
 	$(BIN)/python -m training.experiments --out $(RUNS)/experiments
 
 # A real pretrained model: SmolLM2-135M-Instruct, GRPO from the pretrained weights vs SFT then GRPO, on
-# chat word problems (about 25 minutes on 2 cores); watch it with `grpo-diag dashboard --root runs/smollm2`.
+# chat word problems (about 35 minutes on 2 cores); watch it with `grpo-diag dashboard --root runs/smollm2`.
 smollm2: setup
 	$(BIN)/python benchmarks/smollm2_arms.py --out $(RUNS)/smollm2
 

@@ -1,7 +1,7 @@
 """The papers' central comparison on a real model: SmolLM2-135M-Instruct on chat word problems,
 GRPO from the pretrained model (the weak start) against SFT on 320 worked solutions then the same GRPO.
 
-Runs training/configs/smollm2/grpo.toml and sft-then-grpo.toml (about 25 min on 2 CPU cores), then
+Runs training/configs/smollm2/grpo.toml and sft-then-grpo.toml (about 35 min on 2 CPU cores), then
 prints one row per run, every number read from the runs themselves, and writes an HTML report of the
 three runs. Open the dashboard's compare page on the same folder to see them side by side.
 
@@ -52,20 +52,29 @@ def row(run, wall: float | None) -> dict:
     fmt = [float(items.filter(pl.col("step") == s)["completion"].map_elements(has_final_answer, return_dtype=pl.Boolean)
                  .mean()) for s in (acc["step"][0], acc["step"][-1])]
     steps = run.steps
-    first = steps.filter(pl.col("step") <= 5)
+
+    def share(col: str, upto: int | None = None) -> str:
+        s = steps.filter(pl.col("step") <= upto) if upto and "step" in steps.columns else steps
+        if col not in s.columns or s.height == 0 or s[col].null_count() == s.height:
+            return "n/a"
+        return _pct(float(s[col].mean()))
+
     probe = run.meta.get("probe") or {}
     G = run.meta.get("group_size")
-    gaps = [f for f in detect_all(run) if f.kind == "signal_gap"]
+    gaps = [f for f in detect_all(run) if f.kind == "signal_gap" and f.severity != "info"]
     wall = wall if wall is not None else (run.meta.get("finished", 0) - run.meta.get("created", 0))
     return {
         "run": run.name, "kind": run.meta.get("kind"), "wall_s": wall,
-        "acc": f"{acc['value'][0]:.2f} -> {acc['value'][-1]:.2f}",
-        "buckets": ", ".join(f"{b} {v:.2f}" for b, v in zip(last["bucket"], last["value"])),
-        "final_answer_stated": f"{_pct(fmt[0])} -> {_pct(fmt[1])}",
-        "probe_zero_signal": _pct((probe.get("dead_share") or {}).get(str(G))) if probe else "not run",
-        "zero_signal_steps_1_5": _pct(float(first["frac_zero_signal"].mean())) if first.height else "n/a",
-        "all_fail_mean": _pct(float(steps["frac_all_fail"].mean())) if steps.height else "n/a",
-        "signal_gap": "; ".join(f"{f.severity} {f.state} at step {f.step}" for f in gaps) or "none",
+        "held-out acc": f"{acc['value'][0]:.2f} -> {acc['value'][-1]:.2f}",
+        "per bucket (end)": ", ".join(f"{b} {v:.2f}" for b, v in zip(last["bucket"], last["value"])),
+        "final answer stated": f"{_pct(fmt[0])} -> {_pct(fmt[1])}",
+        "probe: zero-signal at G": _pct((probe.get("dead_share") or {}).get(str(G))) if probe else "not run",
+        "zero-signal, steps 1-5": share("frac_zero_signal", 5),
+        "no passing completion, steps 1-5": share("frac_no_pass", 5),
+        "zero-signal (TRL's zero std), all steps": share("frac_zero_signal"),
+        "no passing completion, all steps": share("frac_no_pass"),
+        "signal-gap alert": "; ".join(f"{f.severity} {f.state} at step {f.step}" for f in gaps) or
+                            ("none" if steps.height else "n/a"),
     }
 
 

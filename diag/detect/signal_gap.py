@@ -92,7 +92,7 @@ def gap_finding(ep: _Episode, end_step: int, p: SignalGapParams, G: int | None, 
     share, peak = ep.trigger, ep.peak
     eff, n = _nanmean(ep.effective), _nanmean(ep.completions)
     sev = "critical" if ep.peak >= p.critical_share else "warning"
-    batch = f" (effective batch {eff:.0f} of {n:.0f} completions per step)" if math.isfinite(eff) and math.isfinite(n) else ""
+    batch = f" (effective batch {eff:.0f} of {n:.0f} completions per step, from groups whose rewards differ for any reason, a format bonus included)" if math.isfinite(eff) and math.isfinite(n) else ""
     larger = ""
     if dead_2g is not None and G:
         larger = f" (predicted dead share at G={2 * G}: {100 * dead_2g:.0f}%)"
