@@ -17,7 +17,8 @@ TOKEN_COOKIE = "grpo_diag_token"
 
 def create_app(root: str | Path, token: str | None = None) -> Dash:
     store = Store(root)
-    app = Dash(__name__, title="grpo-diag", suppress_callback_exceptions=True, update_title=None)
+    # compress: figure JSON is repetitive; gzip sends a fraction of it (flask-compress)
+    app = Dash(__name__, title="grpo-diag", suppress_callback_exceptions=True, update_title=None, compress=True)
     app.layout = html.Div([
         dcc.Location(id=ids.URL),
         html.Div([dcc.Link("grpo-diag", href="/", style={"fontWeight": "bold", "marginRight": "1em"}),

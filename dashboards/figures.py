@@ -12,15 +12,49 @@ from diag.schema import SIGNALS
 from diag.summary import accuracy_series
 
 COLORS = {"all_fail": "#d62728", "all_pass": "#2ca02c", "tied": "#9467bd", "mixed": "#1f77b4"}
-LAYOUT = dict(margin={"l": 50, "r": 30, "t": 40, "b": 40}, height=320, legend={"orientation": "h", "y": -0.2})
-MAX_POINTS = 2000  # long runs are decimated for drawing; statistics always use every step
+LAYOUT = dict(margin={"l": 60, "r": 30, "t": 50, "b": 40}, height=340, legend={"orientation": "h", "y": -0.2})
+# About two points per pixel column of a graph: what a screen can show (W&B and TensorBoard cap a
+# series for the same reason). Statistics always use every step; only drawing is decimated.
+MAX_POINTS = 1000
+MARKERS_UP_TO = 60  # draw markers on a series only where points are few enough to be seen one by one
+SHARE_AXIS = dict(range=[0, 1], tickformat=".0%")
 
 
-def _thin(df: pl.DataFrame) -> pl.DataFrame:
-    """Keep at most MAX_POINTS rows (every k-th) so a 100k-step run still draws in a blink."""
-    if df.height <= MAX_POINTS:
-        return df
-    return df.gather_every(int(np.ceil(df.height / MAX_POINTS)))
+def decimate(x: np.ndarray, y: np.ndarray, n_out: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """MinMax-LTTB down to n_out points (tsdownsample): keeps every spike a reader must see, unlike
+    taking every k-th step. NaN-aware, so gaps in a series stay gaps."""
+    if len(x) <= n_out:
+        return x, y
+    from tsdownsample import NaNMinMaxLTTBDownsampler
+
+    idx = NaNMinMaxLTTBDownsampler().downsample(np.asarray(x, dtype=float), np.asarray(y, dtype=float), n_out=n_out)
+    return x[idx], y[idx]
+
+
+def _xy(df: pl.DataFrame, col: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
+    return decimate(df[x].to_numpy(), df[col].cast(pl.Float64).to_numpy())
+
+
+def _has(df: pl.DataFrame, col: str) -> bool:
+    return df.height > 0 and col in df.columns and df[col].null_count() < df.height
+
+
+def mark_findings(fig: go.Figure, findings: list[dict] | None, shade: bool = False) -> go.Figure:
+    """Each alert's onset as a vertical line on a step-axis chart (all panels); with `shade`, its
+    window too. A resolved alert is drawn grey and says so: a run that recovered is not shown as failing."""
+    grid = {"row": "all", "col": 1} if getattr(fig, "_grid_ref", None) else {}
+    for f in findings or []:
+        if f.get("severity") == "info" or f.get("onset") is None:
+            continue
+        resolved = f.get("state") == "resolved"
+        color = "#7f7f7f" if resolved else ("#d62728" if f.get("severity") == "critical" else "#ff7f0e")
+        label = f"{f['kind']} onset" + (f" (resolved at step {f.get('resolved_step')})" if resolved else "")
+        if shade and f.get("window_start") is not None and f.get("kind") in ("decoupling", "reward_stall"):
+            fig.add_vrect(x0=f["window_start"], x1=f["window_end"], line_width=0, **grid,
+                          fillcolor="rgba(127,127,127,0.10)" if resolved else "rgba(214,39,40,0.12)")
+        fig.add_vline(x=f["onset"], line_dash="dash", line_color=color, **grid,
+                      annotation_text=label, annotation_position="top left", annotation_font_color=color)
+    return fig
 
 
 def accuracy_frame(evals: pl.DataFrame) -> pl.DataFrame:
@@ -28,41 +62,48 @@ def accuracy_frame(evals: pl.DataFrame) -> pl.DataFrame:
     return accuracy_series(evals)
 
 
+def _stacked(top: str, bottom: str) -> go.Figure:
+    """Two panels on one shared step axis: each quantity on an axis of its own, never a dual y axis."""
+    return make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1, subplot_titles=(top, bottom))
+
+
 def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: list[str],
                        findings: list[dict] | None = None) -> go.Figure:
-    """Training reward (total and per component) and held-out accuracy on one step axis; decoupling
-    windows shaded, onsets marked."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    s = _thin(steps.sort("step")) if steps.height else steps
-    if s.height and "reward_mean" in s.columns:
-        fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=s["reward_mean"].to_numpy(), name="reward (total)",
-                                   mode="lines", line={"width": 1.5, "color": "#1f77b4"}), secondary_y=False)
+    """Training reward (total and per component) above held-out accuracy on a [0, 1] axis of its own,
+    one shared step axis; alert windows shaded (grey once resolved), onsets marked on both panels."""
+    fig = _stacked("training reward", "held-out accuracy (strict verifier)")
+    s = steps.sort("step") if steps.height else steps
+    if _has(s, "reward_mean"):
+        x, y = _xy(s, "reward_mean")
+        fig.add_trace(go.Scatter(x=x, y=y, name="reward (total)", mode="lines",
+                                 line={"width": 1.5, "color": "#1f77b4"}), row=1, col=1)
         if "func_mean" in s.columns and len(reward_funcs) > 1 and s["func_mean"].dtype != pl.Null:
             for j, name in enumerate(reward_funcs):
-                y = s["func_mean"].list.get(j, null_on_oob=True).to_numpy()
-                fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=y, name=f"reward: {name}", mode="lines",
-                                           line={"width": 1, "dash": "dot"}), secondary_y=False)
+                part = s.select("step", pl.col("func_mean").list.get(j, null_on_oob=True).alias("f"))
+                x, y = _xy(part, "f")
+                fig.add_trace(go.Scatter(x=x, y=y, name=f"reward: {name}", mode="lines",
+                                         line={"width": 1, "dash": "dot"}), row=1, col=1)
     acc = accuracy_frame(evals)
     if acc.height:
-        fig.add_trace(go.Scatter(x=acc["step"].to_numpy(), y=acc["value"].to_numpy(), name="held-out accuracy",
-                                 mode="lines+markers", line={"color": "#ff7f0e", "width": 2.5}), secondary_y=True)
-    for f in findings or []:
-        if f.get("kind") in ("decoupling", "reward_stall") and f.get("window_start") is not None:
-            color = "rgba(214,39,40,0.12)" if f["kind"] == "decoupling" else "rgba(255,165,0,0.12)"
-            fig.add_vrect(x0=f["window_start"], x1=f["window_end"], fillcolor=color, line_width=0)
-            fig.add_vline(x=f["onset"], line_dash="dash", line_color="#d62728",
-                          annotation_text=f"{f['kind']} onset", annotation_position="top left")
-    fig.update_layout(title="Training reward vs held-out accuracy", **LAYOUT)
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="reward", secondary_y=False)
-    fig.update_yaxes(title_text="held-out accuracy", secondary_y=True, range=[0, 1])
+        x, y = _xy(acc, "value")
+        fig.add_trace(go.Scatter(x=x, y=y, name="held-out accuracy",
+                                 mode="lines+markers" if len(x) <= MARKERS_UP_TO else "lines",
+                                 line={"color": "#ff7f0e", "width": 2.5}), row=2, col=1)
+    mark_findings(fig, findings, shade=True)
+    fig.update_layout(title="Training reward and held-out accuracy", **{**LAYOUT, "height": 480})
+    fig.update_yaxes(title_text="reward", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", row=2, col=1, **SHARE_AXIS)
+    fig.update_xaxes(title_text="step", row=2, col=1)
     return fig
 
 
-def signal_area(steps: pl.DataFrame) -> go.Figure:
+def signal_area(steps: pl.DataFrame, findings: list[dict] | None = None) -> go.Figure:
     """Share of groups by signal class, stacked: all_fail / all_pass / tied / mixed."""
-    fig = go.Figure()
-    s = _thin(steps.sort("step")) if steps.height else steps
+    fig = make_subplots(rows=1, cols=1)
+    s = steps.sort("step") if steps.height else steps
+    if s.height > MAX_POINTS:  # stacked areas need one x for every class: mean per bin of steps
+        s = _binned(s, [c for c in ("frac_all_fail", "frac_all_pass", "frac_tied", "frac_no_pass",
+                                    "frac_zero_signal") if c in s.columns])
     cols = {"all_fail": "frac_all_fail", "all_pass": "frac_all_pass", "tied": "frac_tied"}
     if s.height and all(c in s.columns for c in cols.values()) and s["frac_all_fail"].null_count() < s.height:
         x = s["step"].to_numpy()
@@ -82,51 +123,74 @@ def signal_area(steps: pl.DataFrame) -> go.Figure:
     elif s.height and "frac_zero_signal" in s.columns and s["frac_zero_signal"].null_count() < s.height:
         fig.add_trace(go.Scatter(x=s["step"].to_numpy(), y=s["frac_zero_signal"].to_numpy(), name="zero-signal (trainer log)",
                                  mode="lines", fill="tozeroy", line={"color": COLORS["tied"]}))
-    fig.update_layout(title="Zero-signal groups", yaxis={"range": [0, 1], "title": "share of groups"}, **LAYOUT)
+    mark_findings(fig, findings)
+    fig.update_layout(title="Zero-signal groups", **LAYOUT)
+    fig.update_yaxes(title_text="share of groups", **SHARE_AXIS)
+    fig.update_xaxes(title_text="step")
     return fig
 
 
-def _dual_axis(steps: pl.DataFrame, left: tuple[str, str], right: tuple[str, str], title: str) -> go.Figure:
-    """Two per-step series on one step axis: (column, label) on the left and on the right y-axis."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    s = _thin(steps.sort("step")) if steps.height else steps
-    for (col, label), secondary in ((left, False), (right, True)):
-        if s.height and col in s.columns:
-            fig.add_trace(go.Scattergl(x=s["step"].to_numpy(), y=s[col].to_numpy(), name=label, mode="lines"),
-                          secondary_y=secondary)
-    fig.update_layout(title=title, **LAYOUT)
+def _binned(df: pl.DataFrame, cols: list[str], n_out: int = MAX_POINTS // 2) -> pl.DataFrame:
+    """Mean of each column over equal bins of steps (x = the bin's first step)."""
+    width = int(np.ceil(df.height / n_out))
+    return (df.with_row_index("_i").with_columns((pl.col("_i") // width).alias("_bin"))
+            .group_by("_bin", maintain_order=True)
+            .agg(pl.col("step").first(), *[pl.col(c).mean() for c in cols]).drop("_bin"))
+
+
+def _two_panels(steps: pl.DataFrame, top: tuple[str, str], bottom: tuple[str, str], title: str,
+                findings: list[dict] | None, bottom_is_share: bool = False) -> go.Figure:
+    """Two per-step series, each in a panel of its own on one shared step axis."""
+    fig = _stacked(top[1], bottom[1])
+    s = steps.sort("step") if steps.height else steps
+    for row, (col, label) in ((1, top), (2, bottom)):
+        if _has(s, col):
+            x, y = _xy(s, col)
+            fig.add_trace(go.Scatter(x=x, y=y, name=label, mode="lines"), row=row, col=1)
+    mark_findings(fig, findings)
+    fig.update_layout(title=title, **{**LAYOUT, "height": 420})
+    if bottom_is_share:
+        fig.update_yaxes(row=2, col=1, **SHARE_AXIS)
+    fig.update_xaxes(title_text="step", row=2, col=1)
     return fig
 
 
-def advantage_fig(steps: pl.DataFrame) -> go.Figure:
-    return _dual_axis(steps, ("adv_var_mean", "advantage variance"),
-                      ("effective_batch", "effective batch (completions in mixed groups)"),
-                      "Advantage variance and effective batch")
+def advantage_fig(steps: pl.DataFrame, findings: list[dict] | None = None) -> go.Figure:
+    return _two_panels(steps, ("adv_var_mean", "advantage variance (mean over groups)"),
+                       ("effective_batch", "effective batch (completions in mixed groups)"),
+                       "Advantage variance and effective batch", findings)
 
 
-def group_heatmap(groups: pl.DataFrame, value: str = "reward_std", max_steps: int = 400) -> go.Figure:
-    """Per-group distribution over steps: a [group x step] heatmap of one statistic (train mode)."""
+def group_heatmap(groups: pl.DataFrame, value: str = "reward_std", max_columns: int = 200,
+                  findings: list[dict] | None = None) -> go.Figure:
+    """Per-group distribution over steps: a [group x step] heatmap of one statistic (train mode). Long
+    runs are binned (the mean over each bin of consecutive steps), never subsampled: a dead stretch
+    shorter than a bin still shows as a lower mean."""
     fig = go.Figure()
     if groups.height and value in groups.columns:
-        g = groups.filter(pl.col("mode") == "train")
+        g = groups.filter(pl.col("mode") == "train").select("step", "group", value)
         steps = g["step"].unique().sort()
-        if steps.len() > max_steps:
-            keep = steps.gather_every(int(np.ceil(steps.len() / max_steps)))
-            g = g.filter(pl.col("step").is_in(keep.implode()))
+        if steps.len() > max_columns:
+            width = int(np.ceil(steps.len() / max_columns))
+            first = pl.DataFrame({"step": steps, "bin_step": steps.gather((np.arange(steps.len()) // width) * width)})
+            g = g.join(first, on="step").drop("step").rename({"bin_step": "step"})
         if g.height:
-            wide = g.pivot(on="step", index="group", values=value, aggregate_function="first").sort("group")
-            z = wide.drop("group").to_numpy().astype(float)
+            wide = g.pivot(on="step", index="group", values=value, aggregate_function="mean",
+                           sort_columns=True).sort("group")
+            z = np.round(wide.drop("group").to_numpy().astype(float), 4)  # 4 decimals: what a colour shows
             fig.add_trace(go.Heatmap(z=z, x=[int(c) for c in wide.columns[1:]], y=wide["group"].to_numpy(),
                                      colorscale="Viridis", colorbar={"title": value}))
+    mark_findings(fig, findings)
     fig.update_layout(title=f"Per-group {value} (rows: groups, columns: steps)", **LAYOUT)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="group")
     return fig
 
 
-def length_fig(steps: pl.DataFrame) -> go.Figure:
-    return _dual_axis(steps, ("len_mean", "mean completion length"), ("frac_clipped", "cut at length cap"),
-                      "Completion length")
+def length_fig(steps: pl.DataFrame, findings: list[dict] | None = None) -> go.Figure:
+    return _two_panels(steps, ("len_mean", "mean completion length (tokens)"),
+                       ("frac_clipped", "share cut at the length cap"), "Completion length", findings,
+                       bottom_is_share=True)
 
 
 def buckets_fig(evals: pl.DataFrame) -> go.Figure:
@@ -134,9 +198,12 @@ def buckets_fig(evals: pl.DataFrame) -> go.Figure:
     if evals.height:
         e = evals.filter((pl.col("metric") == "accuracy") & (pl.col("bucket") != "all")).sort("step")
         for (bucket,), part in e.group_by(["bucket"], maintain_order=True):
-            fig.add_trace(go.Scatter(x=part["step"].to_numpy(), y=part["value"].to_numpy(), name=str(bucket),
-                                     mode="lines+markers"))
-    fig.update_layout(title="Held-out accuracy by difficulty bucket", yaxis={"range": [0, 1]}, **LAYOUT)
+            x, y = _xy(part, "value")
+            fig.add_trace(go.Scatter(x=x, y=y, name=str(bucket),
+                                     mode="lines+markers" if len(x) <= MARKERS_UP_TO else "lines"))
+    fig.update_layout(title="Held-out accuracy by difficulty bucket", **LAYOUT)
+    fig.update_yaxes(title_text="accuracy", **SHARE_AXIS)
+    fig.update_xaxes(title_text="step")
     return fig
 
 
@@ -150,7 +217,7 @@ def compare_fig(series: list[tuple[str, pl.DataFrame, pl.DataFrame, pl.DataFrame
     for i, (name, steps, evals, samples) in enumerate(series):
         color = palette[i % len(palette)]  # one colour per run in both panels
         acc = accuracy_frame(evals)
-        s = _thin(steps.sort("step")) if steps.height else steps
+        s = steps.sort("step") if steps.height else steps
         if align == "samples" and samples.height:
             acc = acc.join(samples, on="step", how="left").with_columns(pl.col("samples").alias("x"))
             if s.height:
@@ -160,13 +227,16 @@ def compare_fig(series: list[tuple[str, pl.DataFrame, pl.DataFrame, pl.DataFrame
             if s.height:
                 s = s.with_columns(pl.col("step").alias("x"))
         if acc.height:
-            fig.add_trace(go.Scatter(x=acc["x"].to_numpy(), y=acc["value"].to_numpy(), name=f"{name}", mode="lines+markers",
+            x, y = _xy(acc, "value", "x")
+            fig.add_trace(go.Scatter(x=x, y=y, name=f"{name}", mode="lines+markers" if len(x) <= MARKERS_UP_TO else "lines",
                                      legendgroup=name, line={"color": color}), row=1, col=1)
-        if s.height and "reward_mean" in s.columns:
-            fig.add_trace(go.Scattergl(x=s["x"].to_numpy(), y=s["reward_mean"].to_numpy(), name=f"{name} reward",
-                                       mode="lines", line={"width": 1, "color": color}, legendgroup=name,
-                                       showlegend=False), row=2, col=1)
-    fig.update_layout(height=560, margin={"l": 50, "r": 30, "t": 50, "b": 40}, title="Compare runs")
+        if _has(s, "reward_mean"):
+            x, y = _xy(s, "reward_mean", "x")
+            fig.add_trace(go.Scatter(x=x, y=y, name=f"{name} reward", mode="lines",
+                                     line={"width": 1, "color": color}, legendgroup=name, showlegend=False),
+                          row=2, col=1)
+    fig.update_layout(height=560, margin={"l": 60, "r": 30, "t": 50, "b": 40}, title="Compare runs")
+    fig.update_yaxes(row=1, col=1, **SHARE_AXIS)
     fig.update_xaxes(title_text="training samples seen" if align == "samples" else "step", row=2, col=1)
     return fig
 

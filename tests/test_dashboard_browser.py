@@ -72,7 +72,9 @@ def test_pages_render_on_demo_runs(demo_runs, served, browser):
     assert shapes >= 1  # the decoupling window is shaded
     alerts = browser.find_element("id", ids.ALERTS).text
     onset = next(f.onset for f in detect_all(diag.open_run(root / "deceptive-reward")) if f.kind == "decoupling")
-    assert "decoupling" in alerts and f"onset {onset}" in alerts  # the onset stored / derived for this run
+    assert "decoupling" in alerts and f"onset step {onset}" in alerts  # the onset stored / derived for this run
+    assert alerts.count("decoupling:") == 1  # once, with its state, not once per source
+    assert "FIRING" in alerts or "RESOLVED" in alerts
     wait_for(browser, lambda: "lenient_correct" in browser.page_source, what="reward function names")
 
     browser.get(base + "/compare?runs=strong-healthy,weak-signal-gap,deceptive-reward")

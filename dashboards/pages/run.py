@@ -37,11 +37,25 @@ def layout(store, name: str) -> html.Div:
     ])
 
 
+def model_label(model) -> str:
+    """A Hub id as is; a local path by its folder name (a checkpoint folder by its parent's name too)."""
+    from pathlib import PurePath
+
+    text = str(model or "-")
+    if not text.startswith(("/", "./", "~")) and text.count("/") <= 1:
+        return text
+    p = PurePath(text)
+    return f"{p.parent.name}/{p.name}" if p.name in ("checkpoint", "best-checkpoint") or p.name.startswith("step-") else p.name
+
+
 def header(run, s: dict) -> html.Div:
     parts = [
         html.H2(f"Run {run.name}"),
-        html.P(f"status: {s['status']} | model: {s.get('model')} | task: {s.get('task')} | "
-               f"reward functions: {', '.join(run.reward_funcs)} | steps: {s['steps']}"),
+        html.P(["status: ", s["status"], " | model: ",
+                # the name readers know; the full path (a cache or checkpoint folder) in the tooltip
+                html.Span(model_label(s.get("model")), title=str(run.meta.get("model_path") or s.get("model")),
+                          id="model-name"),
+                f" | task: {s.get('task')} | reward functions: {', '.join(run.reward_funcs)} | steps: {s['steps']}"]),
     ]
     steps = run.steps
     if steps.height and "n_invalid" in steps.columns and (steps["n_invalid"].sum() or 0) > 0:
@@ -58,32 +72,61 @@ def header(run, s: dict) -> html.Div:
     return html.Div(parts)
 
 
+def _live_rows(run) -> dict[tuple, dict]:
+    """The newest stored row of each live alert id, keyed by (kind, onset)."""
+    out: dict[tuple, dict] = {}
+    if run.alerts.height:
+        for a in run.alerts.sort("wall_time").to_dicts():
+            out[(a["kind"], a["onset"])] = a
+    return out
+
+
 def alert_items(run, findings) -> list:
-    stored = run.alerts.to_dicts() if run.alerts.height else []
+    """Each alert once, with its state. The offline check is the verdict on the whole run; a live alert
+    the monitor sent for the same episode adds its delivery, and one the check no longer finds is
+    listed as sent live."""
+    live = _live_rows(run)
     items = []
-    for a in stored:
-        ev = a.get("evidence") or "{}"
-        items.append(html.Details([
-            html.Summary(f"[{a['severity']}] {a['kind']} at step {a['step']} (onset {a['onset']}) - live alert"),
-            html.P(a["message"]),
-            html.Pre(json.dumps(json.loads(ev), indent=1) if ev.startswith("{") else ev),
-            html.P(f"delivery: {a.get('delivered') or '-'}"),
-        ], className=f"alert-{a['severity']}"))
     for f in findings:
+        a = live.pop((f["kind"], f["onset"]), None)
+        state = f.get("state") or "firing"
+        when = f" at step {f.get('resolved_step')}" if state == "resolved" else ""
         items.append(html.Details([
-            html.Summary(f"[{f['severity']}] {f['kind']} at step {f['step']} (onset {f['onset']}) - offline check"),
+            html.Summary(f"[{f['severity']}] {f['kind']}: {state.upper()}{when} (onset step {f['onset']}, "
+                         f"flagged at step {f['step']})" + (" - also sent live" if a else "")),
             html.P(f["message"]),
             html.Pre(json.dumps(f["evidence"], indent=1, default=str)),
-        ], className=f"finding-{f['severity']}"))
+            *([html.P(f"live delivery: {a.get('delivered') or '-'}")] if a else []),
+        ], className=f"finding-{f['severity']} state-{state}"))
+    for a in live.values():
+        ev = a.get("evidence") or "{}"
+        state = a.get("state") or "firing"
+        items.append(html.Details([
+            html.Summary(f"[{a['severity']}] {a['kind']}: {state.upper()} (onset step {a['onset']}, "
+                         f"flagged at step {a['step']}) - live alert, not found by the offline check"),
+            html.P(a["message"]),
+            html.Pre(json.dumps(json.loads(ev), indent=1) if ev.startswith("{") else ev),
+            html.P(f"live delivery: {a.get('delivered') or '-'}"),
+        ], className=f"alert-{a['severity']} state-{state}"))
     return items or [html.P("No alerts.")]
+
+
+def _sig3(v):
+    """3 significant digits: what a reward or an advantage means to a reader."""
+    return None if v is None else float(f"{v:.3g}")
 
 
 def completion_rows(run, signal: str) -> list[dict]:
     c = query.completions(run, signal)
     if c.height == 0:
         return []
-    return c.with_columns(pl.col("rewards").cast(pl.List(pl.String)).list.join(", ")).select(
+    rows = c.with_columns(
+        pl.col("rewards").list.eval(pl.element().map_elements(lambda v: f"{v:.3g}", return_dtype=pl.String))
+        .list.join(", ")).select(
         "step", "group", "index", "signal", "reward", "advantage", "rewards", "prompt", "completion").to_dicts()
+    for r in rows:
+        r["reward"], r["advantage"] = _sig3(r["reward"]), _sig3(r["advantage"])
+    return rows
 
 
 def render(store, name: str, version: int):
@@ -100,8 +143,9 @@ def render(store, name: str, version: int):
         "version": cached.version,
         "header": header(run, summarize(run)),
         "figs": [figures.reward_vs_accuracy(steps, run.evals, run.reward_funcs, findings),
-                 figures.signal_area(steps), figures.advantage_fig(steps), figures.group_heatmap(run.groups),
-                 figures.length_fig(steps), figures.buckets_fig(run.evals)],
+                 figures.signal_area(steps, findings), figures.advantage_fig(steps, findings),
+                 figures.group_heatmap(run.groups, findings=findings), figures.length_fig(steps, findings),
+                 figures.buckets_fig(run.evals)],
         "alerts": alert_items(run, findings),
     }
 
