@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNS ?= runs
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup setup-browser demo test test-fast experiments smollm2 notebooks bench clean
+.PHONY: setup setup-browser demo test test-fast experiments smollm2 screenshots notebooks bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -51,6 +51,10 @@ notebooks: demo experiments
 	mkdir -p $(RUNS)/notebooks
 	cd notebooks && for nb in *.ipynb; do GRPO_DIAG_RUNS=../$(RUNS) GRPO_DIAG_EXPERIMENTS=../$(RUNS)/experiments \
 		../$(BIN)/jupyter nbconvert --to notebook --execute $$nb --output ../$(RUNS)/notebooks/$$nb; done
+
+# The README's pictures of the dashboard, taken from the current code on the demo runs.
+screenshots: demo setup-browser
+	$(BIN)/python -m dashboards.screenshots $(RUNS) docs/screenshots
 
 bench: setup setup-browser
 	$(BIN)/python benchmarks/run_all.py --demo --readme
