@@ -77,6 +77,8 @@ def test_real_grpo_run_recorded(tmp_path, cache_dir):
     # diag metrics flowed into TRL's own logs (what W&B / TensorBoard receive)
     assert all("diag/frac_all_fail" in l for l in trl_logs if "reward" in l)
     assert any(k.startswith("diag/heldout/accuracy") for l in trl_logs for k in l)
+    # ... but they do not come back into the store as a second copy of its own numbers
+    assert not [c for c in steps.columns if c.startswith("diag/")]
     # trainer scalars joined per step
     assert steps["loss"].null_count() == 0
     # held-out evaluations at 0, 2 and the final step 3, per bucket

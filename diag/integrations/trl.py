@@ -393,7 +393,11 @@ def _callback_class():
             if rec is None or not logs:
                 return
             mode = "eval" if any(k.startswith("eval_") for k in logs) else "train"
-            rec.log_scalars(state.global_step, logs, mode=mode)
+            # diag/* are this hook's own numbers sent into TRL's stream for W&B / TensorBoard; coming
+            # back they would be a second copy, averaged over TRL's logging window: keep the first
+            ours = {k: v for k, v in logs.items() if not k.startswith("diag/")}
+            if ours:
+                rec.log_scalars(state.global_step, ours, mode=mode)
 
         def on_train_end(self, args, state, control, **kw):
             if self.capture.config.heldout is not None:
