@@ -35,6 +35,11 @@ def train(out: Path) -> dict[str, float]:
     return walls
 
 
+def recorded_wall(run) -> float:
+    """Seconds from the run's creation to its end, as the store recorded them (no model load or probe)."""
+    return run.meta.get("finished", 0) - run.meta.get("created", 0)
+
+
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.0f}%"
 
@@ -62,7 +67,7 @@ def row(run, wall: float | None) -> dict:
     probe = run.meta.get("probe") or {}
     G = run.meta.get("group_size")
     gaps = [f for f in detect_all(run) if f.kind == "signal_gap" and f.severity != "info"]
-    wall = wall if wall is not None else (run.meta.get("finished", 0) - run.meta.get("created", 0))
+    wall = wall if wall is not None else recorded_wall(run)
     return {
         "run": run.name, "kind": run.meta.get("kind"), "wall_s": wall,
         "held-out acc": f"{acc['value'][0]:.2f} -> {acc['value'][-1]:.2f}",
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = [row(r, walls.get(r.name)) for r in runs]
     if "smollm2-sft-grpo" in walls:  # the launcher times both stages together
         rows[2]["wall_s"] = walls["smollm2-sft-grpo"]
-        rows[1]["wall_s"] = runs[1].meta.get("finished", 0) - runs[1].meta.get("created", 0)
+        rows[1]["wall_s"] = recorded_wall(runs[1])
     print(table(rows))
     (out / "report.html").write_text(render(runs, "html"), encoding="utf-8")
     print(f"report: {out / 'report.html'}; side by side: grpo-diag dashboard --root {out} (compare page)")

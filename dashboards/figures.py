@@ -35,6 +35,10 @@ def _xy(df: pl.DataFrame, col: str, x: str = "step") -> tuple[np.ndarray, np.nda
     return decimate(df[x].to_numpy(), df[col].cast(pl.Float64).to_numpy())
 
 
+def _mode(x) -> str:
+    return "lines+markers" if len(x) <= MARKERS_UP_TO else "lines"
+
+
 def _has(df: pl.DataFrame, col: str) -> bool:
     return df.height > 0 and col in df.columns and df[col].null_count() < df.height
 
@@ -87,7 +91,7 @@ def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: l
     if acc.height:
         x, y = _xy(acc, "value")
         fig.add_trace(go.Scatter(x=x, y=y, name="held-out accuracy",
-                                 mode="lines+markers" if len(x) <= MARKERS_UP_TO else "lines",
+                                 mode=_mode(x),
                                  line={"color": "#ff7f0e", "width": 2.5}), row=2, col=1)
     mark_findings(fig, findings, shade=True)
     fig.update_layout(title="Training reward and held-out accuracy", **{**LAYOUT, "height": 480})
@@ -130,12 +134,17 @@ def signal_area(steps: pl.DataFrame, findings: list[dict] | None = None) -> go.F
     return fig
 
 
+def bin_starts(steps: pl.Series, n_out: int) -> pl.DataFrame:
+    """step -> the first step of its bin, for equal bins of consecutive distinct steps (at most n_out)."""
+    steps = steps.unique().sort()
+    width = max(1, int(np.ceil(steps.len() / n_out)))
+    return pl.DataFrame({"step": steps, "bin_step": steps.gather((np.arange(steps.len()) // width) * width)})
+
+
 def _binned(df: pl.DataFrame, cols: list[str], n_out: int = MAX_POINTS // 2) -> pl.DataFrame:
     """Mean of each column over equal bins of steps (x = the bin's first step)."""
-    width = int(np.ceil(df.height / n_out))
-    return (df.with_row_index("_i").with_columns((pl.col("_i") // width).alias("_bin"))
-            .group_by("_bin", maintain_order=True)
-            .agg(pl.col("step").first(), *[pl.col(c).mean() for c in cols]).drop("_bin"))
+    return (df.join(bin_starts(df["step"], n_out), on="step").group_by("bin_step", maintain_order=True)
+            .agg(*[pl.col(c).mean() for c in cols]).rename({"bin_step": "step"}).sort("step"))
 
 
 def _two_panels(steps: pl.DataFrame, top: tuple[str, str], bottom: tuple[str, str], title: str,
@@ -169,11 +178,8 @@ def group_heatmap(groups: pl.DataFrame, value: str = "reward_std", max_columns: 
     fig = go.Figure()
     if groups.height and value in groups.columns:
         g = groups.filter(pl.col("mode") == "train").select("step", "group", value)
-        steps = g["step"].unique().sort()
-        if steps.len() > max_columns:
-            width = int(np.ceil(steps.len() / max_columns))
-            first = pl.DataFrame({"step": steps, "bin_step": steps.gather((np.arange(steps.len()) // width) * width)})
-            g = g.join(first, on="step").drop("step").rename({"bin_step": "step"})
+        if g["step"].n_unique() > max_columns:
+            g = g.join(bin_starts(g["step"], max_columns), on="step").drop("step").rename({"bin_step": "step"})
         if g.height:
             wide = g.pivot(on="step", index="group", values=value, aggregate_function="mean",
                            sort_columns=True).sort("group")
@@ -200,7 +206,7 @@ def buckets_fig(evals: pl.DataFrame) -> go.Figure:
         for (bucket,), part in e.group_by(["bucket"], maintain_order=True):
             x, y = _xy(part, "value")
             fig.add_trace(go.Scatter(x=x, y=y, name=str(bucket),
-                                     mode="lines+markers" if len(x) <= MARKERS_UP_TO else "lines"))
+                                     mode=_mode(x)))
     fig.update_layout(title="Held-out accuracy by difficulty bucket", **LAYOUT)
     fig.update_yaxes(title_text="accuracy", **SHARE_AXIS)
     fig.update_xaxes(title_text="step")
@@ -228,7 +234,7 @@ def compare_fig(series: list[tuple[str, pl.DataFrame, pl.DataFrame, pl.DataFrame
                 s = s.with_columns(pl.col("step").alias("x"))
         if acc.height:
             x, y = _xy(acc, "value", "x")
-            fig.add_trace(go.Scatter(x=x, y=y, name=f"{name}", mode="lines+markers" if len(x) <= MARKERS_UP_TO else "lines",
+            fig.add_trace(go.Scatter(x=x, y=y, name=f"{name}", mode=_mode(x),
                                      legendgroup=name, line={"color": color}), row=1, col=1)
         if _has(s, "reward_mean"):
             x, y = _xy(s, "reward_mean", "x")

@@ -89,7 +89,7 @@ class Store:
             kinds = sorted({f["kind"] for f in findings} | set(stored["kind"].to_list() if stored.height else []))
             rows.append({
                 "run": name, "status": s["status"], "kind": s.get("kind") or c.run.meta.get("format") or "",
-                "model": _short(s.get("model")), "task": s.get("task") or "", "steps": s["steps"],
+                "model": model_label(s.get("model")), "task": s.get("task") or "", "steps": s["steps"],
                 "reward": _r(s["reward_last"]), "accuracy": _r(s["accuracy_last"]),
                 "all_fail": _r(s["frac_all_fail_mean"]), "alerts": ", ".join(kinds),
             })
@@ -100,9 +100,17 @@ def _r(x):
     return None if x is None else round(float(x), 3)
 
 
-def _short(model) -> str:
-    m = str(model or "")
-    return m if len(m) <= 48 else "..." + m[-45:]
+def model_label(model) -> str:
+    """What every page calls a model: a Hub id as is; a local path by its folder name (a checkpoint
+    folder with its parent's name); anything longer than 48 characters cut from the left."""
+    from pathlib import PurePath
+
+    text = str(model or "")
+    if text.startswith(("/", "./", "~")) or text.count("/") > 1:
+        p = PurePath(text)
+        text = f"{p.parent.name}/{p.name}" if p.name in ("checkpoint", "best-checkpoint") or p.name.startswith("step-") \
+            else p.name
+    return text if len(text) <= 48 else "..." + text[-45:]
 
 
 def training_samples(run: Run) -> pl.DataFrame:

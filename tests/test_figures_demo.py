@@ -68,7 +68,7 @@ def test_model_is_named_not_a_path(demo_runs):
     out = run_page.render(store, "strong-healthy", -1)
     shown = _text(out["header"])
     run = store.get("strong-healthy").run
-    assert run_page.model_label(run.meta["model"]) in shown
-    assert run_page.model_label("/root/.cache/grpo-diag/smollm2-135m") == "smollm2-135m"
-    assert run_page.model_label("runs/b-sft/checkpoint") == "b-sft/checkpoint"
-    assert run_page.model_label("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert query.model_label(run.meta["model"]) in shown
+    assert query.model_label("/root/.cache/grpo-diag/smollm2-135m") == "smollm2-135m"
+    assert query.model_label("runs/b-sft/checkpoint") == "b-sft/checkpoint"
+    assert query.model_label("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"

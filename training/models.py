@@ -71,10 +71,13 @@ def resolve_name(name: str) -> str:
     return str(materialize(name)) if is_short_name(name) else name
 
 
-def model_name(m: ModelCfg) -> str:
-    """What a reader calls the model: the config's `name`, a short name's Hub id, else the spec as written."""
+def display_name(spec: str) -> str:
+    """What a reader calls a model spec: a short name's Hub id, else the spec as written."""
     from training.pretrained import MODELS
 
-    if m.name:
-        return m.name
-    return MODELS[m.path].hub_id if m.path in MODELS else m.path
+    return MODELS[spec].hub_id if spec in MODELS else spec
+
+
+def model_name(m: ModelCfg) -> str:
+    """The config's `name` where given, else the display name of its path."""
+    return m.name or display_name(m.path)

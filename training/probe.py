@@ -48,9 +48,10 @@ def run_probe(model: str, task_name: str, prompts: int = 200, k: int = 16, G: in
     t = time.perf_counter()
     samples = generate(mdl, tok, [r["prompt"] for r in rows], max_new_tokens, k=k, temperature=temperature)
     correct = [[task.verify(c, r["answer"]) for c in cs] for cs, r in zip(samples, rows)]
-    from training.pretrained import MODELS
+    from training.models import display_name
+    from training.pretrained import is_short_name
 
-    shown = MODELS[model].hub_id if model in MODELS else path  # what the model is, not a cache path
+    shown = display_name(model) if is_short_name(model) else path  # a short name's Hub id, not its cache path
     res = analyse(correct, model=shown, task=task_name, current_G=G)
     res.seconds = time.perf_counter() - t
     return res

@@ -37,23 +37,12 @@ def layout(store, name: str) -> html.Div:
     ])
 
 
-def model_label(model) -> str:
-    """A Hub id as is; a local path by its folder name (a checkpoint folder by its parent's name too)."""
-    from pathlib import PurePath
-
-    text = str(model or "-")
-    if not text.startswith(("/", "./", "~")) and text.count("/") <= 1:
-        return text
-    p = PurePath(text)
-    return f"{p.parent.name}/{p.name}" if p.name in ("checkpoint", "best-checkpoint") or p.name.startswith("step-") else p.name
-
-
 def header(run, s: dict) -> html.Div:
     parts = [
         html.H2(f"Run {run.name}"),
         html.P(["status: ", s["status"], " | model: ",
                 # the name readers know; the full path (a cache or checkpoint folder) in the tooltip
-                html.Span(model_label(s.get("model")), title=str(run.meta.get("model_path") or s.get("model")),
+                html.Span(query.model_label(s.get("model")), title=str(run.meta.get("model_path") or s.get("model")),
                           id="model-name"),
                 f" | task: {s.get('task')} | reward functions: {', '.join(run.reward_funcs)} | steps: {s['steps']}"]),
     ]

@@ -85,6 +85,9 @@ def _nanmean(x) -> float:
     return float(x.mean()) if x.size else math.nan
 
 
+ALL_FAIL_WORDS = "had no completion that passes the verifier"
+
+
 def gap_finding(ep: _Episode, end_step: int, p: SignalGapParams, G: int | None, dead_2g: float | None,
                 source: str = "frac_all_fail") -> Finding:
     # The quoted share is the rolling share that triggered the alert, and the episode's peak: never an
@@ -106,9 +109,6 @@ def gap_finding(ep: _Episode, end_step: int, p: SignalGapParams, G: int | None, 
                    evidence={"share_all_fail": share, "peak_share": peak, "effective_batch": eff, "completions_per_step": n,
                              "window": p.window, "threshold": p.all_fail_share, "source": source,
                              "dead_share_at_2G": dead_2g})
-
-
-ALL_FAIL_WORDS = "had no completion that passes the verifier"
 
 
 def resolved_gap(f: Finding, ep: _Episode, step: int, p: SignalGapParams, what: str = "all-fail") -> Finding:
@@ -194,7 +194,8 @@ def _series(steps: pl.DataFrame, rng: tuple[float, float, str] | None) -> tuple[
     if "frac_all_fail" in steps.columns and steps["frac_all_fail"].null_count() < steps.height:
         fail = steps["frac_all_fail"].cast(pl.Float64).to_numpy()
         if "frac_no_pass" in steps.columns and steps["frac_no_pass"].null_count() < steps.height:
-            fail = np.array([failing_share(r) for r in steps.select("frac_no_pass", "frac_all_fail").to_dicts()])
+            no_pass = steps["frac_no_pass"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            fail = np.where(np.isfinite(no_pass), no_pass, fail)  # failing_share, for every step at once
         has_pass = "frac_all_pass" in steps.columns and steps["frac_all_pass"].null_count() < steps.height
         return "frac_all_fail", fail, steps["frac_all_pass"].cast(pl.Float64).to_numpy() if has_pass else None
     if "frac_zero_signal" in steps.columns and steps["frac_zero_signal"].null_count() < steps.height and rng:

@@ -8,6 +8,7 @@ failed import leaves nothing half-written behind.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -33,6 +34,20 @@ class Parsed:
     evals: list[dict] = field(default_factory=list)
     fields: set[str] = field(default_factory=set)  # every key the source had
     notes: list[str] = field(default_factory=list)  # what the importer chose, and why
+
+
+def jsonl_lines(path: Path, hint: str) -> list[tuple[int, object]]:
+    """(line number, decoded value) for each non-blank line of a JSONL file; a line that is not JSON
+    fails with the file, the line number and `hint` (what the format expects)."""
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append((i, json.loads(line)))
+        except json.JSONDecodeError as e:
+            raise ImportFailure(f"{path}: line {i} is not JSON ({e.msg}); {hint}") from e
+    return out
 
 
 def finite(v) -> float | None:

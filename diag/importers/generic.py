@@ -24,7 +24,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from diag.importers.base import ImportFailure, Parsed, finite
+from diag.importers.base import ImportFailure, Parsed, finite, jsonl_lines
 
 # target -> steps column (None: handled separately)
 TARGETS = {
@@ -113,22 +113,10 @@ def _expr(text: str, row: dict, where: str):
 
 
 def _records(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix == ".csv":
-        return list(csv.DictReader(text.splitlines()))
-    rows = []
-    for i, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ImportFailure(f"{path}: line {i} is not JSON ({e.msg}); JSONL needs one object per line, "
-                                "or use --format generic with [regex] patterns for console text") from e
-        if isinstance(r, dict):
-            rows.append(r)
-    return rows
+        return list(csv.DictReader(path.read_text(encoding="utf-8", errors="replace").splitlines()))
+    hint = "JSONL needs one object per line, or use --format generic with [regex] patterns for console text"
+    return [r for _, r in jsonl_lines(path, hint) if isinstance(r, dict)]
 
 
 def parse(path: Path, maps: dict[str, str] | None = None, profile: str | None = None,

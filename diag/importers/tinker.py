@@ -8,11 +8,10 @@ all-fail, all_good (all equal and >= 0.5) all-pass, 1 - frac_mixed the zero-sign
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from diag.importers.base import ImportFailure, Parsed, finite
+from diag.importers.base import ImportFailure, Parsed, finite, jsonl_lines
 
 ACCURACY_ORDER = ("correct", "accuracy", "reward/total")
 _TEST = re.compile(r"^test/env/(?P<set>[^/]+)/(?P<metric>.+)$")
@@ -27,13 +26,7 @@ def parse(path: Path, accuracy_key: str | None = None) -> Parsed:
     p = Parsed(source=str(path), format="tinker")
     p.meta.update(framework="tinker-cookbook", reward_funcs=["reward"], reward_weights=[1.0])
     rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ImportFailure(f"{path}: line {i} is not JSON ({e.msg}); tinker-cookbook writes one object per line") from e
+    for i, r in jsonl_lines(path, "tinker-cookbook writes one object per line"):
         if not isinstance(r, dict) or "step" not in r:
             raise ImportFailure(f"{path}: line {i} has no 'step' key; expected a tinker-cookbook metrics.jsonl row")
         rows.append(r)

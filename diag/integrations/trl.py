@@ -138,6 +138,7 @@ class _Capture:
         if config.verifier is not None and config.verifier not in names:
             raise ValueError(f"DiagConfig.verifier={config.verifier!r} is not a reward function; have {names}")
         self.verifier_idx = names.index(config.verifier) if config.verifier else (0 if len(names) == 1 else None)
+        self.stop_ids = self._stop_ids()  # fixed once the trainer is built
         self.gen_calls = 0
         self.failed = False
         self.last_eval_step: int | None = None
@@ -205,7 +206,7 @@ class _Capture:
         mask, ids = output.get("completion_mask"), output.get("completion_ids")
         if mask is None or ids is None:
             return None, None
-        stops = self._stop_ids()
+        stops = self.stop_ids
         lengths = mask.sum(dim=1)
         if stops:
             # TRL's rule: a completion is clipped unless its last kept token is a stop id (the mask

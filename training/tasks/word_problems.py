@@ -63,7 +63,8 @@ def last_number(completion: str) -> float | None:
 
 
 # --------------------------------------------------------------------------- the stories
-# Each maker returns (question, worked solution lines, answer); the solution ends with the answer line.
+# Each maker returns (question, worked solution steps, answer); WordProblems.sample appends the
+# final answer line to the steps.
 
 Story = tuple[str, list[str], int]
 
