@@ -48,11 +48,11 @@ def row(run, wall: float | None) -> dict:
     import polars as pl
 
     from diag.detect import detect_all
+    from diag.summary import accuracy_series, bucket_series
     from training.tasks.word_problems import has_final_answer
 
-    acc = run.evals.filter((pl.col("metric") == "accuracy") & (pl.col("bucket") == "all")).sort("step")
-    last = run.evals.filter((pl.col("metric") == "accuracy") & (pl.col("step") == acc["step"].max())
-                            & (pl.col("bucket") != "all")).sort("bucket")
+    acc, by_bucket = accuracy_series(run.evals), bucket_series(run.evals)
+    last = by_bucket.filter(pl.col("step") == acc["step"].max()).sort("bucket")
     items = run.eval_items
     fmt = [float(items.filter(pl.col("step") == s)["completion"].map_elements(has_final_answer, return_dtype=pl.Boolean)
                  .mean()) for s in (acc["step"][0], acc["step"][-1])]

@@ -113,19 +113,6 @@ def model_label(model) -> str:
     return text if len(text) <= 48 else "..." + text[-45:]
 
 
-def training_samples(run: Run) -> pl.DataFrame:
-    """step -> cumulative training samples seen (completions for GRPO, examples for SFT)."""
-    steps = run.steps
-    if steps.height and "n_completions" in steps.columns and steps["n_completions"].null_count() < steps.height:
-        s = steps.sort("step").select("step", pl.col("n_completions").fill_null(0).cum_sum().alias("samples"))
-        return s
-    bs = (run.meta.get("config") or {}).get("sft", {}).get("batch_size") if isinstance(run.meta.get("config"), dict) else None
-    ev = run.evals
-    st = sorted(set(ev["step"].to_list())) if ev.height else []
-    return pl.DataFrame({"step": st, "samples": [s * (bs or 1) for s in st]},
-                        schema={"step": pl.Int64, "samples": pl.Int64})
-
-
 def completions(run: Run, signal: str | None = None, limit: int = 500) -> pl.DataFrame:
     c = run.completions
     if c.height == 0:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from diag.alerts import ConsoleSink, Dispatcher, StoreSink, WebhookSink
-from diag.detect.align import Aligned, window_means
+from diag.detect.align import Aligned, build, func_matrix
 from diag.detect.base import Finding
 from diag.detect.decoupling import DecouplingScanner
 from diag.detect.run import DetectParams
@@ -112,6 +112,8 @@ class Monitor:
             self.eval_set = r["eval_set"]
         if r["eval_set"] != self.eval_set or r["value"] is None:
             return
+        if self.evals and int(r["step"]) <= self.evals[-1][0]:
+            return  # an evaluation repeated at a step counts once, its first record (as offline)
         self.evals.append((int(r["step"]), float(r["value"]), _num(r["n"]), payload.get("correct")))
         self.evals = self.evals[-self.config.max_evals:]
         a = self.aligned()
@@ -119,25 +121,16 @@ class Monitor:
             self._emit(f)
 
     def aligned(self) -> Aligned:
+        """The recent evaluations against the steps around them, by the same rule as the offline check."""
         ev = self.evals
         steps = np.array([e[0] for e in ev], dtype=float)
         spacing = float(np.median(np.diff(steps))) if len(steps) > 1 else 10.0
         lo = bisect.bisect_right(self.step_ids, steps[0] - spacing)
-        axis = np.array(self.step_ids[lo:], dtype=float)
-        width = len(self.func_names)
-        funcs = np.array([(f + [math.nan] * width)[:width] for f in self.series["funcs"][lo:]], dtype=float)
-        funcs = funcs.reshape(len(axis), width)
-
-        def wm(name):
-            return window_means(axis, np.array(self.series[name][lo:], dtype=float), steps)
-
-        return Aligned(
-            eval_set=self.eval_set or "heldout", steps=steps.astype(int),
-            acc=np.array([e[1] for e in ev]), n=np.array([e[2] for e in ev]),
-            reward=wm("reward"), funcs=window_means(axis, funcs, steps), length=wm("length"),
-            clipped=wm("clipped"), func_names=self.func_names,
-            items={e[0]: np.asarray(e[3], dtype=bool) for e in ev if e[3] is not None},
-        )
+        series = {k: np.array(self.series[k][lo:], dtype=float) for k in ("reward", "length", "clipped")}
+        return build(self.eval_set or "heldout", steps, np.array([e[1] for e in ev]), np.array([e[2] for e in ev]),
+                     np.array(self.step_ids[lo:], dtype=float), series,
+                     func_matrix(self.series["funcs"][lo:], len(self.func_names)), self.func_names,
+                     {e[0]: np.asarray(e[3], dtype=bool) for e in ev if e[3] is not None})
 
     # ----------------------------------------------------------------------------- output
 

@@ -17,7 +17,7 @@ import polars as pl
 
 from diag import stats
 from diag.detect import align, detect_all
-from diag.summary import accuracy_series, summarize
+from diag.summary import best_checkpoints, once_per_step, summarize
 
 NA = "not available"
 WINDOW_EVALS = 8  # evaluations per sliding correlation window
@@ -59,7 +59,7 @@ def _state(f: dict) -> str:
 def build(run) -> dict:
     """Every statistic of the report for one run, JSON-ready."""
     s = summarize(run)
-    steps = run.steps
+    steps = once_per_step(run.steps)
     a = align(steps, run.evals, run.eval_items, run.reward_funcs)
     rep: dict = {"run": run.name, "summary": s, "meta": {k: run.meta.get(k) for k in (
         "framework", "model", "task", "group_size", "reward_funcs", "scale_rewards", "format", "imported_from",
@@ -93,7 +93,7 @@ def build(run) -> dict:
         rep["correlation"] = rep["sliding_correlation"] = rep["component_correlation"] = NA
         rep["trends"] = []
     if steps.height and "reward_mean" in steps.columns and steps["reward_mean"].drop_nulls().len() >= 3:
-        st_ = steps.drop_nulls("reward_mean").sort("step")
+        st_ = steps.drop_nulls("reward_mean")
         rep["trends"].append(_trend(st_["step"].to_numpy(), st_["reward_mean"].to_numpy(), "training reward"))
     findings = detect_all(run)
     rep["findings"] = [f.to_dict() for f in findings]
@@ -105,20 +105,13 @@ def build(run) -> dict:
                                if dec else (NA if not len(a) else None))
     rep["signal"] = _signal(run)
     best = next((f for f in findings if f.kind == "best_checkpoint"), None)
-    if len(a) and np.isfinite(a.acc).any():
-        ja = int(np.nanargmax(a.acc))
-        jr = int(np.nanargmax(np.where(np.isfinite(a.reward), a.reward, -np.inf))) if np.isfinite(a.reward).any() else None
-        rep["best_checkpoint"] = {"by_accuracy": {"step": int(a.steps[ja]), "accuracy": _f(a.acc[ja])},
-                                  "by_reward": None if jr is None else {"step": int(a.steps[jr]), "reward": _f(a.reward[jr]),
-                                                                        "accuracy": _f(a.acc[jr])},
-                                  "differ": best is not None}
-    else:
-        rep["best_checkpoint"] = NA
+    b = best_checkpoints(a)
+    rep["best_checkpoint"] = NA if b is None else {**b, "differ": best is not None}
     return rep
 
 
 def _signal(run) -> dict | str:
-    steps = run.steps
+    steps = once_per_step(run.steps)
     if steps.height == 0:
         return NA
     out = {"steps": [int(steps["step"].min()), int(steps["step"].max())]}
@@ -140,38 +133,13 @@ def _signal(run) -> dict | str:
 # --------------------------------------------------------------------------------------- render
 
 
-def figures(run) -> list:
-    """Plotly figures of one run (reward vs accuracy, zero-signal shares)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+def figures(run, findings: list[dict]) -> list:
+    """The dashboard's own figures of one run (diag.figures): reward above held-out accuracy, and the
+    signal classes, with the findings marked."""
+    from diag import figures as figs
 
-    steps = run.steps.sort("step") if run.steps.height else run.steps
-    figs = []
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    if steps.height and "reward_mean" in steps.columns:
-        fig.add_trace(go.Scatter(x=steps["step"].to_list(), y=steps["reward_mean"].to_list(), name="training reward",
-                                 mode="lines", line={"width": 1}), secondary_y=False)
-    acc = accuracy_series(run.evals)
-    if acc.height:
-        fig.add_trace(go.Scatter(x=acc["step"].to_list(), y=acc["value"].to_list(), name="held-out accuracy",
-                                 mode="lines+markers"), secondary_y=True)
-    fig.update_layout(title=f"{run.name}: training reward vs held-out accuracy", height=360,
-                      margin={"l": 50, "r": 50, "t": 50, "b": 40})
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="reward", secondary_y=False)
-    fig.update_yaxes(title_text="accuracy", secondary_y=True)
-    figs.append(fig)
-    cols = [c for c in ("frac_all_fail", "frac_all_pass", "frac_tied") if c in steps.columns and
-            steps[c].null_count() < steps.height]
-    if cols:
-        f2 = go.Figure()
-        for c in cols:
-            f2.add_trace(go.Scatter(x=steps["step"].to_list(), y=steps[c].to_list(), name=c.replace("frac_", ""),
-                                    stackgroup="one", mode="lines", line={"width": 0.5}))
-        f2.update_layout(title=f"{run.name}: zero-signal groups", height=300, yaxis={"range": [0, 1]},
-                         margin={"l": 50, "r": 50, "t": 50, "b": 40})
-        figs.append(f2)
-    return figs
+    return [figs.reward_vs_accuracy(run.steps, run.evals, run.reward_funcs, findings),
+            figs.signal_area(run.steps, findings)]
 
 
 def _num(x, nd=3) -> str:
@@ -299,7 +267,7 @@ def to_html(reps: list[dict], runs: list) -> str:
         parts += [f"<li class='{e(f['severity'])}'><b>{e(f['severity'])}</b> {e(f['kind'])} at step {f['step']}"
                   f"{e(_state(f))}: {e(f['message'])}</li>" for f in rep["findings"]] or ["<li>none</li>"]
         parts.append("</ul>")
-        for fig in figures(run):
+        for fig in figures(run, rep["findings"]):
             parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
         if isinstance(rep["pairs"], list):
             parts.append("<h3>Reward / held-out accuracy at each evaluation</h3><table><tr><th>step</th><th>reward</th>"

@@ -6,7 +6,8 @@ import polars as pl
 import pytest
 
 import diag
-from dashboards import figures, ids, query
+from dashboards import ids, query
+from diag import figures
 from dashboards.app import create_app, is_loopback, page_for
 from dashboards.pages import compare, run as run_page
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from training.config import RunConfig
+from training.sft_trainer import quiet
 
 
 def grpo_args(cfg: RunConfig, out: Path):
@@ -132,10 +133,3 @@ def _progress(name: str, total: int):
                 self.bar.close()
 
     return Progress()
-
-
-def quiet(trainer) -> None:
-    """Drop the per-step dict printing (the progress bar and the run store carry those numbers)."""
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)

@@ -11,17 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from training.cache import cache_dir
 from training.config import ModelCfg, SFTCfg
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("GRPO_DIAG_CACHE") or Path.home() / ".cache" / "grpo-diag"
-    p = Path(root)
-    p.mkdir(parents=True, exist_ok=True)
-    return p
 
 
 def tiny_path(m: ModelCfg, seed: int) -> Path:
@@ -41,13 +34,13 @@ def base_key(m: ModelCfg, sft: SFTCfg) -> str:
 
 def base_path(m: ModelCfg, sft: SFTCfg | None = None, extra_steps: tuple[int, ...] = ()) -> Path:
     """The SFT checkpoint at `m.base_steps`, building the SFT run (and `extra_steps` too) if missing."""
-    from training.sft import build_base
+    from training.sft_trainer import build_base
 
     sft = sft or SFTCfg()
     root = cache_dir() / f"sft-{m.base_task}-{base_key(m, sft)}"
     want = root / f"step-{m.base_steps}"
     if not (want / "config.json").exists():
-        build_base(m, sft, root, sorted({m.base_steps, *extra_steps}))
+        build_base(tiny_path(m, m.base_seed), m, sft, root, sorted({m.base_steps, *extra_steps}))
     return want
 
 
@@ -81,3 +74,12 @@ def display_name(spec: str) -> str:
 def model_name(m: ModelCfg) -> str:
     """The config's `name` where given, else the display name of its path."""
     return m.name or display_name(m.path)
+
+
+def resolve_spec(spec: str) -> str:
+    """A model named on the command line: "base:N" (the embedded model's cached SFT checkpoint at N
+    steps), "base:weak" / "base:strong", "tiny", a short name, a Hub id or a local path."""
+    name = spec.split(":", 1)[1] if spec.startswith("base:") else ""
+    if name.isdigit():
+        return str(base_path(ModelCfg(path="base", base_steps=int(name))))
+    return resolve(ModelCfg(path=spec))

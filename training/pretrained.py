@@ -61,7 +61,7 @@ def gguf_location(spec: Packaged) -> Path:
 
 def materialize(short: str, cache: Path | None = None) -> Path:
     """The plain fp32 checkpoint of a packaged model, built once into the cache (about 25 s on 2 cores)."""
-    from training.models import cache_dir
+    from training.cache import cache_dir
 
     spec = MODELS[short]
     dest = (cache or cache_dir()) / short

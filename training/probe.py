@@ -7,36 +7,17 @@ import time
 from diag.probe import ProbeResult, analyse
 
 
-def resolve_model(spec: str) -> str:
-    """A Hub id or path, or "base:N": the embedded model's cached SFT checkpoint at N steps."""
-    if spec in ("base:weak", "base:strong"):
-        from training.bases import shipped_path
-
-        return str(shipped_path(spec.split(":", 1)[1]))
-    if spec.startswith("base:"):
-        from training.config import ModelCfg
-        from training.models import base_path
-
-        return str(base_path(ModelCfg(path="base", base_steps=int(spec.split(":", 1)[1]))))
-    if spec == "tiny":
-        from training.config import ModelCfg
-        from training.models import tiny_path
-
-        return str(tiny_path(ModelCfg(), 0))
-    from training.models import resolve_name
-
-    return resolve_name(spec)
-
-
 def run_probe(model: str, task_name: str, prompts: int = 200, k: int = 16, G: int = 8, temperature: float = 1.0,
               max_new_tokens: int = 16, seed: int = 0) -> ProbeResult:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from diag.integrations.trl import generate
+    from training.models import display_name, resolve_spec
+    from training.pretrained import is_short_name
     from training.tasks import get_task, row_key, split
 
-    path = resolve_model(model)
+    path = resolve_spec(model)
     task = get_task(task_name)
     train, _ = split(task, prompts, 300, seed=seed)
     rows = list({row_key(r): r for r in train}.values())[:prompts]  # distinct prompts
@@ -48,9 +29,6 @@ def run_probe(model: str, task_name: str, prompts: int = 200, k: int = 16, G: in
     t = time.perf_counter()
     samples = generate(mdl, tok, [r["prompt"] for r in rows], max_new_tokens, k=k, temperature=temperature)
     correct = [[task.verify(c, r["answer"]) for c in cs] for cs, r in zip(samples, rows)]
-    from training.models import display_name
-    from training.pretrained import is_short_name
-
     shown = display_name(model) if is_short_name(model) else path  # a short name's Hub id, not its cache path
     res = analyse(correct, model=shown, task=task_name, current_G=G)
     res.seconds = time.perf_counter() - t

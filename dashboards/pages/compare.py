@@ -6,7 +6,9 @@ from urllib.parse import parse_qs
 
 from dash import Input, Output, dcc, html
 
-from dashboards import figures, ids, query
+from dashboards import ids, query
+from diag import figures
+from diag.summary import training_samples
 
 
 def layout(store, search: str = "") -> html.Div:
@@ -30,7 +32,7 @@ def figure(store, names: list[str], align: str):
             run = store.get(n).run
         except query.NotFound:
             continue
-        series.append((n, run.steps, run.evals, query.training_samples(run)))
+        series.append((n, run.steps, run.evals, training_samples(run)))
     return figures.compare_fig(series, align)
 
 

@@ -9,7 +9,8 @@ import json
 import polars as pl
 from dash import Input, Output, State, dash_table, dcc, html, no_update
 
-from dashboards import figures, ids, query
+from dashboards import ids, query
+from diag import figures
 
 GRAPHS = [ids.FIG_REWARD_ACC, ids.FIG_SIGNAL, ids.FIG_ADV, ids.FIG_HEATMAP, ids.FIG_LENGTH, ids.FIG_BUCKETS]
 
@@ -46,9 +47,8 @@ def header(run, s: dict) -> html.Div:
                           id="model-name"),
                 f" | task: {s.get('task')} | reward functions: {', '.join(run.reward_funcs)} | steps: {s['steps']}"]),
     ]
-    steps = run.steps
-    if steps.height and "n_invalid" in steps.columns and (steps["n_invalid"].sum() or 0) > 0:
-        parts.append(html.P(f"{int(steps['n_invalid'].sum())} completions had a NaN, infinite or missing reward "
+    if s["n_invalid"]:
+        parts.append(html.P(f"{s['n_invalid']} completions had a NaN, infinite or missing reward "
                             "(excluded from their group's statistics)", id="invalid-rewards"))
     probe = run.meta.get("probe")
     if isinstance(probe, dict):

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from diag.summary import accuracy_series, first_eval_set, once_per_step
+
 
 @dataclass
 class Aligned:
@@ -60,39 +62,46 @@ def window_means(step_axis: np.ndarray, values: np.ndarray, eval_steps: np.ndarr
     return out
 
 
+def build(eval_set: str, eval_steps: np.ndarray, acc: np.ndarray, n: np.ndarray, step_axis: np.ndarray,
+          series: dict[str, np.ndarray], funcs: np.ndarray, func_names: list[str],
+          items: dict[int, np.ndarray]) -> Aligned:
+    """The one way evaluations meet the training series, offline (`align`) and live (diag.monitor):
+    `step_axis` sorted, one entry per step; `series` holds reward, length and clipped per step."""
+    return Aligned(
+        eval_set=str(eval_set), steps=np.asarray(eval_steps).astype(int), acc=np.asarray(acc, dtype=float),
+        n=np.asarray(n, dtype=float),
+        reward=window_means(step_axis, series["reward"], eval_steps),
+        funcs=window_means(step_axis, funcs, eval_steps),
+        length=window_means(step_axis, series["length"], eval_steps),
+        clipped=window_means(step_axis, series["clipped"], eval_steps),
+        func_names=list(func_names), items=items,
+    )
+
+
+def func_matrix(values: list, width: int) -> np.ndarray:
+    """Per-step lists of per-function rewards -> a [steps x width] float matrix (NaN where missing)."""
+    rows = [(list(v) + [None] * width)[:width] if v is not None else [None] * width for v in values]
+    return np.array(rows, dtype=float).reshape(len(rows), width)
+
+
 def align(steps: pl.DataFrame, evals: pl.DataFrame, eval_items: pl.DataFrame | None = None,
           func_names: list[str] | None = None, eval_set: str | None = None,
           metric: str = "accuracy") -> Aligned:
-    e = evals.filter((pl.col("metric") == metric) & (pl.col("bucket") == "all")) if evals.height else evals
-    if eval_set is None and e.height:
-        eval_set = e["eval_set"][0]
-    e = e.filter(pl.col("eval_set") == eval_set).sort("step").unique("step", keep="last", maintain_order=True) \
-        if e.height else e
-    eval_steps = e["step"].to_numpy().astype(float) if e.height else np.empty(0)
-    s = steps.sort("step") if steps.height else steps
+    eval_set = eval_set or first_eval_set(evals, metric)
+    e = accuracy_series(evals, eval_set, metric)
+    eval_steps = e["step"].to_numpy().astype(float)
+    s = once_per_step(steps)
     step_axis = s["step"].to_numpy().astype(float) if s.height else np.empty(0)
     names = list(func_names or [])
     if s.height and "func_mean" in s.columns and s["func_mean"].dtype != pl.Null:
-        width = len(names) or int(s["func_mean"].list.len().max() or 0)
-        fm = np.array([(list(v) + [None] * width)[:width] if v is not None else [None] * width
-                       for v in s["func_mean"].to_list()], dtype=float).reshape(s.height, width)
+        fm = func_matrix(s["func_mean"].to_list(), len(names) or int(s["func_mean"].list.len().max() or 0))
     else:
-        fm = np.empty((s.height, len(names)))
-        fm[:] = np.nan
+        fm = np.full((s.height, len(names)), np.nan)
     items: dict[int, np.ndarray] = {}
     if eval_items is not None and eval_items.height:
         ei = eval_items.filter(pl.col("eval_set") == eval_set).sort(["step", "item"])
         for (st,), part in ei.group_by(["step"], maintain_order=True):
             items[int(st)] = part["correct"].to_numpy().astype(bool)
-    return Aligned(
-        eval_set=str(eval_set),
-        steps=eval_steps.astype(int),
-        acc=e["value"].to_numpy().astype(float) if e.height else np.empty(0),
-        n=e["n"].to_numpy().astype(float) if e.height else np.empty(0),
-        reward=window_means(step_axis, _col(s, "reward_mean"), eval_steps),
-        funcs=window_means(step_axis, fm, eval_steps),
-        length=window_means(step_axis, _col(s, "len_mean"), eval_steps),
-        clipped=window_means(step_axis, _col(s, "frac_clipped"), eval_steps),
-        func_names=names,
-        items=items,
-    )
+    series = {"reward": _col(s, "reward_mean"), "length": _col(s, "len_mean"), "clipped": _col(s, "frac_clipped")}
+    return build(eval_set or "", eval_steps, e["value"].to_numpy().astype(float),
+                 e["n"].cast(pl.Float64).to_numpy(), step_axis, series, fm, names, items)

@@ -25,6 +25,7 @@ import numpy as np
 from diag import stats
 from diag.detect.align import Aligned
 from diag.detect.base import Finding
+from diag.summary import best_checkpoints
 
 
 @dataclass(frozen=True)
@@ -312,16 +313,17 @@ def detect_decoupling(a: Aligned, params: DecouplingParams | None = None) -> lis
 
 def best_checkpoint(a: Aligned, min_gap: float = 0.0) -> Finding | None:
     """Best evaluation step by held-out accuracy versus by training reward, when they differ."""
-    if len(a) < 2 or not np.isfinite(a.acc).any() or not np.isfinite(a.reward).any():
+    best = best_checkpoints(a) if len(a) >= 2 else None
+    if best is None or best["by_reward"] is None:
         return None
-    ja, jr = int(np.nanargmax(a.acc)), int(np.nanargmax(a.reward))
-    if ja == jr or a.acc[ja] - a.acc[jr] <= min_gap:
+    ba, br = best["by_accuracy"], best["by_reward"]
+    if ba["step"] == br["step"] or ba["accuracy"] - br["accuracy"] <= min_gap:
         return None
-    msg = (f"Best checkpoint by held-out accuracy is step {a.steps[ja]} ({a.acc[ja]:.3f}); by training reward "
-           f"it is step {a.steps[jr]} (reward {a.reward[jr]:.3f}, held-out {a.acc[jr]:.3f}, "
-           f"{a.acc[ja] - a.acc[jr]:.3f} lower). Pick checkpoints by held-out accuracy.")
-    return Finding(kind="best_checkpoint", severity="info", step=int(a.steps[-1]), onset=int(a.steps[ja]),
+    msg = (f"Best checkpoint by held-out accuracy is step {ba['step']} ({ba['accuracy']:.3f}); by training reward "
+           f"it is step {br['step']} (reward {br['reward']:.3f}, held-out {br['accuracy']:.3f}, "
+           f"{ba['accuracy'] - br['accuracy']:.3f} lower). Pick checkpoints by held-out accuracy.")
+    return Finding(kind="best_checkpoint", severity="info", step=int(a.steps[-1]), onset=ba["step"],
                    window_start=int(a.steps[0]), window_end=int(a.steps[-1]), message=msg,
-                   evidence={"best_by_accuracy": int(a.steps[ja]), "accuracy_at_best": float(a.acc[ja]),
-                             "best_by_reward": int(a.steps[jr]), "accuracy_at_reward_best": float(a.acc[jr]),
-                             "reward_at_reward_best": float(a.reward[jr])})
+                   evidence={"best_by_accuracy": ba["step"], "accuracy_at_best": ba["accuracy"],
+                             "best_by_reward": br["step"], "accuracy_at_reward_best": br["accuracy"],
+                             "reward_at_reward_best": br["reward"]})

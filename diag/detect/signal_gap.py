@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from diag.detect.base import Finding, no_data
+from diag.summary import once_per_step
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ def detect_signal_gap(steps: pl.DataFrame, params: SignalGapParams | None = None
     Runs imported without group data fall back to the trainer's zero-std share, split into all-fail
     and all-pass by the reward's place in its range (given, or inferred and labelled as such)."""
     p = params or SignalGapParams()
-    s = steps.sort("step") if steps.height else steps
+    s = once_per_step(steps)
     rng = reward_range(s, reward_range_given) if s.height else None
     picked = _series(s, rng) if s.height else None
     if picked is None:

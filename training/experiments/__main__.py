@@ -69,14 +69,14 @@ def summarize_run(path: Path, base: int, arm: str, data: str, wall: float) -> di
     import polars as pl
 
     import diag
+    from diag.summary import accuracy_series, bucket_series
 
     run = diag.open_run(path)
-    ev = run.evals.filter(pl.col("metric") == "accuracy")
-    last = ev.filter(pl.col("step") == ev["step"].max())
-    first_all = ev.filter(pl.col("bucket") == "all").sort("step")
+    acc, by_bucket = accuracy_series(run.evals), bucket_series(run.evals)
+    last = by_bucket.filter(pl.col("step") == by_bucket["step"].max())
     return {"run": run.name, "base": base, "arm": arm, "data": data, "wall": wall,
-            "buckets": {b: v for b, v in zip(last["bucket"], last["value"]) if b != "all"},
-            "start": first_all["value"][0], "end": first_all["value"][-1]}
+            "buckets": dict(zip(last["bucket"], last["value"])),
+            "start": acc["value"][0], "end": acc["value"][-1]}
 
 
 def main(argv=None) -> list[dict]:

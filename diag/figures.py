@@ -1,4 +1,6 @@
-"""Pure figure functions: polars frames in, plotly figures out (no I/O, no Dash)."""
+"""Pure figure functions shared by the dashboard and the HTML report: polars frames in, plotly figures
+out (no I/O, no Dash). Every number drawn comes from the read model (diag.summary); only the drawing
+is decided here."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from diag.schema import SIGNALS
-from diag.summary import accuracy_series
+from diag.summary import accuracy_series, bucket_series, once_per_step, signal_shares
 
 COLORS = {"all_fail": "#d62728", "all_pass": "#2ca02c", "tied": "#9467bd", "mixed": "#1f77b4"}
 LAYOUT = dict(margin={"l": 60, "r": 30, "t": 50, "b": 40}, height=340, legend={"orientation": "h", "y": -0.2})
@@ -44,9 +46,10 @@ def _has(df: pl.DataFrame, col: str) -> bool:
 
 
 def mark_findings(fig: go.Figure, findings: list[dict] | None, shade: bool = False) -> go.Figure:
-    """Each alert's onset as a vertical line on a step-axis chart (all panels); with `shade`, its
-    window too. A resolved alert is drawn grey and says so: a run that recovered is not shown as failing."""
-    grid = {"row": "all", "col": 1} if getattr(fig, "_grid_ref", None) else {}
+    """Each alert's onset as a vertical line through every panel of a step-axis chart; with `shade`,
+    its window too. A resolved alert is drawn grey and says so: a run that recovered is not shown as
+    failing. Shapes span the figure in paper coordinates: one shape per finding, whatever the panels."""
+    shapes, notes = [], []
     for f in findings or []:
         if f.get("severity") == "info" or f.get("onset") is None:
             continue
@@ -54,16 +57,17 @@ def mark_findings(fig: go.Figure, findings: list[dict] | None, shade: bool = Fal
         color = "#7f7f7f" if resolved else ("#d62728" if f.get("severity") == "critical" else "#ff7f0e")
         label = f"{f['kind']} onset" + (f" (resolved at step {f.get('resolved_step')})" if resolved else "")
         if shade and f.get("window_start") is not None and f.get("kind") in ("decoupling", "reward_stall"):
-            fig.add_vrect(x0=f["window_start"], x1=f["window_end"], line_width=0, **grid,
-                          fillcolor="rgba(127,127,127,0.10)" if resolved else "rgba(214,39,40,0.12)")
-        fig.add_vline(x=f["onset"], line_dash="dash", line_color=color, **grid,
-                      annotation_text=label, annotation_position="top left", annotation_font_color=color)
+            shapes.append(dict(type="rect", xref="x", yref="paper", x0=f["window_start"], x1=f["window_end"], y0=0,
+                               y1=1, line_width=0, layer="below",
+                               fillcolor="rgba(127,127,127,0.10)" if resolved else "rgba(214,39,40,0.12)"))
+        shapes.append(dict(type="line", xref="x", yref="paper", x0=f["onset"], x1=f["onset"], y0=0, y1=1,
+                           line={"dash": "dash", "color": color, "width": 1.5}))
+        notes.append(dict(xref="x", yref="paper", x=f["onset"], y=1, text=label, showarrow=False, xanchor="right",
+                          yanchor="bottom", font={"color": color, "size": 11}))
+    if shapes:
+        fig.update_layout(shapes=list(fig.layout.shapes or ()) + shapes,
+                          annotations=list(fig.layout.annotations or ()) + notes)
     return fig
-
-
-def accuracy_frame(evals: pl.DataFrame) -> pl.DataFrame:
-    """step, value of the overall greedy held-out accuracy (the first eval set)."""
-    return accuracy_series(evals)
 
 
 def _stacked(top: str, bottom: str) -> go.Figure:
@@ -76,7 +80,7 @@ def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: l
     """Training reward (total and per component) above held-out accuracy on a [0, 1] axis of its own,
     one shared step axis; alert windows shaded (grey once resolved), onsets marked on both panels."""
     fig = _stacked("training reward", "held-out accuracy (strict verifier)")
-    s = steps.sort("step") if steps.height else steps
+    s = once_per_step(steps)
     if _has(s, "reward_mean"):
         x, y = _xy(s, "reward_mean")
         fig.add_trace(go.Scatter(x=x, y=y, name="reward (total)", mode="lines",
@@ -87,7 +91,7 @@ def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: l
                 x, y = _xy(part, "f")
                 fig.add_trace(go.Scatter(x=x, y=y, name=f"reward: {name}", mode="lines",
                                          line={"width": 1, "dash": "dot"}), row=1, col=1)
-    acc = accuracy_frame(evals)
+    acc = accuracy_series(evals)
     if acc.height:
         x, y = _xy(acc, "value")
         fig.add_trace(go.Scatter(x=x, y=y, name="held-out accuracy",
@@ -104,29 +108,25 @@ def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: l
 def signal_area(steps: pl.DataFrame, findings: list[dict] | None = None) -> go.Figure:
     """Share of groups by signal class, stacked: all_fail / all_pass / tied / mixed."""
     fig = make_subplots(rows=1, cols=1)
-    s = steps.sort("step") if steps.height else steps
-    if s.height > MAX_POINTS:  # stacked areas need one x for every class: mean per bin of steps
-        s = _binned(s, [c for c in ("frac_all_fail", "frac_all_pass", "frac_tied", "frac_no_pass",
-                                    "frac_zero_signal") if c in s.columns])
-    cols = {"all_fail": "frac_all_fail", "all_pass": "frac_all_pass", "tied": "frac_tied"}
-    if s.height and all(c in s.columns for c in cols.values()) and s["frac_all_fail"].null_count() < s.height:
-        x = s["step"].to_numpy()
-        dead = np.zeros(s.height)
-        for label, col in cols.items():
-            y = s[col].fill_null(0).to_numpy()
-            dead += y
-            fig.add_trace(go.Scatter(x=x, y=y, name=label, stackgroup="one", mode="lines",
+    shares = signal_shares(steps)
+    s = once_per_step(steps)
+    if shares is not None:
+        if shares.height > MAX_POINTS:  # stacked areas need one x for every class: mean per bin of steps
+            shares = _binned(shares, [c for c in shares.columns if c != "step"])
+        x = shares["step"].to_numpy()
+        for label in ("all_fail", "all_pass", "tied"):
+            fig.add_trace(go.Scatter(x=x, y=shares[label].to_numpy(), name=label, stackgroup="one", mode="lines",
                                      line={"width": 0.5, "color": COLORS[label]}))
-        fig.add_trace(go.Scatter(x=x, y=np.clip(1 - dead, 0, 1), name="mixed (learning signal)", stackgroup="one",
+        fig.add_trace(go.Scatter(x=x, y=shares["mixed"].to_numpy(), name="mixed (learning signal)", stackgroup="one",
                                  mode="lines", line={"width": 0.5, "color": COLORS["mixed"]}))
-        nopass = s["frac_no_pass"] if "frac_no_pass" in s.columns else None
-        if nopass is not None and nopass.null_count() < s.height and (nopass.fill_null(0) - s["frac_all_fail"]).max() > 1e-9:
+        if "no_pass" in shares.columns and (shares["no_pass"].fill_null(0) - shares["all_fail"]).max() > 1e-9:
             # a format (or partial-credit) reward makes failing groups "mixed": show how many fail the task
-            fig.add_trace(go.Scatter(x=x, y=nopass.to_numpy(), name="no completion passes the verifier",
+            fig.add_trace(go.Scatter(x=x, y=shares["no_pass"].to_numpy(), name="no completion passes the verifier",
                                      mode="lines", line={"width": 2, "dash": "dot", "color": "#000000"}))
-    elif s.height and "frac_zero_signal" in s.columns and s["frac_zero_signal"].null_count() < s.height:
-        fig.add_trace(go.Scatter(x=s["step"].to_numpy(), y=s["frac_zero_signal"].to_numpy(), name="zero-signal (trainer log)",
-                                 mode="lines", fill="tozeroy", line={"color": COLORS["tied"]}))
+    elif _has(s, "frac_zero_signal"):
+        x, y = _xy(s, "frac_zero_signal")
+        fig.add_trace(go.Scatter(x=x, y=y, name="zero-signal (trainer log)", mode="lines", fill="tozeroy",
+                                 line={"color": COLORS["tied"]}))
     mark_findings(fig, findings)
     fig.update_layout(title="Zero-signal groups", **LAYOUT)
     fig.update_yaxes(title_text="share of groups", **SHARE_AXIS)
@@ -151,7 +151,7 @@ def _two_panels(steps: pl.DataFrame, top: tuple[str, str], bottom: tuple[str, st
                 findings: list[dict] | None, bottom_is_share: bool = False) -> go.Figure:
     """Two per-step series, each in a panel of its own on one shared step axis."""
     fig = _stacked(top[1], bottom[1])
-    s = steps.sort("step") if steps.height else steps
+    s = once_per_step(steps)
     for row, (col, label) in ((1, top), (2, bottom)):
         if _has(s, col):
             x, y = _xy(s, col)
@@ -201,12 +201,9 @@ def length_fig(steps: pl.DataFrame, findings: list[dict] | None = None) -> go.Fi
 
 def buckets_fig(evals: pl.DataFrame) -> go.Figure:
     fig = go.Figure()
-    if evals.height:
-        e = evals.filter((pl.col("metric") == "accuracy") & (pl.col("bucket") != "all")).sort("step")
-        for (bucket,), part in e.group_by(["bucket"], maintain_order=True):
-            x, y = _xy(part, "value")
-            fig.add_trace(go.Scatter(x=x, y=y, name=str(bucket),
-                                     mode=_mode(x)))
+    for (bucket,), part in bucket_series(evals).group_by(["bucket"], maintain_order=True):
+        x, y = _xy(part, "value")
+        fig.add_trace(go.Scatter(x=x, y=y, name=str(bucket), mode=_mode(x)))
     fig.update_layout(title="Held-out accuracy by difficulty bucket", **LAYOUT)
     fig.update_yaxes(title_text="accuracy", **SHARE_AXIS)
     fig.update_xaxes(title_text="step")
@@ -222,8 +219,8 @@ def compare_fig(series: list[tuple[str, pl.DataFrame, pl.DataFrame, pl.DataFrame
     palette = plotly.colors.qualitative.Plotly
     for i, (name, steps, evals, samples) in enumerate(series):
         color = palette[i % len(palette)]  # one colour per run in both panels
-        acc = accuracy_frame(evals)
-        s = steps.sort("step") if steps.height else steps
+        acc = accuracy_series(evals)
+        s = once_per_step(steps)
         if align == "samples" and samples.height:
             acc = acc.join(samples, on="step", how="left").with_columns(pl.col("samples").alias("x"))
             if s.height:
