@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNS ?= runs
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup setup-browser demo test test-fast experiments smollm2 screenshots notebooks bench clean
+.PHONY: setup setup-browser demo test test-fast experiments smollm2 screenshots notebooks bench bench-dashboard clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -57,7 +57,13 @@ screenshots: demo setup-browser
 	$(BIN)/python -m dashboards.screenshots $(RUNS) docs/screenshots
 
 bench: setup setup-browser
+	$(BIN)/pip install -q -e ".[peer]"
 	$(BIN)/python benchmarks/run_all.py --demo --readme
+
+# The three page-drawing times (Run page 10k / 100k steps, compare 6 runs) beside Trackio (~12 minutes).
+bench-dashboard: setup setup-browser
+	$(BIN)/pip install -q -e ".[peer]"
+	$(BIN)/python benchmarks/dashboard.py
 
 clean:
 	rm -rf $(RUNS) .pytest_cache

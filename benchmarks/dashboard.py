@@ -1,29 +1,44 @@
-"""Dashboard cost on a long generated run (10,000 steps x 64 groups by default).
+"""Dashboard cost on long generated runs, and the same series in Trackio, drawn in one Chromium.
 
-Prints: time to write the run, to open it (query layer), to compute the Run page (figures + offline
-detectors), the time until the Run page has drawn its six graphs in headless Chromium, and the cost
-of one live tick after a new step is flushed (incremental refresh + redraw).
+Prints: time to write and open a 10,000-step x 64-group run, to compute its Run page, one live tick;
+then, in headless Chromium, the time from navigation until every chart of a page is drawn (its
+figure set and its SVG present) for the Run page at 10k steps, the Run page at 100k steps and the
+compare page with six 10k-step runs, each as the median (and range) of `--loads` full page loads
+after one warm-up load (a returning user: bundles cached, the run read), and its cold first load on a
+fresh server; and the same 10k series logged to a local Trackio project (the tracker TRL reports to),
+opened in the same browser, time until its charts are drawn. Goals: 1.5 s, 3 s, 3 s; Trackio ratio < 1.
 
-    python benchmarks/dashboard.py [--steps 10000] [--groups 64] [--json out.json]
+    python benchmarks/dashboard.py [--steps 10000] [--long-steps 100000] [--compare 6] [--loads 12]
+                                   [--no-peer] [--json out.json]
+
+The peer needs `pip install -e ".[peer]"` (trackio); without it that row says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+GOALS = {"run_page_10k": 1.5, "run_page_100k": 3.0, "compare_6_runs": 3.0}
+# every chart has its figure (a title) and its SVG: drawn, not merely mounted as an empty graph
+DRAWN = """const g=[...document.querySelectorAll('.js-plotly-plot')];
+return g.length >= arguments[0] && g.every(e => e.layout && e.layout.title && e.layout.title.text
+                                                && e.querySelector('.main-svg'))"""
+TRACKIO_DRAWN = "return document.querySelectorAll('.plot.vega-embed canvas, .plot.vega-embed svg.marks').length >= arguments[0]"
 
-def generate(root: str, steps: int, groups: int, G: int = 8, every: int = 10):
+
+def generate(root: str, steps: int, groups: int, name: str = "long", seed: int = 0, G: int = 8, every: int = 10):
     import numpy as np
 
     import diag
 
-    rng = np.random.default_rng(0)
-    rec = diag.Recorder(root, "long", ["correct", "format"], group_size=G, flush_secs=5, sample_groups=1)
+    rng = np.random.default_rng(seed)
+    rec = diag.Recorder(root, name, ["correct", "format"], group_size=G, flush_secs=5, sample_groups=1)
     n = groups * G
     p = rng.random(groups)
     prompts = [f"{i}+{i}=" for i in range(groups) for _ in range(G)]
@@ -38,74 +53,168 @@ def generate(root: str, steps: int, groups: int, G: int = 8, every: int = 10):
     return rec
 
 
-def measure(steps: int, groups: int) -> dict:
+def server_side(root: str, name: str, rec, groups: int) -> dict:
+    """Open, compute the Run page, and live ticks (`rec` still writing the run), in this process."""
     import numpy as np
 
     from dashboards import query
     from dashboards.pages import run as run_page
-    from dashboards.serve_thread import serving
 
-    root = tempfile.mkdtemp(prefix="grpo-diag-dash-")
-    t = time.perf_counter()
-    rec = generate(root, steps, groups)
-    rec.flush()
-    t_write = time.perf_counter() - t
     store = query.Store(root)
     t = time.perf_counter()
-    store.get("long")
+    store.get(name)
     t_open = time.perf_counter() - t
     t = time.perf_counter()
-    out = run_page.render(store, "long", -1)
+    out = run_page.render(store, name, -1)
     t_render = time.perf_counter() - t
-    ticks = []
+    ticks, idle = [], []
+    last = int(store.get(name).run.steps["step"].max())
     for i in range(5):
-        n = groups * 8
-        rec.log_batch(steps + 1 + i, np.zeros((n, 2)))
+        rec.log_batch(last + 1 + i, np.zeros((groups * 8, 2)))
         rec.flush()
         t = time.perf_counter()
-        out = run_page.render(store, "long", out["version"])
+        out = run_page.render(store, name, out["version"])
         ticks.append(time.perf_counter() - t)
-    idle = []
     for _ in range(5):
         t = time.perf_counter()
-        assert run_page.render(store, "long", out["version"]) is None
+        assert run_page.render(store, name, out["version"]) is None
         idle.append(time.perf_counter() - t)
-    rec.close()
-    browser_s = None
-    try:
-        from dashboards.screenshots import driver
+    return {"open_run_s": t_open, "run_page_compute_s": t_render,
+            "live_tick_new_step_s": statistics.median(ticks),
+            "live_tick_idle_s": statistics.median(idle)}
 
-        d = driver(1300, 1800)
-        try:
-            with serving(root) as base:
-                d.get(base + "/")  # warm the static bundles, as a returning user has them cached
-                time.sleep(1)
+
+def _wait(d, script: str, count: int, limit: float = 120) -> float:
+    t = time.perf_counter()
+    while not d.execute_script(script, count):
+        if time.perf_counter() - t > limit:
+            raise TimeoutError("charts did not draw")
+        time.sleep(0.01)
+    return time.perf_counter() - t
+
+
+def page_times(root: str, path: str, charts: int, loads: int) -> dict:
+    """Cold first load on a fresh server and browser, then `loads` full navigations (median, range)."""
+    from dashboards.screenshots import driver
+    from dashboards.serve_thread import serving
+
+    d = driver(1300, 1800)
+    try:
+        with serving(root) as base:
+            t = time.perf_counter()
+            d.get(base + path)
+            _wait(d, DRAWN, charts)
+            cold = time.perf_counter() - t
+            times = []
+            for _ in range(loads):
                 t = time.perf_counter()
-                d.get(base + "/run/long")
-                while d.execute_script("return document.querySelectorAll('.js-plotly-plot .main-svg').length") < 6:
-                    if time.perf_counter() - t > 120:
-                        raise TimeoutError("graphs did not render")
-                    time.sleep(0.02)
-                browser_s = time.perf_counter() - t
-        finally:
-            d.quit()
-    except Exception as e:  # noqa: BLE001 - the numbers above still stand without a browser
-        print(f"browser timing skipped: {e}", file=sys.stderr)
-    return {"steps": steps, "groups_per_step": groups, "group_rows": steps * groups, "write_run_s": t_write,
-            "open_run_s": t_open, "run_page_compute_s": t_render, "run_page_in_browser_s": browser_s,
-            "live_tick_new_step_s": statistics.median(ticks), "live_tick_idle_s": statistics.median(idle)}
+                d.get(base + path)
+                _wait(d, DRAWN, charts)
+                times.append(time.perf_counter() - t)
+    finally:
+        d.quit()
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "cold_s": cold}
+
+
+def trackio_times(run_dir: str, loads: int) -> dict | str:
+    """The run's per-step series and held-out accuracy logged to a local Trackio project, then its
+    dashboard opened in the same headless Chromium: time until every chart is drawn."""
+    try:
+        import trackio
+    except ImportError:
+        return 'not measured: trackio is not installed (pip install -e ".[peer]")'
+    import diag
+    from dashboards.screenshots import driver
+    from diag.summary import accuracy_series, once_per_step
+
+    os.environ["TRACKIO_DIR"] = tempfile.mkdtemp(prefix="grpo-diag-trackio-")
+    run = diag.open_run(run_dir)
+    cols = ["reward_mean", "frac_all_fail", "frac_all_pass", "frac_tied", "adv_var_mean", "effective_batch",
+            "len_mean", "frac_clipped"]
+    acc = dict(accuracy_series(run.evals).select("step", "value").iter_rows())
+    trackio.init(project="grpo-diag-bench", name=run.name)
+    for row in once_per_step(run.steps).select("step", *cols).iter_rows(named=True):
+        logged = {k: row[k] for k in cols}
+        if row["step"] in acc:
+            logged["heldout_accuracy"] = acc[row["step"]]
+        trackio.log(logged, step=row["step"])
+    trackio.finish()
+    charts = len(cols) + 1
+    server, _, _, url = trackio.show(project="grpo-diag-bench", open_browser=False, block_thread=False,
+                                     host="127.0.0.1")
+    d = driver(1300, 1800)
+    try:
+        t = time.perf_counter()
+        d.get(url)
+        _wait(d, TRACKIO_DRAWN, charts)
+        cold = time.perf_counter() - t
+        times = []
+        for _ in range(loads):
+            t = time.perf_counter()
+            d.get(url)
+            _wait(d, TRACKIO_DRAWN, charts)
+            times.append(time.perf_counter() - t)
+    finally:
+        d.quit()
+        server.close()
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "cold_s": cold,
+            "version": trackio.__version__}
+
+
+def measure(steps: int, groups: int, long_steps: int, compare: int, loads: int, peer: bool) -> dict:
+    root = tempfile.mkdtemp(prefix="grpo-diag-dash-")
+    t = time.perf_counter()
+    rec = generate(root, steps, groups, name="run-0")
+    rec.flush()
+    out: dict = {"steps": steps, "groups_per_step": groups, "group_rows": steps * groups,
+                 "write_run_s": time.perf_counter() - t}
+    out.update(server_side(root, "run-0", rec, groups))
+    rec.close()
+    for i in range(1, compare):  # distinct runs (seeds), so nothing is shared between their series
+        generate(root, steps, groups, name=f"run-{i}", seed=i).close()
+    pages = {"run_page_10k": (root, "/run/run-0", 6)}
+    if compare:
+        pages["compare_6_runs"] = (root, "/compare?runs=" + ",".join(f"run-{i}" for i in range(compare)), 1)
+    if long_steps:
+        long_root = tempfile.mkdtemp(prefix="grpo-diag-dash-long-")
+        t = time.perf_counter()
+        generate(long_root, long_steps, groups, name="long").close()
+        out["write_long_run_s"] = time.perf_counter() - t
+        pages["run_page_100k"] = (long_root, "/run/long", 6)
+    for key, (r, path, charts) in pages.items():
+        try:
+            got = page_times(r, path, charts, loads)
+        except Exception as e:  # noqa: BLE001 - the figures above still stand without a browser
+            out[key] = f"not measured: {e}"
+            continue
+        for k, v in got.items():
+            out[f"{key}_{k}"] = v
+        out[f"{key}_goal_s"] = GOALS[key]
+    if peer:
+        got = trackio_times(os.path.join(root, "run-0"), loads)
+        if isinstance(got, str):
+            out["trackio"] = got
+        else:
+            for k, v in got.items():
+                out[f"trackio_{k}"] = v
+            if isinstance(out.get("run_page_10k_median_s"), float):
+                out["run_page_10k_over_trackio"] = out["run_page_10k_median_s"] / got["median_s"]
+    return out
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=10_000)
     p.add_argument("--groups", type=int, default=64)
+    p.add_argument("--long-steps", type=int, default=100_000, help="0 skips the long run")
+    p.add_argument("--compare", type=int, default=6, help="runs on the compare page (0 skips it)")
+    p.add_argument("--loads", type=int, default=12)
+    p.add_argument("--no-peer", action="store_true", help="skip the Trackio measurement")
     p.add_argument("--json")
     a = p.parse_args(argv)
     from benchmarks.common import report
 
-    r = measure(a.steps, a.groups)
-    return report(r, a.json)
+    return report(measure(a.steps, a.groups, a.long_steps, a.compare, a.loads, not a.no_peer), a.json)
 
 
 if __name__ == "__main__":

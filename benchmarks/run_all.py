@@ -37,6 +37,13 @@ def demo_seconds() -> float:
     return time.perf_counter() - t
 
 
+def _drawn(d: dict, key: str) -> str:
+    """Median (range) of the page loads dashboard.py timed, or why it did not."""
+    if f"{key}_median_s" not in d:
+        return str(d.get(key, "not measured"))
+    return f"{d[f'{key}_median_s']:.2f} s ({d[f'{key}_min_s']:.2f}-{d[f'{key}_max_s']:.2f})"
+
+
 def table(r: dict) -> str:
     o, s, d = r["overhead"], r["store"], r["dashboard"]
     rows = [
@@ -53,7 +60,8 @@ def table(r: dict) -> str:
                                     f"{s['monitor_us_per_step_at_100000']:.1f} us at 1k / 10k / 100k steps; "
                                     f"{s['monitor_us_per_eval'] / 1000:.1f} ms per evaluation"),
         ("dashboard (10k steps x 64 groups)", f"open {d['open_run_s']:.2f} s; Run page computed {d['run_page_compute_s']:.2f} s, "
-                                              f"drawn in Chromium {d['run_page_in_browser_s'] or float('nan'):.2f} s; "
+                                              f"drawn in Chromium {_drawn(d, 'run_page_10k')}; long run {_drawn(d, 'run_page_100k')}; "
+                                              f"compare {_drawn(d, 'compare_6_runs')}; Trackio {_drawn(d, 'trackio')}; "
                                               f"live tick {d['live_tick_new_step_s']:.2f} s"),
     ]
     if "demo_s" in r:
@@ -73,7 +81,9 @@ def main(argv=None) -> dict:
     r = {"when": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores"}
     r["overhead"] = run("overhead.py", "--steps", "60" if q else "300")
     r["store"] = run("store.py", "--steps", "5000" if q else "100000", "--completions", "50000" if q else "1000000")
-    r["dashboard"] = run("dashboard.py", "--steps", "500" if q else "10000", "--groups", "16" if q else "64")
+    r["dashboard"] = run("dashboard.py", "--steps", "500" if q else "10000", "--groups", "16" if q else "64",
+                         "--long-steps", "1000" if q else "100000", "--compare", "2" if q else "6",
+                         "--loads", "3" if q else "12")
     if a.demo:
         r["demo_s"] = demo_seconds()
     md = table(r)

@@ -52,6 +52,8 @@ def once_per_step(frame: pl.DataFrame) -> pl.DataFrame:
     """One row per step, the first recorded, in step order (a resumed or re-logged step counts once)."""
     if frame.height == 0 or "step" not in frame.columns:
         return frame
+    if frame.height == 1 or bool((frame["step"].diff().drop_nulls() > 0).all()):
+        return frame  # already one row per step in order: the usual case, checked in one pass
     return frame.unique("step", keep="first", maintain_order=True).sort("step")
 
 

@@ -68,7 +68,8 @@ def test_figures_are_pure_and_complete(tmp_path):
                                    [{"kind": "decoupling", "window_start": 10, "window_end": 20, "onset": 10}])
     names = [t.name for t in f.data]
     assert names[:3] == ["reward (total)", "reward: correct", "reward: format"] and "held-out accuracy" in names
-    assert any(s["type"] == "rect" for s in f.layout.shapes)
+    assert any(s["type"] == "path" and s["path"] == "M10,0 H20 V1 H10 Z" for s in f.layout.shapes)  # the window
+    assert any(s["type"] == "path" and s["path"] == "M10,0 V1" for s in f.layout.shapes)  # the onset
     sig = figures.signal_area(run.steps)
     assert [t.name for t in sig.data] == ["all_fail", "all_pass", "tied", "mixed (learning signal)"]
     stacked = np.sum([np.asarray(t.y) for t in sig.data], axis=0)

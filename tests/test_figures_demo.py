@@ -59,7 +59,7 @@ def test_run_page_figures_tell_the_truth(demo_runs, name):
     for f in findings:
         assert len(re.findall(rf"\b{f['kind']}: (FIRING|RESOLVED)[^)]*onset step {f['onset']}\b", text)) == 1
         for fig in (reward_acc, signal, adv, heat, length):
-            xs = {s.x0 for s in fig.layout.shapes if s.type == "line"}
+            xs = {float(x) for s in fig.layout.shapes if s.type == "path" for x in re.findall(r"M([-\d.]+),0 V1", s.path)}
             assert f["onset"] in xs, f"{f['kind']} onset not marked on {fig.layout.title.text}"
 
 

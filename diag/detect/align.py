@@ -99,7 +99,8 @@ def align(steps: pl.DataFrame, evals: pl.DataFrame, eval_items: pl.DataFrame | N
         fm = np.full((s.height, len(names)), np.nan)
     items: dict[int, np.ndarray] = {}
     if eval_items is not None and eval_items.height:
-        ei = eval_items.filter(pl.col("eval_set") == eval_set).sort(["step", "item"])
+        ei = (eval_items.filter(pl.col("eval_set") == eval_set)  # a repeated evaluation: its first record
+              .unique(["step", "item"], keep="first", maintain_order=True).sort(["step", "item"]))
         for (st,), part in ei.group_by(["step"], maintain_order=True):
             items[int(st)] = part["correct"].to_numpy().astype(bool)
     series = {"reward": _col(s, "reward_mean"), "length": _col(s, "len_mean"), "clipped": _col(s, "frac_clipped")}
