@@ -8,7 +8,7 @@ and resolved strictly inside the runs root.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -41,6 +41,9 @@ class Cached:
     version: int = 0  # bumped whenever a refresh adds rows
     findings: list | None = None
     findings_key: tuple | None = None
+    # one computation of the findings at a time: page ticks that arrive while a long run's detectors
+    # run wait for that result instead of each starting (and slowing) another copy of the same work
+    findings_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Store:
@@ -69,11 +72,12 @@ class Store:
         steps: the detectors judge at evaluations, so a live tick between them reuses the last result."""
         c = self.get(name, refresh=False)
         run = c.run
-        key = (run.evals.height, run.alerts.height, run.steps.height // 50)
-        if c.findings is None or c.findings_key != key:
-            c.findings = [f.to_dict() for f in detect_all(run)] if run.steps.height or run.evals.height else []
-            c.findings_key = key
-        return c.findings
+        with c.findings_lock:
+            key = (run.evals.height, run.alerts.height, run.steps.height // 50)
+            if c.findings is None or c.findings_key != key:
+                c.findings = [f.to_dict() for f in detect_all(run)] if run.steps.height or run.evals.height else []
+                c.findings_key = key
+            return c.findings
 
     def runs_table(self) -> list[dict]:
         rows = []
