@@ -93,6 +93,19 @@ def _wait(d, script: str, count: int, limit: float = 120) -> float:
     return time.perf_counter() - t
 
 
+def _loads(d, url: str, script: str, count: int, loads: int) -> dict:
+    """The first load (cold), then `loads` full navigations to `url`: median and range until drawn."""
+    def once() -> float:
+        t = time.perf_counter()
+        d.get(url)
+        _wait(d, script, count)
+        return time.perf_counter() - t
+
+    cold = once()
+    times = [once() for _ in range(loads)]
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "cold_s": cold}
+
+
 def page_times(root: str, path: str, charts: int, loads: int) -> dict:
     """Cold first load on a fresh server and browser, then `loads` full navigations (median, range)."""
     from dashboards.screenshots import driver
@@ -101,19 +114,9 @@ def page_times(root: str, path: str, charts: int, loads: int) -> dict:
     d = driver(1300, 1800)
     try:
         with serving(root) as base:
-            t = time.perf_counter()
-            d.get(base + path)
-            _wait(d, DRAWN, charts)
-            cold = time.perf_counter() - t
-            times = []
-            for _ in range(loads):
-                t = time.perf_counter()
-                d.get(base + path)
-                _wait(d, DRAWN, charts)
-                times.append(time.perf_counter() - t)
+            return _loads(d, base + path, DRAWN, charts, loads)
     finally:
         d.quit()
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "cold_s": cold}
 
 
 def trackio_times(run_dir: str, loads: int) -> dict | str:
@@ -144,21 +147,10 @@ def trackio_times(run_dir: str, loads: int) -> dict | str:
                                      host="127.0.0.1")
     d = driver(1300, 1800)
     try:
-        t = time.perf_counter()
-        d.get(url)
-        _wait(d, TRACKIO_DRAWN, charts)
-        cold = time.perf_counter() - t
-        times = []
-        for _ in range(loads):
-            t = time.perf_counter()
-            d.get(url)
-            _wait(d, TRACKIO_DRAWN, charts)
-            times.append(time.perf_counter() - t)
+        return {**_loads(d, url, TRACKIO_DRAWN, charts, loads), "version": trackio.__version__}
     finally:
         d.quit()
         server.close()
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "cold_s": cold,
-            "version": trackio.__version__}
 
 
 def measure(steps: int, groups: int, long_steps: int, compare: int, loads: int, peer: bool) -> dict:

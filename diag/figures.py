@@ -130,7 +130,6 @@ def signal_area(steps: pl.DataFrame, findings: list[dict] | None = None) -> go.F
     """Share of groups by signal class, stacked: all_fail / all_pass / tied / mixed."""
     fig = make_subplots(rows=1, cols=1)
     shares = signal_shares(steps)
-    s = once_per_step(steps)
     if shares is not None:
         if shares.height > MAX_POINTS:  # stacked areas need one x for every class: mean per bin of steps
             shares = _binned(shares, [c for c in shares.columns if c != "step"])
@@ -144,7 +143,7 @@ def signal_area(steps: pl.DataFrame, findings: list[dict] | None = None) -> go.F
             # a format (or partial-credit) reward makes failing groups "mixed": show how many fail the task
             fig.add_trace(go.Scatter(x=x, y=shares["no_pass"].to_numpy(), name="no completion passes the verifier",
                                      mode="lines", line={"width": 2, "dash": "dot", "color": "#000000"}))
-    elif _has(s, "frac_zero_signal"):
+    elif _has(s := once_per_step(steps), "frac_zero_signal"):  # an imported log: the trainer's share only
         x, y = _xy(s, "frac_zero_signal")
         fig.add_trace(go.Scatter(x=x, y=y, name="zero-signal (trainer log)", mode="lines", fill="tozeroy",
                                  line={"color": COLORS["tied"]}))

@@ -36,7 +36,7 @@ def test_a_step_and_an_evaluation_count_once_with_their_first_record(tmp_path):
     first5 = run.steps.filter(pl.col("step") == 5)["reward_mean"][0]
     assert s.filter(pl.col("step") == 5)["reward_mean"][0] == first5
     acc = accuracy_series(run.evals)
-    assert acc["step"].to_list() == [0, 5, 10, 15, 20, 25, 30][1:] and acc["n"].to_list() == [40] * 6
+    assert acc["step"].to_list() == [5, 10, 15, 20, 25, 30] and acc["n"].to_list() == [40] * 6
     first10 = run.evals.filter((pl.col("step") == 10) & (pl.col("bucket") == "all") &
                                (pl.col("metric") == "accuracy"))["value"][0]
     assert acc.filter(pl.col("step") == 10)["value"][0] == first10
