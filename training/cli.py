@@ -31,7 +31,10 @@ def _train(args: argparse.Namespace) -> int:
         cfg = replace(cfg, name=args.name)
     t0 = time.perf_counter()
     path = launch(cfg, args.out, overwrite=args.overwrite)
-    print(f"[grpo-diag] run {cfg.name} written to {path} in {time.perf_counter() - t0:.1f} s")
+    from training.grpo import is_main_process
+
+    if is_main_process():  # under `accelerate launch` every rank returns here; one line is enough
+        print(f"[grpo-diag] run {cfg.name} written to {path} in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

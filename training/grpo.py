@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable
 
-from training.config import RunConfig
+from training.config import ConfigError, RunConfig
 from training.sft_trainer import quiet
+
+
+def world_size() -> int:
+    """Processes in this launch (`accelerate launch --num_processes N` sets WORLD_SIZE); 1 otherwise."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def grpo_args(cfg: RunConfig, out: Path):
@@ -15,6 +25,12 @@ def grpo_args(cfg: RunConfig, out: Path):
 
     g = cfg.grpo
     cuda = torch.cuda.is_available()
+    # prompts_per_step is the global batch: the same config trains the same groups per optimizer step
+    # on one process or on N, each process generating its share.
+    rows, n = g.prompts_per_step * g.num_generations, world_size()
+    if rows % n:
+        raise ConfigError(f"grpo.prompts_per_step x grpo.num_generations = {rows} completions per step do not "
+                          f"split over {n} processes; make it a multiple of {n}")
     extra: dict[str, Any] = {}
     if g.use_vllm:
         extra.update(use_vllm=True, vllm_mode=g.vllm_mode)
@@ -24,7 +40,7 @@ def grpo_args(cfg: RunConfig, out: Path):
         learning_rate=g.lr,
         lr_scheduler_type="constant",
         # One generation batch per optimizer step: prompts_per_step groups of num_generations.
-        per_device_train_batch_size=g.prompts_per_step * g.num_generations,
+        per_device_train_batch_size=rows // n,
         num_generations=g.num_generations,
         max_completion_length=g.max_completion_length,
         temperature=g.temperature,
@@ -71,7 +87,7 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
         max_new_tokens=cfg.heldout.max_new_tokens,
     )
     probe = None
-    if cfg.probe.enabled:
+    if cfg.probe.enabled and is_main_process():  # stored by the main process, so measured there only
         from training.probe import run_probe
 
         res = run_probe(path, cfg.task.name, prompts=cfg.probe.prompts, k=cfg.probe.k, G=cfg.grpo.num_generations,
@@ -99,6 +115,7 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
 
 def run_grpo(cfg: RunConfig, runs_dir: str, overwrite: bool = False, progress: bool = True,
              listeners: list[Callable] | None = None) -> Path:
+    progress = progress and is_main_process()
     callbacks = [_progress(cfg.name, cfg.grpo.steps)] if progress else None
     trainer = build_trainer(cfg, runs_dir, overwrite, listeners, callbacks)
     if progress:

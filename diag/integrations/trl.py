@@ -187,12 +187,12 @@ class _Capture:
     # --------------------------------------------------------------------------- per batch
 
     def on_batch(self, inputs: list, output: dict) -> None:
-        if self.failed:
-            return
         t = self.trainer
         mode = "train" if t.model.training else "eval"
-        lengths, clipped = self._lengths(output)  # collective: every rank must reach this line
-        if not self.main:
+        # A collective: every rank reaches this line on every batch, even after the main process has
+        # disabled capture (skipping it there alone would hang the other ranks in their gather).
+        lengths, clipped = self._lengths(output)
+        if not self.main or self.failed:
             return
         try:
             self._record(inputs, mode, lengths, clipped)
@@ -324,6 +324,20 @@ class _Capture:
         shutil.rmtree(old, ignore_errors=True)
         self.recorder.update_meta(best_checkpoint={"step": step, "accuracy": acc, "path": str(dest)})
 
+    def record_processes(self) -> None:
+        """After a finished run, every rank's last optimizer step into run.json (a collective): the
+        proof that a stop decided on the main process stopped every rank at the same step."""
+        acc = self.trainer.accelerator
+        if acc.num_processes < 2:
+            return
+        from accelerate.utils import gather_object
+
+        steps = gather_object([int(self.trainer.state.global_step)])
+        if self.recorder is not None:
+            self.recorder.update_meta(processes={"num_processes": acc.num_processes,
+                                                 "backend": str(getattr(acc.state, "backend", None)),
+                                                 "final_step_per_rank": [int(s) for s in steps]})
+
     def close(self, status: str, error: str | None = None) -> None:
         if self.monitor is not None:
             self.monitor.close()
@@ -432,6 +446,7 @@ def instrument(trainer, config: DiagConfig | None = None, **overrides) -> Record
         except BaseException as e:
             cap.close("crashed", error=f"{type(e).__name__}: {e}")
             raise
+        cap.record_processes()
         cap.close("finished")
         return result
 
