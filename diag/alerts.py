@@ -1,8 +1,9 @@
-"""Alert sinks: console, the run's alerts table, a webhook; de-duplication and cooldown.
+"""Alert sinks: console, the run's alerts table, notifications (apprise); de-duplication and cooldown.
 
-A sink never slows or stops training: the webhook posts from a background thread with a timeout and
-retries with backoff, and records the outcome (delivered / failed after N tries) in the alerts table
-as a new row for the same alert id (readers keep the last row per id).
+A sink never slows or stops training: notifications go out from a background thread through a
+bounded queue, with apprise's per-service timeouts and retries, and their outcome (delivered / failed
+after N attempts / dropped) is recorded in the alerts table as a new row for the same alert id
+(readers keep the last row per id).
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import queue
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 from diag.detect.base import SEVERITY_RANK, Finding
 
@@ -57,82 +56,87 @@ class StoreSink:
         self.recorder.log_alert({**finding.to_row(), "delivered": json.dumps(context.get("delivered", {}))})
 
 
-@dataclass
-class WebhookSink:
-    """JSON POST with a Slack-compatible `text`, from a background thread.
+class NotifySink:
+    """Notifications through apprise: one URL per target (Slack, Discord, Teams, ntfy, email, a JSON
+    webhook, ...), delivered from a background thread so training never waits on a network.
 
-    `on_result(finding, status)` is called with "delivered" or "failed: <reason> after N tries".
+    Each target gets apprise's own timeouts and retries (`cto`, `rto`, `retry`, `wait` URL parameters;
+    the ones given here are defaults a URL can override). The queue is bounded: an alert that finds
+    it full is not sent and says so. `on_result(finding, {target: outcome})` reports per target
+    "delivered", "failed after N attempt(s): <apprise's reason>" or "dropped: ...". Targets are named
+    by apprise's privacy form of the URL (tokens and passwords masked), the only form that is ever
+    printed or stored; a URL written as "$NAME" is read from the environment variable NAME.
     """
 
-    url: str
-    timeout: float = 5.0
-    retries: int = 3
-    backoff: float = 0.5  # seconds, doubled after each failed try
-    headers: dict = field(default_factory=dict)
-    on_result: Callable[[Finding, str], None] | None = None
-    name: str = "webhook"
+    name = "notify"
 
-    def __post_init__(self):
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"webhook url must start with http:// or https://, got {self.url!r}")
-        self._q: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="grpo-diag-webhook")
+    def __init__(self, urls: Sequence[str], timeout: float = 5.0, retries: int = 2, wait: float = 0.5,
+                 queue_size: int = 64, on_result: Callable[[Finding, dict], None] | None = None):
+        import apprise
+
+        if isinstance(urls, str):
+            urls = [urls]
+        self.targets: list[tuple[str, object, list[str]]] = []  # (privacy name, Apprise, secrets)
+        for i, raw in enumerate(urls):
+            given = resolve_url(raw, f"notify target {i + 1}")
+            url = _with_defaults(given, {"cto": timeout, "rto": timeout, "retry": retries, "wait": wait})
+            obj = apprise.Apprise()
+            if not obj.add(url):
+                raise ValueError(f"notify target {i + 1} ({_scheme(url)}://...) is not a URL apprise understands; "
+                                 "see https://github.com/caronc/apprise/wiki for the URL of each service "
+                                 "(a plain JSON webhook: json://host:port/path or jsons:// for HTTPS)")
+            self.targets.append((redact(given), obj, _secrets(given)))
+        self.on_result = on_result
+        self._q: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="grpo-diag-notify")
         self._thread.start()
 
-    def payload(self, finding: Finding, context: dict) -> dict:
-        icon = {"critical": ":rotating_light:", "warning": ":warning:"}.get(finding.severity, ":information_source:")
-        if finding.state == "resolved":
-            icon = ":white_check_mark:"
-        level = f"{finding.severity}, resolved" if finding.state == "resolved" else finding.severity
-        return {
-            "text": f"{icon} grpo-diag {level}: {finding.kind} in run "
-                    f"`{context.get('run', '?')}` at step {finding.step}\n{finding.message}",
-            "run": context.get("run"),
-            "finding": finding.to_dict(),
-        }
+    @property
+    def target_names(self) -> list[str]:
+        return [t[0] for t in self.targets]
 
     def send(self, finding: Finding, context: dict) -> None:
-        self._q.put((finding, self.payload(finding, context)))
+        try:
+            self._q.put_nowait((finding, message(finding, context)))
+        except queue.Full:
+            self._report(finding, {n: f"dropped: {self._q.maxsize} notifications already waiting"
+                                   for n in self.target_names})
 
-    def _post(self, body: bytes) -> None:
-        req = urllib.request.Request(self.url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **self.headers})
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - user-configured URL
-            if resp.status >= 300:
-                raise urllib.error.HTTPError(self.url, resp.status, resp.reason, resp.headers, None)
-
-    def deliver(self, finding: Finding, payload: dict) -> str:
-        body = json.dumps(payload, default=str).encode()
-        delay, last = self.backoff, "no attempt"
-        for attempt in range(1, self.retries + 1):
-            try:
-                self._post(body)
-                return "delivered"
-            except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code}"
-            except (urllib.error.URLError, OSError, TimeoutError) as e:
-                reason = getattr(e, "reason", e)
-                last = f"{type(reason).__name__}: {reason}"
-            if attempt < self.retries:
-                time.sleep(delay)
-                delay *= 2
-        return f"failed: {last} after {self.retries} tries"
+    def deliver(self, title: str, body: str, notify_type: str) -> dict:
+        """Send to every target now (the background thread calls this); {target: outcome}."""
+        out = {}
+        for name, obj, secrets in self.targets:
+            result = obj.notify(body=body, title=title, notify_type=notify_type, body_format="text")
+            if result:
+                out[name] = "delivered"
+                continue
+            services = list(result)
+            attempts = sum(len(s.attempts) for s in services) or 1
+            logs = [e.message for s in services for e in s.logs()] or [str(getattr(result.status, "name", "failed"))]
+            out[name] = _scrub(f"failed after {attempts} attempt(s): {logs[-1]}", secrets)
+        return out
 
     def _loop(self) -> None:
         while True:
             item = self._q.get()
-            if item is None:
-                return
-            finding, payload = item
-            status = self.deliver(finding, payload)
+            try:
+                finding, (title, body, kind) = item
+                outcome = self.deliver(title, body, kind)
+                self._report(finding, outcome)
+            except Exception as e:  # noqa: BLE001 - the delivery thread must outlive any one alert
+                print(f"[grpo-diag] notification failed: {type(e).__name__}", file=sys.stderr)
+            finally:
+                self._q.task_done()
+
+    def _report(self, finding: Finding, outcome: dict) -> None:
+        for target, status in outcome.items():
             if status != "delivered":
-                print(f"[grpo-diag] webhook {status}", file=sys.stderr)
-            if self.on_result is not None:
-                try:
-                    self.on_result(finding, status)
-                except Exception as e:  # noqa: BLE001
-                    print(f"[grpo-diag] webhook result handler failed: {e}", file=sys.stderr)
-            self._q.task_done()
+                print(f"[grpo-diag] notification to {target}: {status}", file=sys.stderr)
+        if self.on_result is not None:
+            try:
+                self.on_result(finding, outcome)
+            except Exception as e:  # noqa: BLE001
+                print(f"[grpo-diag] notification result handler failed: {e}", file=sys.stderr)
 
     def wait(self, timeout: float = 30.0) -> bool:
         """Block until queued alerts are handled (for shutdown and tests)."""
@@ -140,6 +144,93 @@ class WebhookSink:
         while self._q.unfinished_tasks and time.monotonic() < end:
             time.sleep(0.02)
         return self._q.unfinished_tasks == 0
+
+
+def message(finding: Finding, context: dict) -> tuple[str, str, str]:
+    """(title, body, apprise notify type) of an alert; plain text, the same for every service."""
+    resolved = finding.state == "resolved"
+    state = f"RESOLVED at step {finding.resolved_step}" if resolved else finding.severity.upper()
+    title = f"grpo-diag {state}: {finding.kind} in run {context.get('run', '?')}"
+    body = f"{finding.message}\n(step {finding.step}, alert {finding.key})"
+    kind = "success" if resolved else {"critical": "failure", "warning": "warning"}.get(finding.severity, "info")
+    return title, body, kind
+
+
+def resolve_url(raw: str, what: str = "notify target") -> str:
+    """A URL as given, or "$NAME": the value of environment variable NAME (keeps tokens out of configs)."""
+    raw = raw.strip()
+    if raw.startswith("$"):
+        import os
+
+        value = os.environ.get(raw[1:].strip("{}"))
+        if not value:
+            raise ValueError(f"{what} names environment variable {raw} but it is not set; export it "
+                             "with the notification URL (e.g. slack://... or json://host:port/path)")
+        return value
+    return raw
+
+
+def redact(raw: str) -> str:
+    """The form of a notification URL that may be printed or stored: apprise's privacy URL without its
+    query ("slack://T...2/B...D/x...Q"), "$NAME" as written, else only the scheme."""
+    if raw.strip().startswith("$"):
+        return raw.strip()
+    import apprise
+
+    try:
+        plugin = apprise.Apprise.instantiate(raw, suppress_exceptions=True)
+    except Exception:  # noqa: BLE001
+        plugin = None
+    if plugin is None:
+        return f"{_scheme(raw)}://***"
+    # apprise masks each service's known secrets; a generic webhook's path often is one too
+    # (json://host/<token>), so any long path segment, user or query value is masked as well
+    shown = plugin.url(privacy=True).split("?", 1)[0]
+    return _scrub(shown, _secrets(raw), mask=True)
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0] if "://" in url else "?"
+
+
+def _with_defaults(url: str, defaults: dict) -> str:
+    from urllib.parse import parse_qsl, urlsplit
+
+    have = {k for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    extra = "&".join(f"{k}={v}" for k, v in defaults.items() if k not in have)
+    if not extra:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{extra}"
+
+
+def _secrets(url: str) -> list[str]:
+    """Pieces of a URL that may be credentials (user info, path segments, query values): scrubbed
+    from any reason text before it is printed or stored."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    parts = urlsplit(url)
+    pieces = [parts.username, parts.password, *parts.path.split("/"),
+              *(v for _, v in parse_qsl(parts.query, keep_blank_values=True))]
+    return sorted({unquote(p) for p in pieces if p and len(p) >= 6}, key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: list[str], mask: bool = False) -> str:
+    """Replace each secret by "***" (or, with mask, by apprise's style "x...y")."""
+    for s in secrets:
+        text = text.replace(s, f"{s[0]}...{s[-1]}" if mask else "***")
+    return text
+
+
+def delivery_state(sinks: list, outcome: dict | None = None) -> dict:
+    """What the alerts table records per sink: "sent" for local sinks; per notification target its
+    outcome, "pending" until the background thread reports it."""
+    out: dict = {}
+    for s in sinks:
+        if isinstance(s, NotifySink):
+            out.update({n: (outcome or {}).get(n, "pending") for n in s.target_names})
+        else:
+            out[s.name] = "sent"
+    return out
 
 
 @dataclass
@@ -174,8 +265,7 @@ class Dispatcher:
         self.sent[finding.key] = finding
         if known is None:
             self.last_step[finding.kind] = (finding.step, rank)
-        context = {"run": self.run, "delivered": {s.name: "sent" if s.name != "webhook" else "pending"
-                                                  for s in self.sinks}}
+        context = {"run": self.run, "delivered": delivery_state(self.sinks)}
         for sink in self.sinks:
             try:
                 sink.send(finding, context)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from diag.alerts import ConsoleSink, Dispatcher, StoreSink, WebhookSink
+from diag.alerts import ConsoleSink, Dispatcher, NotifySink, StoreSink, delivery_state
 from diag.detect.align import Aligned, build, func_matrix
 from diag.detect.base import Finding
 from diag.detect.decoupling import DecouplingScanner
@@ -28,9 +28,11 @@ from diag.detect.signal_gap import RollingShare, failing_share, gap_finding, res
 class MonitorConfig:
     params: DetectParams = field(default_factory=DetectParams)
     console: bool = True
-    webhook: str | None = None
-    webhook_timeout: float = 5.0
-    webhook_retries: int = 3
+    # apprise URLs, one per target ("slack://...", "json://host:port/path", "$ENV_VAR" to read one)
+    notify: tuple[str, ...] = ()
+    notify_timeout: float = 5.0  # seconds to connect and to read, per attempt
+    notify_retries: int = 2  # extra attempts per target after a failure
+    notify_queue: int = 64  # alerts waiting for delivery; beyond it an alert is dropped and says so
     stop_on: tuple[str, ...] = ()  # e.g. ("decoupling",): stop training when one fires
     cooldown_steps: int = 50
     max_evals: int = 64
@@ -60,11 +62,11 @@ class Monitor:
             sinks.append(ConsoleSink())
         if recorder is not None:
             sinks.append(StoreSink(recorder))
-        self.webhook = None
-        if c.webhook:
-            self.webhook = WebhookSink(c.webhook, timeout=c.webhook_timeout, retries=c.webhook_retries,
-                                       on_result=self._delivery)
-            sinks.append(self.webhook)
+        self.notifier = None
+        if c.notify:
+            self.notifier = NotifySink(c.notify, timeout=c.notify_timeout, retries=c.notify_retries,
+                                       queue_size=c.notify_queue, on_result=self._delivery)
+            sinks.append(self.notifier)
         sinks.extend(extra_sinks)
         name = run_name or (recorder.path.name if recorder is not None else "?")
         self.dispatcher = Dispatcher(sinks, run=name, cooldown_steps=c.cooldown_steps)
@@ -142,14 +144,14 @@ class Monitor:
             if finding.firing and confirmed and finding.kind in self.config.stop_on and self.stop_requested is None:
                 self.stop_requested = f"{finding.kind} at step {finding.step}: {finding.message}"
 
-    def _delivery(self, finding: Finding, status: str) -> None:
+    def _delivery(self, finding: Finding, outcome: dict) -> None:
         if self.recorder is not None:
-            delivered = {s.name: status if s.name == "webhook" else "sent" for s in self.dispatcher.sinks}
+            delivered = delivery_state(self.dispatcher.sinks, outcome)
             self.recorder.log_alert({**finding.to_row(), "delivered": json.dumps(delivered)})
 
     def close(self, timeout: float = 30.0) -> None:
-        if self.webhook is not None:
-            self.webhook.wait(timeout)
+        if self.notifier is not None:
+            self.notifier.wait(timeout)
 
 
 def _num(x) -> float:

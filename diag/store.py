@@ -317,7 +317,7 @@ class Run:
 
     @property
     def alerts(self) -> pl.DataFrame:
-        """One row per alert: a later row with the same id (a webhook's delivery result) wins."""
+        """One row per alert: a later row with the same id (a notification's delivery result) wins."""
         a = self._frames["alerts"]
         if a.height == 0:
             return a

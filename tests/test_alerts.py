@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from diag.alerts import ConsoleSink, Dispatcher, WebhookSink
+from diag.alerts import ConsoleSink, Dispatcher, NotifySink, redact
 from diag.detect.base import Finding
 
 
@@ -19,15 +19,16 @@ def finding(kind="decoupling", step=100, onset=80, severity="critical", message=
 
 
 class Server:
-    """A local webhook receiver whose behaviour the test picks: ok, 500, or slow."""
+    """A local receiver for apprise's json:// target whose behaviour the test picks: ok, 500, or slow."""
 
     def __init__(self, mode="ok", delay=0.0):
-        self.mode, self.delay, self.received, self.hits = mode, delay, [], 0
+        self.mode, self.delay, self.received, self.hits, self.headers = mode, delay, [], 0, []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 outer.hits += 1
+                outer.headers.append(dict(self.headers))
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if outer.delay:
                     time.sleep(outer.delay)
@@ -47,7 +48,9 @@ class Server:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/hook"
+        self.port = self.httpd.server_port
+        self.url = f"json://127.0.0.1:{self.port}/hook"
+        self.target = f"json://127.0.0.1:{self.port}/hook"  # how the outcome names it
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):
@@ -57,67 +60,120 @@ class Server:
 
 def collect():
     results = []
-    return results, lambda f, status: results.append(status)
+    return results, lambda f, outcome: results.append(outcome)
 
 
-def test_webhook_delivers_slack_compatible_json():
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed when the block ends: nothing listens there
+
+
+def test_notification_reaches_a_json_endpoint():
     srv = Server()
     results, cb = collect()
     try:
-        sink = WebhookSink(srv.url, on_result=cb)
+        sink = NotifySink([srv.url], on_result=cb)
         sink.send(finding(), {"run": "my-run"})
+        sink.send(finding(severity="warning", step=130, onset=80).resolve(140, "back"), {"run": "my-run"})
         assert sink.wait(10)
     finally:
         srv.close()
-    assert results == ["delivered"]
-    body = srv.received[0]
-    assert "decoupling" in body["text"] and "`my-run`" in body["text"] and "accuracy fell" in body["text"]
-    assert body["finding"]["evidence"]["nan"] is None  # valid JSON, no NaN
-    assert body["run"] == "my-run"
+    assert results == [{srv.target: "delivered"}] * 2
+    first, second = srv.received
+    assert first["type"] == "failure" and second["type"] == "success"  # critical, then resolved
+    assert "CRITICAL" in first["title"] and "decoupling" in first["title"] and "my-run" in first["title"]
+    assert "accuracy fell" in first["message"] and "step 100" in first["message"]
+    assert "RESOLVED at step 140" in second["title"]
+    assert srv.headers[0]["Content-Type"].startswith("application/json")
 
 
-def test_webhook_500_retries_then_fails():
+def test_500_is_retried_by_apprise_then_reported_failed():
     srv = Server(mode="500")
     results, cb = collect()
     try:
-        sink = WebhookSink(srv.url, retries=3, backoff=0.01, on_result=cb)
+        sink = NotifySink([srv.url], retries=2, wait=0.01, on_result=cb)
         sink.send(finding(), {"run": "r"})
         assert sink.wait(10)
     finally:
         srv.close()
-    assert srv.hits == 3
-    assert results == ["failed: HTTP 500 after 3 tries"]
+    assert srv.hits == 3  # one try and two retries
+    status = results[0][srv.target]
+    assert status.startswith("failed after 3 attempt(s)") and "500" in status
 
 
-def test_webhook_timeout_does_not_block_the_caller():
-    srv = Server(delay=1.0)
+def test_slow_endpoint_times_out_without_blocking_the_caller():
+    srv = Server(delay=2.0)
     results, cb = collect()
     try:
-        sink = WebhookSink(srv.url, timeout=0.2, retries=2, backoff=0.01, on_result=cb)
+        sink = NotifySink([srv.url], timeout=0.3, retries=1, wait=0.01, on_result=cb)
         t = time.perf_counter()
         sink.send(finding(), {"run": "r"})
         assert time.perf_counter() - t < 0.05  # training is never held up
         assert sink.wait(10)
     finally:
         srv.close()
-    assert results and results[0].startswith("failed:") and "after 2 tries" in results[0]
-    assert "timed out" in results[0].lower() or "timeout" in results[0].lower()
+    status = results[0][srv.target]
+    assert status.startswith("failed after 2 attempt(s)")
 
 
-def test_webhook_connection_refused():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed when the block ends: nothing listens there
+def test_down_endpoint_is_reported_failed():
+    port = closed_port()
     results, cb = collect()
-    sink = WebhookSink(f"http://127.0.0.1:{port}/", retries=2, backoff=0.01, on_result=cb)
+    sink = NotifySink([f"json://127.0.0.1:{port}/x"], retries=1, wait=0.01, on_result=cb)
     sink.send(finding(), {"run": "r"})
     assert sink.wait(10)
-    assert results[0].startswith("failed:") and "refused" in results[0].lower()
+    assert results[0][f"json://127.0.0.1:{port}/x"].startswith("failed after 2 attempt(s)")
 
 
-def test_webhook_rejects_non_http_url():
-    with pytest.raises(ValueError, match="must start with http"):
-        WebhookSink("file:///etc/passwd")
+def test_each_target_gets_its_own_outcome():
+    ok, bad = Server(), Server(mode="500")
+    results, cb = collect()
+    try:
+        sink = NotifySink([ok.url, bad.url], retries=0, on_result=cb)
+        sink.send(finding(), {"run": "r"})
+        assert sink.wait(10)
+    finally:
+        ok.close()
+        bad.close()
+    assert results[0][ok.target] == "delivered" and results[0][bad.target].startswith("failed after 1 attempt(s)")
+
+
+def test_a_full_queue_drops_and_says_so():
+    srv = Server(delay=0.5)
+    results, cb = collect()
+    try:
+        sink = NotifySink([srv.url], queue_size=1, retries=0, on_result=cb)
+        for i in range(4):
+            sink.send(finding(step=100 + i, onset=80 + i), {"run": "r"})
+        assert sink.wait(15)
+    finally:
+        srv.close()
+    statuses = [r[srv.target] for r in results]
+    assert len(statuses) == 4
+    assert any(s.startswith("dropped:") for s in statuses) and "delivered" in statuses
+    assert srv.hits == statuses.count("delivered")
+
+
+def test_bad_urls_are_refused_with_the_fix(monkeypatch):
+    with pytest.raises(ValueError, match="not a URL apprise understands.*json://host:port/path"):
+        NotifySink(["file:///etc/passwd"])
+    monkeypatch.delenv("GRPO_DIAG_TEST_HOOK", raising=False)
+    with pytest.raises(ValueError, match=r"\$GRPO_DIAG_TEST_HOOK.*not set"):
+        NotifySink(["$GRPO_DIAG_TEST_HOOK"])
+
+
+def test_url_from_the_environment(monkeypatch):
+    srv = Server()
+    results, cb = collect()
+    monkeypatch.setenv("GRPO_DIAG_TEST_HOOK", srv.url)
+    try:
+        sink = NotifySink(["$GRPO_DIAG_TEST_HOOK"], on_result=cb)
+        sink.send(finding(), {"run": "r"})
+        assert sink.wait(10)
+    finally:
+        srv.close()
+    assert results == [{srv.target: "delivered"}] and srv.received
 
 
 def test_dispatcher_dedup_and_cooldown():
@@ -166,20 +222,17 @@ def test_console_sink_prints_markup_as_text():
     assert "[bold red]x[/]" in out and "<script>" in out
 
 
-def test_dead_webhook_is_recorded_as_undelivered_and_training_goes_on(tmp_path):
-    """The monitor's webhook points at a closed port: logging continues at full speed and the alert
-    row ends up marked as failed after the retries."""
+def test_dead_target_is_recorded_as_undelivered_and_training_goes_on(tmp_path):
+    """The monitor's notification target is a closed port: logging continues at full speed and the
+    alert row ends up marked as failed after apprise's retries."""
     import numpy as np
 
     import diag
     from diag.monitor import Monitor, MonitorConfig
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = closed_port()
     rec = diag.Recorder(str(tmp_path), "w", ["r"], group_size=8, flush_secs=0)
-    mon = Monitor(rec, MonitorConfig(console=False, webhook=f"http://127.0.0.1:{port}/", webhook_retries=2))
-    mon.webhook.backoff = 0.01
+    mon = Monitor(rec, MonitorConfig(console=False, notify=(f"json://127.0.0.1:{port}/",), notify_retries=1))
     rec.subscribe(mon)
     t = time.perf_counter()
     for step in range(1, 40):
@@ -190,5 +243,50 @@ def test_dead_webhook_is_recorded_as_undelivered_and_training_goes_on(tmp_path):
     alerts = diag.open_run(tmp_path / "w").alerts
     assert alerts.height == 1 and alerts["kind"][0] == "signal_gap"
     delivered = json.loads(alerts["delivered"][0])
-    assert delivered["webhook"].startswith("failed:") and "after 2 tries" in delivered["webhook"]
+    assert delivered[f"json://127.0.0.1:{port}/"].startswith("failed after 2 attempt(s)")
     assert delivered["store"] == "sent"
+
+
+def test_secrets_never_reach_the_store_or_the_console(tmp_path, capfd):
+    """A password and a token in the target URL: masked in the outcome, the alert rows, every file of
+    the run and everything printed, while the server still receives the alert."""
+    import numpy as np
+
+    import diag
+    from diag.monitor import Monitor, MonitorConfig
+    from training.config import MonitorCfg
+
+    srv = Server(mode="500")
+    secret, token = "hunter2-s3cr3t", "xoxb-T0K3N-value"
+    url = f"json://alice:{secret}@127.0.0.1:{srv.port}/{token}"
+    try:
+        rec = diag.Recorder(str(tmp_path), "s", ["r"], group_size=8, flush_secs=0)
+        mon = Monitor(rec, MonitorConfig(console=True, notify=(url,), notify_retries=0))
+        rec.subscribe(mon)
+        for step in range(1, 30):
+            rec.log_batch(step, np.zeros(64), passed=np.zeros(64, bool))
+        mon.close()
+        rec.close()
+    finally:
+        srv.close()
+    assert srv.hits == 1 and srv.headers[0].get("Authorization", "").startswith("Basic ")
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "s").rglob("*") if p.is_file())
+    out = capfd.readouterr()
+    for text in (stored.decode("latin-1"), out.out, out.err):
+        assert secret not in text and token not in text
+    delivered = json.loads(diag.open_run(tmp_path / "s").alerts["delivered"][0])
+    (name, status), = [(k, v) for k, v in delivered.items() if k.startswith("json")]
+    assert status.startswith("failed") and secret not in name and token not in name
+    # the stored run config keeps only the redacted form
+    assert all(secret not in u and token not in u for u in [redact(url)])
+    cfg = MonitorCfg(notify=[url])
+    assert cfg.notify == [url]  # the live config keeps the URL to send with
+
+
+def test_config_webhook_key_becomes_a_json_target():
+    from training.config import ConfigError, MonitorCfg
+
+    assert MonitorCfg(webhook="https://example.org/hook").notify == ["jsons://example.org/hook"]
+    assert MonitorCfg(webhook="http://127.0.0.1:9/h").notify == ["json://127.0.0.1:9/h"]
+    with pytest.raises(ConfigError, match=r"monitor.notify\[0\].*json://host:port/path"):
+        MonitorCfg(notify=["nosuch://x"])

@@ -134,7 +134,10 @@ class HeldOutCfg:
 class MonitorCfg:
     enabled: bool = True
     console: bool = True
-    webhook: str | None = None  # JSON POST with a Slack-compatible `text` field
+    # Notification targets as apprise URLs (slack://, discord://, msteams://, ntfy://, mailto://, json://);
+    # "$NAME" reads a URL from environment variable NAME so tokens stay out of the config file.
+    notify: list[str] = field(default_factory=list)
+    webhook: str | None = None  # older key: an http(s) URL that receives JSON; kept as json:// / jsons://
     stop_on: list[str] = field(default_factory=list)  # e.g. ["decoupling"]
     keep_best: bool = False  # save the model at each new best held-out accuracy
 
@@ -143,8 +146,21 @@ class MonitorCfg:
         bad = set(self.stop_on) - allowed
         if bad:
             raise ConfigError(f"monitor.stop_on has unknown kind(s) {sorted(bad)}; choose from {sorted(allowed)}")
-        if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
-            raise ConfigError(f"monitor.webhook = {self.webhook!r} must start with http:// or https://")
+        if isinstance(self.notify, str):
+            self.notify = [self.notify]
+        if self.webhook is not None:
+            if not self.webhook.startswith(("http://", "https://")):
+                raise ConfigError("monitor.webhook must start with http:// or https://; for other services use "
+                                  "monitor.notify = [\"<apprise URL>\"]")
+            self.notify = [*self.notify, "json" + self.webhook[len("http"):]]
+            self.webhook = None
+        from diag.alerts import redact
+
+        for i, url in enumerate(self.notify):
+            if not url.strip().startswith("$") and redact(url).endswith("://***"):
+                raise ConfigError(f"monitor.notify[{i}] ({url.split('://')[0]}://...) is not a notification URL "
+                                  "apprise understands; see https://github.com/caronc/apprise/wiki "
+                                  "(a JSON webhook: json://host:port/path, or jsons:// for HTTPS)")
         if self.stop_on and not self.keep_best:
             raise ConfigError("monitor.stop_on needs monitor.keep_best = true, so stopping keeps the best checkpoint")
 
@@ -186,7 +202,12 @@ class RunConfig:
             raise ConfigError(f"name: {e}") from e
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The config as stored with a run: notification URLs only in their redacted form."""
+        from diag.alerts import redact
+
+        d = asdict(self)
+        d["monitor"]["notify"] = [redact(u) for u in d["monitor"]["notify"]]
+        return d
 
 
 _SECTIONS = {"model": ModelCfg, "task": TaskCfg, "sft": SFTCfg, "grpo": GRPOCfg, "heldout": HeldOutCfg,

@@ -95,7 +95,7 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
         probe = {k: v for k, v in res.to_dict().items() if k != "pass_rates"}
     m = cfg.monitor
     if monitor is None and m.enabled:
-        monitor = MonitorConfig(console=m.console, webhook=m.webhook, stop_on=tuple(m.stop_on))
+        monitor = MonitorConfig(console=m.console, notify=tuple(m.notify), stop_on=tuple(m.stop_on))
     diag = DiagConfig(
         root=runs_dir, name=cfg.name, verifier=cfg.grpo.verifier, heldout=heldout, overwrite=overwrite,
         listeners=list(listeners or []), monitor=monitor, keep_best=m.keep_best,
