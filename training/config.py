@@ -96,6 +96,10 @@ class GRPOCfg:
     reward_weights: list[float] | None = None
     verifier: str | None = None  # reward function that decides pass / fail per completion
     logging_steps: int = 1
+    # Trackers TRL reports to besides the run store ("tensorboard", "trackio", "wandb"); the diag/*
+    # numbers go with TRL's own. TensorBoard writes under runs/<name>/checkpoint/runs/ (or
+    # $TENSORBOARD_LOGGING_DIR), Trackio to a local project "grpo-diag" ($TRACKIO_DIR), W&B as configured.
+    report_to: list[str] = field(default_factory=list)
     use_vllm: bool = False
     vllm_mode: str = "colocate"
 
@@ -116,6 +120,12 @@ class GRPOCfg:
             raise ConfigError("grpo.scale_rewards must be 'group', 'batch' or 'none'")
         if self.steps < 1 or self.prompts_per_step < 1:
             raise ConfigError("grpo.steps and grpo.prompts_per_step must be >= 1")
+        known = {"tensorboard", "trackio", "wandb", "mlflow", "comet_ml", "clearml", "dvclive", "swanlab"}
+        if isinstance(self.report_to, str):
+            self.report_to = [self.report_to]
+        bad = set(self.report_to) - known
+        if bad:
+            raise ConfigError(f"grpo.report_to has unknown tracker(s) {sorted(bad)}; choose from {sorted(known)}")
 
 
 @dataclass

@@ -50,7 +50,10 @@ def grpo_args(cfg: RunConfig, out: Path):
         reward_weights=g.reward_weights,
         logging_steps=g.logging_steps,
         save_strategy="no",
-        report_to=[],
+        report_to=list(g.report_to),
+        run_name=cfg.name,
+        project="grpo-diag",  # Trackio's project
+        trackio_static_space_id=False,  # local only: never create a Hugging Face Space
         seed=cfg.seed,
         data_seed=cfg.seed,
         use_cpu=not cuda,
