@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNS ?= runs
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup setup-browser demo test test-fast experiments smollm2 screenshots notebooks bench bench-dashboard clean
+.PHONY: setup setup-browser demo test test-fast experiments smollm2 screenshots notebooks bench bench-dashboard verl-fixtures clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -64,6 +64,16 @@ bench: setup setup-browser
 bench-dashboard: setup setup-browser
 	$(BIN)/pip install -q -e ".[peer]"
 	$(BIN)/python benchmarks/dashboard.py
+
+# Rebuild tests/fixtures/verl with verl's own dump, metric and logger code (verl 0.9.1 from PyPI and the
+# modules its trainers import, --no-deps into .verl-deps: verl itself cannot train on a CPU machine).
+VERL_DEPS = verl==0.9.1 TransferQueue ray msgpack msgspec tensordict pyvers cloudpickle omegaconf \
+	antlr4-python3-runtime==4.9.3 hydra-core torchdata codetiming peft cachetools fastapi aiohttp multidict yarl \
+	propcache aiohappyeyeballs aiosignal frozenlist opentelemetry-api opentelemetry-sdk \
+	opentelemetry-exporter-prometheus opentelemetry-semantic-conventions
+verl-fixtures: setup
+	$(BIN)/pip install -q --no-deps --upgrade --target .verl-deps $(VERL_DEPS)
+	PYTHONPATH=.verl-deps:. $(BIN)/python tests/fixtures/verl/generate.py
 
 clean:
 	rm -rf $(RUNS) .pytest_cache

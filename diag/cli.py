@@ -105,7 +105,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
                              accuracy_key=args.accuracy_key, overwrite=args.overwrite,
                              logging_steps=args.logging_steps, maps=args.map, profile=args.profile,
                              eval_size=args.eval_size, reward_range=args.reward_range,
-                             save_profile=args.save_profile)
+                             save_profile=args.save_profile, validation_dir=args.validation_dir,
+                             metrics=args.metrics, pass_threshold=args.pass_threshold)
     run = open_run(path)
     print(f"imported {args.path} as {run.name} ({run.meta.get('format')}): {run.steps.height} steps, "
           f"{run.evals.height} evaluations -> {path}")
@@ -172,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default="runs", help="runs directory (default: runs)")
     p.add_argument("--accuracy-key", help="logged metric holding held-out accuracy (default: recognised names)")
     p.add_argument("--logging-steps", type=int, help="TRL console logs: optimizer steps between logged rows")
+    p.add_argument("--validation-dir", help="verl rollout dumps: trainer.validation_data_dir (per-item held-out accuracy)")
+    p.add_argument("--metrics", help="verl rollout dumps: the file logger's JSONL (trainer.logger=[...,'file'])")
+    p.add_argument("--pass-threshold", type=float,
+                   help="verl rollout dumps without `acc`: the score that passes the verifier (default 0.5)")
     p.add_argument("--map", action="append", metavar="TARGET=KEY",
                    help="generic format: where a column comes from (step, reward, accuracy, eval_size, frac_zero_signal, "
                         "frac_all_fail, frac_all_pass, len_mean, func:NAME); a key or {key} arithmetic")

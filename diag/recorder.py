@@ -253,11 +253,14 @@ class Recorder:
         buckets: Sequence[str] | None = None,
         completions: Sequence[str] | None = None,
         metric: str = "accuracy",
+        mean_as_accuracy: bool = False,
     ) -> pl.DataFrame:
         """Record a held-out evaluation from per-item correctness.
 
         `correct` is one bool per item (greedy accuracy) or k bools per item (sampling): then mean@k
-        and pass@k are recorded. Values are computed overall ("all") and per difficulty bucket.
+        and pass@k are recorded, and with `mean_as_accuracy` mean@k also as `metric` (for a run whose
+        only evaluation is sampled, e.g. verl's validation with n > 1). Values are computed overall
+        ("all") and per difficulty bucket.
         """
         now = time.time()
         items = [list(c) if isinstance(c, (list, tuple, np.ndarray)) else [c] for c in correct]
@@ -270,6 +273,8 @@ class Recorder:
         mean_k = np.array([np.mean(c) if c else 0.0 for c in items])
         any_k = np.array([bool(np.any(c)) for c in items])
         metrics = {metric: first} if k == 1 else {f"mean@{k}": mean_k, f"pass@{k}": any_k}
+        if k > 1 and mean_as_accuracy:
+            metrics = {metric: mean_k, **metrics}
         rows = []
         groups = {"all": np.ones(n, dtype=bool)}
         for b in sorted(set(buckets) - {"all"}):
@@ -291,6 +296,15 @@ class Recorder:
         self._emit("eval", {"frame": frame, "eval_set": eval_set, "step": step, "correct": first})
         self.maybe_flush()
         return frame
+
+    def log_eval_value(self, step: int, eval_set: str, value: float, n: int | None = None,
+                       metric: str = "accuracy") -> None:
+        """An evaluation known only as a number (a foreign trainer's logged validation metric)."""
+        frame = schema.conform("evals", [{"step": step, "eval_set": eval_set, "metric": metric, "bucket": "all",
+                                          "value": value, "n": n, "wall_time": time.time()}])
+        self._buffer("evals", frame)
+        self._emit("eval", {"frame": frame, "eval_set": eval_set, "step": step, "correct": None})
+        self.maybe_flush()
 
     def log_alert(self, row: dict) -> None:
         self._buffer("alerts", [{"wall_time": time.time(), **row}])

@@ -1,16 +1,18 @@
 """Import runs made elsewhere, so `check`, `report` and the dashboard work on them.
 
-    grpo-diag import PATH [--format auto|trainer-state|trl-console|verl-console|trl-completions|tinker|generic]
+    grpo-diag import PATH [--format auto|trainer-state|trl-console|verl-console|verl-rollouts|verl-file|
+                                    trl-completions|tinker|generic]
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from diag.importers import generic, tinker, trainer_state, trl_completions, trl_console, verl_console
+from diag.importers import generic, tinker, trainer_state, trl_completions, trl_console, verl_console, verl_files
 from diag.importers.base import ImportFailure, Parsed, write_run
 
-FORMATS = ("trainer-state", "trl-console", "verl-console", "trl-completions", "tinker", "generic")
+FORMATS = ("trainer-state", "trl-console", "verl-console", "verl-rollouts", "verl-file", "trl-completions", "tinker",
+           "generic")
 
 
 def detect_format(path: Path) -> str:
@@ -19,15 +21,20 @@ def detect_format(path: Path) -> str:
     if path.is_dir() or path.suffix == ".parquet":
         if trl_completions.sniff_path(path):
             return "trl-completions"
+        if verl_files.sniff_dump_dir(path):
+            return "verl-rollouts"
         state = path / "trainer_state.json"
         if state.is_file():
             return "trainer-state"
-        raise ImportFailure(f"{path}: a directory without trainer_state.json or completions_*.parquet files")
+        raise ImportFailure(f"{path}: a directory without trainer_state.json, completions_*.parquet files or "
+                            "verl {step}.jsonl dumps")
     if path.stat().st_size == 0:
         raise ImportFailure(f"{path}: the file is empty")
     head = path.read_bytes()[:2_000_000].decode("utf-8", errors="replace")
     if trainer_state.sniff(head):
         return "trainer-state"
+    if verl_files.sniff_file_logger(head):
+        return "verl-file"
     if tinker.sniff(head):
         return "tinker"
     if verl_console.sniff(head):
@@ -50,11 +57,14 @@ def import_log(path: str | Path, fmt: str = "auto", name: str | None = None, roo
                accuracy_key: str | None = None, overwrite: bool = False,
                logging_steps: int | None = None, maps: list[str] | None = None, profile: str | None = None,
                eval_size: int | None = None, reward_range: tuple[float, float] | None = None,
-               save_profile: str | None = None) -> tuple[Path, list[str]]:
+               save_profile: str | None = None, validation_dir: str | None = None,
+               metrics: str | None = None, pass_threshold: float | None = None) -> tuple[Path, list[str]]:
     """Import one log; returns the run directory and the importer's notes (what it chose, and why).
 
     `eval_size` fills the item count of evaluations the log does not size; `reward_range` declares
-    the reward's range (stored in run.json; the signal detector splits zero-std shares with it)."""
+    the reward's range (stored in run.json; the signal detector splits zero-std shares with it).
+    verl rollout dumps take `validation_dir` (trainer.validation_data_dir), `metrics` (the file
+    logger's JSONL) and `pass_threshold` (score that passes when the dump has no `acc`)."""
     path = Path(path)
     if maps or profile:
         fmt = "generic" if fmt == "auto" else fmt
@@ -62,6 +72,14 @@ def import_log(path: str | Path, fmt: str = "auto", name: str | None = None, roo
     if fmt not in FORMATS:
         raise ImportFailure(f"unknown format {fmt!r}; choose auto or one of {', '.join(FORMATS)}")
     name = name or default_name(path)
+    verl_extras = [o for o, v in (("--validation-dir", validation_dir), ("--metrics", metrics),
+                                  ("--pass-threshold", pass_threshold)) if v is not None]
+    if verl_extras and fmt != "verl-rollouts":
+        raise ImportFailure(f"{path}: {', '.join(verl_extras)} go with a verl rollout dump directory "
+                            f"(format verl-rollouts), not {fmt}")
+    if fmt == "verl-rollouts":
+        return verl_files.import_dumps(path, root, name, overwrite, validation=validation_dir, metrics=metrics,
+                                       accuracy_key=accuracy_key, pass_threshold=pass_threshold)
     if fmt == "trl-completions":
         out = trl_completions.import_completions(path, root, name, overwrite)
         return out, ["groups rebuilt from consecutive rows sharing a prompt"]
@@ -71,6 +89,8 @@ def import_log(path: str | Path, fmt: str = "auto", name: str | None = None, roo
         parsed: Parsed = trainer_state.parse(path, accuracy_key)
     elif fmt == "trl-console":
         parsed = trl_console.parse(path, accuracy_key, logging_steps)
+    elif fmt == "verl-file":
+        parsed = verl_files.parse_file_logger(path, accuracy_key)
     elif fmt == "tinker":
         parsed = tinker.parse(path, accuracy_key)
     elif fmt == "generic":

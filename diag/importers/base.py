@@ -13,8 +13,10 @@ import math
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from diag import schema
 from diag.store import RUN_FILE, RunWriter, StoreError, check_run_name
@@ -61,7 +63,10 @@ def finite(v) -> float | None:
     return f
 
 
-def write_run(p: Parsed, root: str | os.PathLike, name: str, overwrite: bool = False) -> Path:
+@contextmanager
+def staged_run(root: str | os.PathLike, name: str, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary runs root to write run `name` into; renamed into place when the block ends without
+    an error, removed either way, so a failed import leaves nothing half-written behind."""
     check_run_name(name)
     root = Path(root)
     final = root / name
@@ -70,6 +75,17 @@ def write_run(p: Parsed, root: str | os.PathLike, name: str, overwrite: bool = F
     tmp_root = root / f".import-{name}-{os.getpid()}"
     shutil.rmtree(tmp_root, ignore_errors=True)
     try:
+        yield tmp_root
+        if final.exists():
+            shutil.rmtree(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp_root / name, final)
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+
+
+def write_run(p: Parsed, root: str | os.PathLike, name: str, overwrite: bool = False) -> Path:
+    with staged_run(root, name, overwrite) as tmp_root:
         meta = {"source": "import", "imported_from": p.source, "format": p.format, "imported": time.time(),
                 "fields": sorted(p.fields), "import_notes": p.notes, **p.meta}
         w = RunWriter.create(tmp_root, name, meta)
@@ -77,10 +93,4 @@ def write_run(p: Parsed, root: str | os.PathLike, name: str, overwrite: bool = F
             if rows:
                 w.append(table, schema.conform(table, rows))
         w.write_meta(status="finished", finished=time.time(), pid=None)
-        if final.exists():
-            shutil.rmtree(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp_root / name, final)
-    finally:
-        shutil.rmtree(tmp_root, ignore_errors=True)
-    return final
+    return Path(root) / name

@@ -68,3 +68,20 @@ def pick_accuracy_key(keys: set[str], requested: str | None, source: str) -> tup
             if m:
                 return k, m.groupdict().get("set") or k
     return None, None
+
+
+_VERL_CORE = re.compile(r"^val-core/(?P<set>.+)/(?P<var>[^/]+)/mean@(?P<n>\d+)$")
+
+
+def verl_eval_keys(keys: set[str]) -> dict[str, str]:
+    """{data source: key} of verl's headline validation metric per data source: `acc` before
+    `reward` / `score` (accuracy is what a verifier decides), the largest N of `mean@N`."""
+    best: dict[str, tuple] = {}
+    for k in keys:
+        m = _VERL_CORE.match(k)
+        if not m:
+            continue
+        rank = (m.group("var") == "acc", m.group("var") in ("reward", "score"), int(m.group("n")))
+        if m.group("set") not in best or rank > best[m.group("set")][0]:
+            best[m.group("set")] = (rank, k)
+    return {s: best[s][1] for s in sorted(best)}

@@ -4,16 +4,13 @@ as a live run. Caveat from TRL itself: at evaluation steps the eval rows overwri
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
 import polars as pl
 
-from diag.importers.base import ImportFailure
+from diag.importers.base import ImportFailure, staged_run
 from diag.recorder import Recorder
-from diag.store import RUN_FILE, StoreError, check_run_name
 
 NON_REWARD = {"step", "prompt", "completion", "advantage", "image", "images"}
 
@@ -32,7 +29,6 @@ def _files(path: Path) -> list[Path]:
 
 def import_completions(path: Path, root: str, name: str, overwrite: bool = False,
                        group_size: int | None = None) -> Path:
-    check_run_name(name)
     files = _files(path)
     if not files:
         raise ImportFailure(f"{path}: no completions_*.parquet files (TRL writes them with log_completions=True)")
@@ -50,12 +46,7 @@ def import_completions(path: Path, root: str, name: str, overwrite: bool = False
     funcs = [c for c in df.columns if c not in NON_REWARD and df[c].dtype.is_numeric()]
     if not funcs:
         raise ImportFailure(f"{path}: no numeric reward columns besides {sorted(NON_REWARD & set(df.columns))}")
-    final = Path(root) / name
-    if (final / RUN_FILE).exists() and not overwrite:
-        raise StoreError(f"{final}: a run named {name!r} already exists; pass --name or --overwrite")
-    tmp = Path(root) / f".import-{name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with staged_run(root, name, overwrite) as tmp:
         rec = Recorder(str(tmp), name, funcs, group_size=group_size, background=False, flush_secs=3600,
                        meta={"framework": "trl", "source": "import", "format": "trl-completions",
                              "imported_from": str(path), "imported": time.time(), "fields": df.columns,
@@ -73,10 +64,5 @@ def import_completions(path: Path, root: str, name: str, overwrite: bool = False
             rec.log_batch(int(step), rewards, group_ids=ids, advantages=adv, prompts=prompts,
                           completions=[str(c) for c in part["completion"].to_list()])
         rec.close("finished")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp / name, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return Path(root) / name
 

@@ -268,30 +268,45 @@ class _Capture:
     # --------------------------------------------------------------------------- held-out eval
 
     def evaluate(self, step: int) -> dict | None:
+        """Held-out evaluation, shared by every process: each rank generates for its slice of the
+        items (rows[rank::N]) and the main process records the whole set, in item order. Every rank
+        calls this at the same steps (it is a collective); only the main process logs and saves."""
         ho = self.config.heldout
-        if ho is None or not self.main or self.failed or self.last_eval_step == step:
+        if ho is None or self.last_eval_step == step:
             return None
         self.last_eval_step = step
         t = self.trainer
         t0 = time.perf_counter()
-        model = t.accelerator.unwrap_model(t.model)
         tok = getattr(t.processing_class, "tokenizer", t.processing_class)
-        greedy = generate(model, tok, [r["prompt"] for r in ho.rows], ho.max_new_tokens, ho.batch_size)
+        acc = t.accelerator
+        mine = list(range(acc.process_index, len(ho.rows), acc.num_processes))
+        prompts = [ho.rows[i]["prompt"] for i in mine]
+        with _generation_model(t) as model:
+            greedy = generate(model, tok, prompts, ho.max_new_tokens, ho.batch_size)
+            sampled = (generate(model, tok, prompts, ho.max_new_tokens, ho.batch_size, k=ho.k,
+                                temperature=ho.temperature) if ho.k > 1 else None)
+        local = [(i, g, None if sampled is None else sampled[j]) for j, (i, g) in enumerate(zip(mine, greedy))]
+        if acc.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            local = gather_object(local)
+        if not self.main or self.failed:
+            return None
+        done = dict((i, (g, ks)) for i, g, ks in local)
+        greedy = [done[i][0] for i in range(len(ho.rows))]
         correct = [bool(ho.verifier(c, r)) for c, r in zip(greedy, ho.rows)]
         buckets = [str(r.get(ho.bucket_key, "all")) for r in ho.rows] if ho.bucket_key else None
         frame = self.recorder.log_eval(step, ho.name, correct, buckets=buckets, completions=greedy)
-        acc = float(np.mean(correct))
-        if self.config.keep_best and acc > self.best_accuracy:
-            self._save_best(model, tok, step, acc)
+        result = float(np.mean(correct))
+        if self.config.keep_best and result > self.best_accuracy:
+            self._save_best(acc.unwrap_model(t.model), tok, step, result)
         if ho.k > 1:
-            sampled = generate(model, tok, [r["prompt"] for r in ho.rows], ho.max_new_tokens, ho.batch_size,
-                               k=ho.k, temperature=ho.temperature)
-            per_item = [[bool(ho.verifier(c, r)) for c in cs] for cs, r in zip(sampled, ho.rows)]
+            per_item = [[bool(ho.verifier(c, r)) for c in done[i][1]] for i, r in enumerate(ho.rows)]
             self.recorder.log_eval(step, ho.name, per_item, buckets=buckets)
         took = time.perf_counter() - t0
         self.recorder.log_scalars(step, {"diag/heldout_seconds": took}, mode="diag")
-        t._metrics["train"][f"diag/{ho.name}/accuracy"].append(acc)
-        return {"accuracy": acc, "seconds": took, "frame": frame}
+        t._metrics["train"][f"diag/{ho.name}/accuracy"].append(result)
+        return {"accuracy": result, "seconds": took, "frame": frame}
 
     def should_stop(self) -> bool:
         """Every rank must stop together: the main process's decision is shared when there are several."""
@@ -345,6 +360,19 @@ class _Capture:
             if self.monitor is not None and self.monitor.stop_requested:
                 self.recorder.update_meta(stop_reason=self.monitor.stop_requested)
             self.recorder.close(status, error=error)
+
+
+def _generation_model(trainer):
+    """The model to generate with on this rank: TRL's own unwrapping (DDP, FSDP, DeepSpeed ZeRO-3 with
+    its parameters gathered on every rank, a collective) when there are several processes."""
+    import contextlib
+
+    acc = trainer.accelerator
+    if acc.num_processes > 1:
+        from trl.models import unwrap_model_for_generation
+
+        return unwrap_model_for_generation(trainer.model_wrapped, acc)
+    return contextlib.nullcontext(acc.unwrap_model(trainer.model))
 
 
 def generate(model, tokenizer, prompts: Sequence[Any], max_new_tokens: int, batch_size: int = 256,
