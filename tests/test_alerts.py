@@ -277,10 +277,14 @@ def test_secrets_never_reach_the_store_or_the_console(tmp_path, capfd):
     delivered = json.loads(diag.open_run(tmp_path / "s").alerts["delivered"][0])
     (name, status), = [(k, v) for k, v in delivered.items() if k.startswith("json")]
     assert status.startswith("failed") and secret not in name and token not in name
-    # the stored run config keeps only the redacted form
-    assert all(secret not in u and token not in u for u in [redact(url)])
-    cfg = MonitorCfg(notify=[url])
-    assert cfg.notify == [url]  # the live config keeps the URL to send with
+    # the run config stored with a run keeps only the redacted form; the live one keeps the URL to send with
+    from training.config import from_dict
+
+    cfg = from_dict({"name": "s", "monitor": {"notify": [url, "$GRPO_ALERTS_URL"]}})
+    assert cfg.monitor.notify == [url, "$GRPO_ALERTS_URL"]
+    stored = json.dumps(cfg.to_dict())
+    assert secret not in stored and token not in stored and "$GRPO_ALERTS_URL" in stored
+    assert redact(url) in stored and isinstance(MonitorCfg(notify=[url]), MonitorCfg)
 
 
 def test_config_webhook_key_becomes_a_json_target():

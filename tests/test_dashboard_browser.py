@@ -112,3 +112,26 @@ def test_completion_with_script_is_shown_as_text(served, browser):
     wait_for(browser, lambda: payload in browser.find_element("id", ids.COMPLETIONS).text, what="completion text")
     assert js(browser, "return window.__pwned") is None
     assert js(browser, f"return document.getElementById('{ids.COMPLETIONS}').querySelectorAll('script, img').length") == 0
+
+
+def test_imported_verl_rollouts_show_groups_and_the_signal_gap(served, browser):
+    """A verl rollout dump (written by verl's own code, tests/fixtures/verl) imported and opened in
+    Chromium: the signal chart has its all-fail series, the heatmap its groups, the alert its verdict."""
+    from pathlib import Path
+
+    from diag.importers import import_log
+
+    root, base = served
+    fix = Path(__file__).parent / "fixtures" / "verl" / "v1"
+    import_log(fix / "rollout", root=str(root), name="verl-v1", validation_dir=str(fix / "validation"),
+               metrics=str(fix / "metrics.jsonl"))
+    browser.get(base + "/run/verl-v1")
+    wait_for(browser, lambda: js(browser, "return document.querySelectorAll('.js-plotly-plot').length") >= 6, what="graphs")
+    names = js(browser, f"return document.getElementById('{ids.FIG_SIGNAL}').querySelector('.js-plotly-plot')"
+                        ".data.map(t => t.name)")
+    assert "all_fail" in names
+    heat = js(browser, f"return document.getElementById('{ids.FIG_HEATMAP}').querySelector('.js-plotly-plot')"
+                       ".data.length")
+    assert heat >= 1
+    wait_for(browser, lambda: "signal_gap" in browser.find_element("id", ids.ALERTS).text, what="signal-gap alert")
+    assert "FIRING" in browser.find_element("id", ids.ALERTS).text

@@ -144,7 +144,8 @@ class HeldOutCfg:
 class MonitorCfg:
     enabled: bool = True
     console: bool = True
-    # Notification targets as apprise URLs (slack://, discord://, msteams://, ntfy://, mailto://, json://);
+    # Notification targets as apprise URLs (slack://, discord://, workflows:// for Teams, ntfy://, mailtos://,
+    # json://);
     # "$NAME" reads a URL from environment variable NAME so tokens stay out of the config file.
     notify: list[str] = field(default_factory=list)
     webhook: str | None = None  # older key: an http(s) URL that receives JSON; kept as json:// / jsons://
