@@ -9,7 +9,7 @@ from pathlib import Path
 from dash import Dash, Input, Output, dcc, html
 
 from dashboards import ids
-from dashboards.pages import compare, run, runs
+from dashboards.pages import compare, prompts, run, runs
 from dashboards.query import NotFound, Store
 
 TOKEN_COOKIE = "grpo_diag_token"
@@ -34,6 +34,7 @@ def create_app(root: str | Path, token: str | None = None) -> Dash:
     runs.register(app, store)
     run.register(app, store)
     compare.register(app, store)
+    prompts.register(app, store)
     if token:
         _protect(app, token)
     return app
@@ -46,11 +47,14 @@ def page_for(store: Store, path: str, search: str = ""):
         return compare.layout(store, search)
     if path.startswith("/run/"):
         name = path[len("/run/"):].rstrip("/")
+        page = run
+        if name.endswith("/prompts"):
+            name, page = name[: -len("/prompts")], prompts
         try:
             store.get(name)
         except NotFound as e:
             return html.Div([html.H2("Run not found"), html.P(str(e))])
-        return run.layout(store, name)
+        return page.layout(store, name)
     return html.Div([html.H2("Not found"), html.P(f"no page at {path}")])
 
 

@@ -279,3 +279,17 @@ def signal_counts(groups: pl.DataFrame) -> dict[str, int]:
     c = groups.group_by("signal").len()
     got = dict(zip(c["signal"].to_numpy(), c["len"].to_numpy()))
     return {s: int(got.get(s, 0)) for s in SIGNALS}
+
+
+def dead_by_visit(hist: pl.DataFrame) -> go.Figure:
+    """Share of prompts dead (no learning signal) at their 1st, 2nd, ... visit, with the count of
+    prompts that reached that visit: whether dead prompts stay dead is read off the bars."""
+    fig = go.Figure()
+    if hist.height:
+        v = (hist.group_by("visit").agg(pl.col("dead").mean().alias("dead"), pl.len().alias("n")).sort("visit"))
+        fig.add_bar(x=v["visit"].to_numpy(), y=v["dead"].to_numpy(), name="dead share",
+                    customdata=v["n"].to_numpy(), hovertemplate="visit %{x}: %{y:.0%} of %{customdata} prompts<extra></extra>")
+    fig.update_layout(title="Prompts with no learning signal, by visit", xaxis_title="visit of the prompt",
+                      yaxis=dict(title="share dead", range=[0, 1], tickformat=".0%"), height=300,
+                      margin=dict(l=60, r=20, t=50, b=40))
+    return fig

@@ -352,6 +352,14 @@ class Run:
         return steps.join(wide, on="step", how="full", coalesce=True).sort("step")
 
     @property
+    def prompts(self) -> pl.DataFrame:
+        """Per-prompt history: one row per training visit of a prompt (prompt_hash, step, visit, signal,
+        n_pass, G, dead), derived from `groups` by diag.prompts."""
+        from diag.prompts import history
+
+        return history(self.groups)
+
+    @property
     def reward_funcs(self) -> list[str]:
         return list(self.meta.get("reward_funcs", []))
 

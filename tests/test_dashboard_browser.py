@@ -135,3 +135,9 @@ def test_imported_verl_rollouts_show_groups_and_the_signal_gap(served, browser):
     assert heat >= 1
     wait_for(browser, lambda: "signal_gap" in browser.find_element("id", ids.ALERTS).text, what="signal-gap alert")
     assert "FIRING" in browser.find_element("id", ids.ALERTS).text
+    # its prompts: the per-prompt history one click away
+    browser.find_element("id", "prompts-link").click()
+    wait_for(browser, lambda: "later visits" in browser.find_element("id", "prompts-skip").text, what="skip summary")
+    wait_for(browser, lambda: js(browser, f"return document.querySelectorAll('#{ids.FIG_PROMPTS} .main-svg').length") > 0,
+             what="dead-by-visit chart")
+    assert "What is" in browser.find_element("id", ids.PROMPTS_TABLE).text

@@ -45,7 +45,8 @@ def header(run, s: dict) -> html.Div:
                 # the name readers know; the full path (a cache or checkpoint folder) in the tooltip
                 html.Span(query.model_label(s.get("model")), title=str(run.meta.get("model_path") or s.get("model")),
                           id="model-name"),
-                f" | task: {s.get('task')} | reward functions: {', '.join(run.reward_funcs)} | steps: {s['steps']}"]),
+                f" | task: {s.get('task')} | reward functions: {', '.join(run.reward_funcs)} | steps: {s['steps']} | ",
+                dcc.Link("per-prompt history", href=f"/run/{run.name}/prompts", id="prompts-link")]),
     ]
     if s["n_invalid"]:
         parts.append(html.P(f"{s['n_invalid']} completions had a NaN, infinite or missing reward "
