@@ -111,3 +111,17 @@ def test_a_stop_from_the_main_process_stops_every_rank(tmp_path):
     assert len(ranks) == 2 and ranks[0] == ranks[1] < 60
     assert run.steps["step"].max() == ranks[0]
     assert (run.path / "best-checkpoint").is_dir()
+
+
+def test_dynamic_sampling_across_two_processes(tmp_path):
+    """Refill rounds are collectives (TRL gathers rewards over the ranks): both ranks must run the same
+    number of rounds. The run finishes, both ranks at the last step, every round recorded once."""
+    run = _train(tmp_path, "ds", 2, steps=4, monitor="[remedy]\ndynamic_sampling = true\nmax_rounds = 2")
+    assert run.status == "finished" and run.meta["processes"]["final_step_per_rank"] == [4, 4]
+    s = run.scalars.filter(pl.col("key") == "diag/dynamic_rounds")
+    assert s["step"].to_list() == [1, 2, 3, 4]
+    rounds = int(sum(s["value"].to_list()))
+    share = run.scalars.filter(pl.col("key") == "diag/dynamic_live_share")["value"].to_list()
+    bound = run.scalars.filter(pl.col("key") == "diag/dynamic_bound_reached")["value"].to_list()
+    assert all(v == 1.0 or b == 1.0 for v, b in zip(share, bound))
+    assert run.groups.filter(pl.col("mode") == "train").height == (4 + rounds) * 4

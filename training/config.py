@@ -177,6 +177,17 @@ class MonitorCfg:
 
 
 @dataclass
+class RemedyCfg:
+    # DAPO's dynamic sampling: zero-signal groups replaced by live ones from extra generation rounds
+    dynamic_sampling: bool = False
+    max_rounds: int = 3  # extra generation rounds per step at most
+
+    def __post_init__(self):
+        if self.max_rounds < 1:
+            raise ConfigError("remedy.max_rounds must be >= 1 (extra generation rounds per step)")
+
+
+@dataclass
 class ProbeCfg:
     enabled: bool = False  # run the pre-flight signal probe before GRPO and store it with the run
     prompts: int = 200
@@ -199,6 +210,7 @@ class RunConfig:
     heldout: HeldOutCfg = field(default_factory=HeldOutCfg)
     monitor: MonitorCfg = field(default_factory=MonitorCfg)
     probe: ProbeCfg = field(default_factory=ProbeCfg)
+    remedy: RemedyCfg = field(default_factory=RemedyCfg)
     description: str = ""
     source: str = ""
 
@@ -222,7 +234,7 @@ class RunConfig:
 
 
 _SECTIONS = {"model": ModelCfg, "task": TaskCfg, "sft": SFTCfg, "grpo": GRPOCfg, "heldout": HeldOutCfg,
-             "monitor": MonitorCfg, "probe": ProbeCfg}
+             "monitor": MonitorCfg, "probe": ProbeCfg, "remedy": RemedyCfg}
 
 
 def from_dict(d: dict[str, Any], source: str = "<dict>") -> RunConfig:

@@ -73,7 +73,7 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from diag.integrations.trl import DiagConfig, DiagGRPOTrainer, HeldOut
+    from diag.integrations.trl import DiagConfig, DiagGRPOTrainer, DynamicSampling, HeldOut
     from diag.monitor import MonitorConfig
     from training.models import model_name, resolve
     from training.tasks import get_reward, get_task, split
@@ -102,6 +102,8 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
     diag = DiagConfig(
         root=runs_dir, name=cfg.name, verifier=cfg.grpo.verifier, heldout=heldout, overwrite=overwrite,
         listeners=list(listeners or []), monitor=monitor, keep_best=m.keep_best,
+        dynamic_sampling=(DynamicSampling(cfg.remedy.max_rounds, seed=cfg.seed) if cfg.remedy.dynamic_sampling
+                          else None),
         meta={"kind": cfg.kind, "task": cfg.task.name, "model": model_name(cfg.model), "model_path": path, "description": cfg.description,
               "run_config": cfg.to_dict(), "n_train_prompts": len(train), "probe": probe},
     )

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from diag import schema
+from diag.integrations.dynamic_sampling import DynamicSampling, refill
 from diag.monitor import Monitor, MonitorConfig
 from diag.recorder import Recorder, as_text
 
@@ -87,6 +88,9 @@ class DiagConfig:
     # Save the model whenever held-out accuracy reaches a new best (runs/<name>/best-checkpoint), so a
     # run stopped for a deceptive reward keeps its best model.
     keep_best: bool = False
+    # Replace zero-signal groups by live ones from extra generation rounds (DAPO's dynamic sampling);
+    # None trains on the batch as generated.
+    dynamic_sampling: DynamicSampling | None = None
 
 
 def check_contract(trainer) -> None:
@@ -172,6 +176,7 @@ class _Capture:
             "heldout": None if cfg.heldout is None else {"name": cfg.heldout.name, "n": len(cfg.heldout.rows),
                                                          "every": cfg.heldout.every, "k": cfg.heldout.k},
             "config": _json_config(t.args),
+            "dynamic_sampling": None if cfg.dynamic_sampling is None else {"max_rounds": cfg.dynamic_sampling.max_rounds},
             **cfg.meta,
         }
         from diag.environment import reproducibility
@@ -186,7 +191,7 @@ class _Capture:
 
     # --------------------------------------------------------------------------- per batch
 
-    def on_batch(self, inputs: list, output: dict) -> None:
+    def on_batch(self, inputs: list, output: dict, extra_round: bool = False) -> None:
         t = self.trainer
         mode = "train" if t.model.training else "eval"
         # A collective: every rank reaches this line on every batch, even after the main process has
@@ -195,7 +200,7 @@ class _Capture:
         if not self.main or self.failed:
             return
         try:
-            self._record(inputs, mode, lengths, clipped)
+            self._record(inputs, mode, lengths, clipped, to_trl=not extra_round)
         except Exception as e:  # noqa: BLE001 - diagnostics must never take a training run down
             self.failed = True
             print(f"[grpo-diag] capture disabled after an error: {type(e).__name__}: {e}", file=sys.stderr)
@@ -232,7 +237,7 @@ class _Capture:
         ids.append(getattr(tok, "pad_token_id", None))
         return sorted({int(i) for i in ids if i is not None})
 
-    def _record(self, inputs: list, mode: str, lengths, clipped) -> None:
+    def _record(self, inputs: list, mode: str, lengths, clipped, to_trl: bool = True) -> None:
         t = self.trainer
         n = len(inputs) * t.accelerator.num_processes
         logs = t._logs
@@ -257,13 +262,39 @@ class _Capture:
             passed=passed, prompts=prompts, completions=completions, mode=mode,
             gen_call=self.gen_calls,
         )
-        # Into TRL's own metric stream, so W&B / TensorBoard users see them under diag/.
+        # Into TRL's own metric stream, so W&B / TensorBoard users see them under diag/ (the model's own
+        # batch only: a dynamic-sampling refill round is in the store, not averaged into these).
+        if not to_trl:
+            return
         metrics = t._metrics[mode]
         for key in ("frac_zero_signal", "frac_all_fail", "frac_all_pass", "frac_tied", "effective_batch",
                     "adv_var_mean", "frac_clipped"):
             v = row.get(key)
             if v is not None and np.isfinite(v):
                 metrics[f"diag/{key}"].append(float(v))
+
+    def after_generation(self, inputs: list, output: dict, generate: Callable[[list], dict]) -> dict:
+        """Record the batch; with dynamic sampling, refill its dead groups (each extra round recorded
+        too) and record what the refill cost."""
+        self.on_batch(inputs, output)
+        ds = self.config.dynamic_sampling
+        t = self.trainer
+        if ds is None or not t.model.training:
+            return output
+
+        def round_(fresh: list) -> dict:
+            new = generate(fresh)
+            self.on_batch(fresh, new, extra_round=True)
+            return new
+
+        step = t.state.global_step + 1
+        output, stats = refill(t, inputs, output, round_, ds, step)
+        if self.main and not self.failed:
+            values = {f"diag/dynamic_{k}": float(v) for k, v in stats.items()}
+            self.recorder.log_scalars(step, values)
+            for k in ("live_share", "rounds"):
+                t._metrics["train"][f"diag/dynamic_{k}"].append(float(stats[k]))
+        return output
 
     # --------------------------------------------------------------------------- held-out eval
 
@@ -460,9 +491,7 @@ def instrument(trainer, config: DiagConfig | None = None, **overrides) -> Record
         orig = trainer._generate_and_score_completions
 
         def hooked(inputs):
-            output = orig(inputs)
-            cap.on_batch(inputs, output)
-            return output
+            return cap.after_generation(inputs, orig(inputs), orig)
 
         trainer._generate_and_score_completions = hooked
     trainer.add_callback(_callback_class()(cap))
@@ -501,7 +530,7 @@ class DiagGRPOTrainer(_trainer_base()):
         output = super()._generate_and_score_completions(inputs)
         cap = getattr(self, "_diag", None)
         if cap is not None:
-            cap.on_batch(inputs, output)
+            output = cap.after_generation(inputs, output, super()._generate_and_score_completions)
         return output
 
     @property
@@ -509,4 +538,5 @@ class DiagGRPOTrainer(_trainer_base()):
         return self._diag.recorder
 
 
-__all__ = ["DiagGRPOTrainer", "DiagConfig", "HeldOut", "instrument", "generate", "ContractError", "schema"]
+__all__ = ["DiagGRPOTrainer", "DiagConfig", "HeldOut", "DynamicSampling", "instrument", "generate", "ContractError",
+           "schema"]
