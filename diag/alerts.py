@@ -85,7 +85,10 @@ class NotifySink:
                 raise ValueError(f"notify target {i + 1} ({_scheme(url)}://...) is not a URL apprise understands; "
                                  "see https://github.com/caronc/apprise/wiki for the URL of each service "
                                  "(a plain JSON webhook: json://host:port/path or jsons:// for HTTPS)")
-            self.targets.append((redact(given), obj, _secrets(given)))
+            name = redact(given)
+            if name in self.target_names:  # two URLs that mask alike still get an outcome each
+                name = f"{name} (target {i + 1})"
+            self.targets.append((name, obj, _secrets(given)))
         self.on_result = on_result
         self._q: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._loop, daemon=True, name="grpo-diag-notify")
