@@ -347,9 +347,9 @@ class Run:
         wide = sc.pivot(on="key", index="step", values="value", aggregate_function="last")
         clash = [c for c in wide.columns if c in steps.columns and c != "step"]
         wide = wide.rename({c: f"trainer/{c}" for c in clash})
-        if steps.height == 0:
-            return wide.sort("step")
-        return steps.join(wide, on="step", how="full", coalesce=True).sort("step")
+        # a full join even without step rows: the steps table's columns are always there (a log with
+        # trainer scalars only still has reward_mean, null)
+        return steps.join(wide.cast({"step": steps.schema["step"]}), on="step", how="full", coalesce=True).sort("step")
 
     @property
     def prompts(self) -> pl.DataFrame:

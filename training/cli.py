@@ -31,11 +31,24 @@ def _train(args: argparse.Namespace) -> int:
         cfg = replace(cfg, name=args.name)
     t0 = time.perf_counter()
     path = launch(cfg, args.out, overwrite=args.overwrite)
-    from training.grpo import is_main_process
+    from training.grpo import is_main_process, world_size
 
+    if world_size() > 1:
+        _leave_process_group()
     if is_main_process():  # under `accelerate launch` every rank returns here; one line is enough
         print(f"[grpo-diag] run {cfg.name} written to {path} in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def _leave_process_group() -> None:
+    """Every rank waits for the others, then the process group is torn down before exit: a rank that
+    exits while another still finishes its run (rank 0 closing the store) can abort in gloo's threads
+    ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def register_train(sub) -> None:

@@ -132,11 +132,21 @@ def groups_of(rows: list[dict]) -> tuple[list[dict], list[str], str]:
     return rows, [str(r["input"]) for r in rows], "prompt"
 
 
-def _passed(rows: list[dict], threshold: float | None) -> np.ndarray:
-    if threshold is None and all("acc" in r for r in rows):
+def pass_rule(rows: list[dict], threshold: float | None) -> str | float:
+    """"acc" when every line carries verl's `acc` and no threshold was given, else the score threshold."""
+    if threshold is None and rows and all("acc" in r for r in rows):
+        return "acc"
+    return DEFAULT_PASS if threshold is None else threshold
+
+
+def _passed(rows: list[dict], rule: str | float) -> np.ndarray:
+    if rule == "acc":
         return np.array([bool(r["acc"]) for r in rows])
-    t = DEFAULT_PASS if threshold is None else threshold
-    return np.array([float(r["score"]) >= t for r in rows])
+    return np.array([float(r["score"]) >= rule for r in rows])
+
+
+def _describe(rule: str | float) -> str:
+    return "`acc` (verl's reward extra field)" if rule == "acc" else f"score >= {rule}"
 
 
 def import_dumps(path: Path, root: str, name: str, overwrite: bool = False, validation: str | None = None,
@@ -158,22 +168,23 @@ def import_dumps(path: Path, root: str, name: str, overwrite: bool = False, vali
     how = groups_of(all_rows)[2]
     sizes = Counter(n for rows in train.values() for n in Counter(groups_of(rows)[1]).values())
     G = sizes.most_common(1)[0][0]
-    rule = ("`acc` (verl's reward extra field)" if pass_threshold is None and all("acc" in r for r in all_rows)
-            else f"score >= {DEFAULT_PASS if pass_threshold is None else pass_threshold}")
+    rule = pass_rule(all_rows, pass_threshold)
+    val_rule = pass_rule([r for rows in val.values() for r in rows], pass_threshold)
     notes = [
         f"groups rebuilt from {'the uid prompt part (new trainer)' if how == 'uid' else 'identical prompts (legacy trainer: no uid, lines in batch-balancing order)'}; "
         f"group size {G}" + ("" if len(sizes) == 1 else f" (sizes seen: {dict(sorted(sizes.items()))})"),
-        f"a completion passes when {rule}",
+        f"a completion passes when {_describe(rule)}",
         "verl dumps hold text only: completion lengths and the clipped share are not available"
         + ("" if logged else " (import the file logger with --metrics for response_length/*)"),
     ]
     meta = {"framework": "verl", "source": "import", "format": "verl-rollouts", "imported_from": str(path),
             "imported": time.time(), "verl_trainer": "new (uid)" if how == "uid" else "legacy (no uid)",
-            "verifier": rule, "pass_threshold": pass_threshold if pass_threshold is not None else DEFAULT_PASS,
+            "verifier": _describe(rule), "pass_threshold": pass_threshold if pass_threshold is not None else DEFAULT_PASS,
             "fields": sorted({k for r in all_rows for k in r})}
     if val_dir:
         meta["validation_from"] = str(val_dir)
-        notes.append("held-out accuracy per item from the validation dumps (eval set 'validation')")
+        notes.append("held-out accuracy per item from the validation dumps (eval set 'validation'; an item passes "
+                     f"when {_describe(val_rule)})")
     if logged:
         meta["metrics_from"] = str(metrics)
         meta.update({k: v for k, v in logged.meta.items() if k in ("eval_keys", "accuracy_key", "column_sources")})
@@ -190,7 +201,7 @@ def import_dumps(path: Path, root: str, name: str, overwrite: bool = False, vali
             evals.setdefault(e["step"], []).append(e)
         for step in sorted(set(train) | set(val) | set(scalars) | set(evals)):
             if step in val:  # the per-item set first: it is the one "held-out accuracy" means
-                _log_validation(rec, step, val[step], pass_threshold)
+                _log_validation(rec, step, val[step], val_rule)
             for e in evals.get(step, []):
                 rec.log_eval_value(step, e["eval_set"], e["value"])
             if step in scalars:
@@ -198,15 +209,15 @@ def import_dumps(path: Path, root: str, name: str, overwrite: bool = False, vali
             if step in train:
                 rows, ids, _ = groups_of(train[step])
                 rec.log_batch(step, np.array([[float(r["score"])] for r in rows]), group_ids=ids,
-                              passed=_passed(rows, pass_threshold), prompts=[r["input"] for r in rows],
+                              passed=_passed(rows, rule), prompts=[r["input"] for r in rows],
                               completions=[r["output"] for r in rows])
         rec.close("finished")
     return Path(root) / name, notes
 
 
-def _log_validation(rec: Recorder, step: int, rows: list[dict], threshold: float | None) -> None:
+def _log_validation(rec: Recorder, step: int, rows: list[dict], rule: str | float) -> None:
     rows, ids, _ = groups_of(rows)
-    passed = _passed(rows, threshold)
+    passed = _passed(rows, rule)
     items: dict[str, list[int]] = {}
     for i, gid in enumerate(ids):
         items.setdefault(gid, []).append(i)

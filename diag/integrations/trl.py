@@ -143,6 +143,13 @@ class _Capture:
             raise ValueError(f"DiagConfig.verifier={config.verifier!r} is not a reward function; have {names}")
         self.verifier_idx = names.index(config.verifier) if config.verifier else (0 if len(names) == 1 else None)
         self.stop_ids = self._stop_ids()  # fixed once the trainer is built
+        if config.dynamic_sampling is not None:
+            rows = trainer.args.per_device_train_batch_size * trainer.args.steps_per_generation
+            if rows % trainer.num_generations:
+                raise ValueError(f"dynamic sampling needs whole groups on each process: {rows} completions per "
+                                 f"process per generation is not a multiple of num_generations="
+                                 f"{trainer.num_generations}; make per_device_train_batch_size x "
+                                 "steps_per_generation a multiple of it")
         self.gen_calls = 0
         self.failed = False
         self.last_eval_step: int | None = None
