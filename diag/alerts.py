@@ -36,9 +36,8 @@ class ConsoleSink:
         from rich.panel import Panel
 
         color = {"critical": "red", "warning": "yellow"}.get(finding.severity, "cyan")
-        state = f"RESOLVED at step {finding.resolved_step}" if finding.state == "resolved" else finding.severity.upper()
         color = "green" if finding.state == "resolved" else color
-        title = f"grpo-diag {state}: {finding.kind} in run {context.get('run', '?')}"
+        title = message(finding, context)[0]
         # markup=False: the message may quote model output or run names; never interpret it
         Console(file=self.stream or sys.stderr, markup=False, highlight=False).print(
             Panel(finding.message, title=title, border_style=color))
@@ -178,18 +177,27 @@ def redact(raw: str) -> str:
     query ("slack://T...2/B...D/x...Q"), "$NAME" as written, else only the scheme."""
     if raw.strip().startswith("$"):
         return raw.strip()
-    import apprise
-
-    try:
-        plugin = apprise.Apprise.instantiate(raw, suppress_exceptions=True)
-    except Exception:  # noqa: BLE001
-        plugin = None
+    plugin = _plugin(raw)
     if plugin is None:
         return f"{_scheme(raw)}://***"
     # apprise masks each service's known secrets; a generic webhook's path often is one too
     # (json://host/<token>), so any long path segment, user or query value is masked as well
     shown = plugin.url(privacy=True).split("?", 1)[0]
     return _scrub(shown, _secrets(raw), mask=True)
+
+
+def understood(raw: str) -> bool:
+    """Whether apprise knows the service of this URL ("$NAME" is judged when it is read)."""
+    return raw.strip().startswith("$") or _plugin(raw) is not None
+
+
+def _plugin(raw: str):
+    import apprise
+
+    try:
+        return apprise.Apprise.instantiate(raw, suppress_exceptions=True)
+    except Exception:  # noqa: BLE001 - a URL apprise cannot parse is simply not understood
+        return None
 
 
 def _scheme(url: str) -> str:

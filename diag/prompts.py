@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import polars as pl
 
-DEAD = ("all_fail", "all_pass", "tied")
+from diag.schema import ALL_FAIL, ALL_PASS, TIED
+
+DEAD = (ALL_FAIL, ALL_PASS, TIED)
 
 
 def history(groups: pl.DataFrame) -> pl.DataFrame:
@@ -81,9 +83,9 @@ def skip_rule(hist: pl.DataFrame, k: int = 2) -> dict:
     }
 
 
-def summary(hist: pl.DataFrame, k: int = 2) -> dict:
-    """The headline numbers of the prompts view."""
-    t = table(hist)
+def summary(hist: pl.DataFrame, k: int = 2, t: pl.DataFrame | None = None) -> dict:
+    """The headline numbers of the prompts view (`t`: `table(hist)` when the caller has it already)."""
+    t = table(hist) if t is None else t
     n = t.height
     return {
         "prompts": n,

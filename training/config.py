@@ -165,10 +165,10 @@ class MonitorCfg:
                                   "monitor.notify = [\"<apprise URL>\"]")
             self.notify = [*self.notify, "json" + self.webhook[len("http"):]]
             self.webhook = None
-        from diag.alerts import redact
+        from diag.alerts import understood
 
         for i, url in enumerate(self.notify):
-            if not url.strip().startswith("$") and redact(url).endswith("://***"):
+            if not understood(url):
                 raise ConfigError(f"monitor.notify[{i}] ({url.split('://')[0]}://...) is not a notification URL "
                                   "apprise understands; see https://github.com/caronc/apprise/wiki "
                                   "(a JSON webhook: json://host:port/path, or jsons:// for HTTPS)")

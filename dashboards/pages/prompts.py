@@ -57,11 +57,10 @@ def summary_text(s: dict, k: int) -> list:
 
 
 def render(store, name: str, k: int) -> tuple:
-    run = store.get(name).run
-    hist = prompts.history(run.groups)
-    s = prompts.summary(hist, k)
-    rows = (prompts.table(hist).with_columns((100 * pl.col("last_pass_rate")).round(1))
-            .select(COLUMNS).to_dicts())
+    hist = store.get(name).run.prompts
+    tab = prompts.table(hist)
+    s = prompts.summary(hist, k, tab)
+    rows = tab.with_columns((100 * pl.col("last_pass_rate")).round(1)).select(COLUMNS).to_dicts()
     for r in rows:
         r["revived"] = "yes" if r["revived"] else ""
     return summary_text(s, k), figures.dead_by_visit(hist), rows

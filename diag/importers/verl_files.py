@@ -165,8 +165,9 @@ def import_dumps(path: Path, root: str, name: str, overwrite: bool = False, vali
     logged = parse_file_logger(Path(metrics), accuracy_key) if metrics else None
 
     all_rows = [r for rows in train.values() for r in rows]
-    how = groups_of(all_rows)[2]
-    sizes = Counter(n for rows in train.values() for n in Counter(groups_of(rows)[1]).values())
+    grouped = {step: groups_of(rows) for step, rows in train.items()}
+    how = "uid" if all(g[2] == "uid" for g in grouped.values()) else "prompt"
+    sizes = Counter(n for _, ids, _ in grouped.values() for n in Counter(ids).values())
     G = sizes.most_common(1)[0][0]
     rule = pass_rule(all_rows, pass_threshold)
     val_rule = pass_rule([r for rows in val.values() for r in rows], pass_threshold)
@@ -206,8 +207,8 @@ def import_dumps(path: Path, root: str, name: str, overwrite: bool = False, vali
                 rec.log_eval_value(step, e["eval_set"], e["value"])
             if step in scalars:
                 rec.log_scalars(step, scalars[step])
-            if step in train:
-                rows, ids, _ = groups_of(train[step])
+            if step in grouped:
+                rows, ids, _ = grouped[step]
                 rec.log_batch(step, np.array([[float(r["score"])] for r in rows]), group_ids=ids,
                               passed=_passed(rows, rule), prompts=[r["input"] for r in rows],
                               completions=[r["output"] for r in rows])

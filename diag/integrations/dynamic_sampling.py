@@ -19,9 +19,6 @@ from typing import Callable
 
 import numpy as np
 
-_ROW_1D = ("advantages",)
-
-
 @dataclass
 class DynamicSampling:
     max_rounds: int = 3  # extra generation rounds per step at most (each a full batch of fresh prompts)
@@ -33,11 +30,8 @@ class DynamicSampling:
 
 
 def live_groups(advantages, G: int):
-    """[groups] bool: a group is live when any of its completions has a non-zero advantage."""
-    import torch
-
-    return (advantages.detach().reshape(-1, G).abs() > 1e-8).any(dim=1) if isinstance(advantages, torch.Tensor) \
-        else np.abs(np.asarray(advantages).reshape(-1, G)).max(axis=1) > 1e-8
+    """[groups] bool tensor: a group is live when any of its completions has a non-zero advantage."""
+    return (advantages.detach().reshape(-1, G).abs() > 1e-8).any(dim=1)
 
 
 def _pad(t, length: int, left: bool, value):
@@ -89,14 +83,12 @@ def fresh_inputs(dataset, n_groups: int, G: int, rng: np.random.Generator) -> li
 def refill(trainer, inputs: list, out: dict, generate: Callable[[list], dict], cfg: DynamicSampling,
            step: int) -> tuple[dict, dict]:
     """Run extra rounds until every group of `out` is live or the bound is reached; returns the merged
-    batch and what it cost: {"rounds", "dropped", "live_share", "extra_completions", "bound_reached"}."""
+    batch and what it cost: {"rounds", "dropped", "live_share", "extra_completions", "bound_reached"}.
+    Whole groups per process are checked when the trainer is instrumented."""
     import torch
 
     acc = trainer.accelerator
     G = trainer.num_generations
-    if len(inputs) % G:
-        raise ValueError(f"dynamic sampling needs whole groups on each process: {len(inputs)} rows per process "
-                         f"is not a multiple of num_generations={G}")
     tok = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     rng = np.random.default_rng([cfg.seed, step, acc.process_index])
