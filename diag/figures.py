@@ -91,13 +91,35 @@ def mark_findings(fig: go.Figure, findings: list[dict] | None, shade: bool = Fal
     return fig
 
 
+def mark_phases(fig: go.Figure, phases: list[dict] | None) -> go.Figure:
+    """A run in phases: each SFT phase shaded, and every phase's first step labelled at the foot of the
+    chart, so a reader sees where GRPO stopped, the warm-start ran, and GRPO resumed."""
+    from diag.phases import LABELS
+
+    if not phases:
+        return fig
+    shapes, notes = [], []
+    for p in phases:
+        if p["phase"] == "sft":
+            shapes.append(dict(type="rect", xref="x", yref="paper", layer="below", line_width=0, y0=0, y1=1,
+                               x0=p["start"] - 0.5, x1=(p["end"] if p["end"] is not None else p["start"]) + 0.5,
+                               fillcolor="rgba(31,119,180,0.10)"))
+        shapes.append(dict(type="line", xref="x", yref="paper", x0=p["start"], x1=p["start"], y0=0, y1=1,
+                           line={"dash": "dot", "color": "#1f77b4", "width": 1}))
+        notes.append(dict(xref="x", yref="paper", x=p["start"], y=0, text=LABELS.get(p["phase"], p["phase"]),
+                          showarrow=False, xanchor="left", yanchor="bottom", font={"color": "#1f77b4", "size": 11}))
+    fig.update_layout(shapes=list(fig.layout.shapes or ()) + shapes,
+                      annotations=list(fig.layout.annotations or ()) + notes)
+    return fig
+
+
 def _stacked(top: str, bottom: str) -> go.Figure:
     """Two panels on one shared step axis: each quantity on an axis of its own, never a dual y axis."""
     return make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1, subplot_titles=(top, bottom))
 
 
 def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: list[str],
-                       findings: list[dict] | None = None) -> go.Figure:
+                       findings: list[dict] | None = None, phases: list[dict] | None = None) -> go.Figure:
     """Training reward (total and per component) above held-out accuracy on a [0, 1] axis of its own,
     one shared step axis; alert windows shaded (grey once resolved), onsets marked on both panels."""
     fig = _stacked("training reward", "held-out accuracy (strict verifier)")
@@ -119,6 +141,7 @@ def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: l
                                  mode=_mode(x),
                                  line={"color": "#ff7f0e", "width": 2.5}), row=2, col=1)
     mark_findings(fig, findings, shade=True)
+    mark_phases(fig, phases)
     fig.update_layout(title="Training reward and held-out accuracy", **{**LAYOUT, "height": 480})
     fig.update_yaxes(title_text="reward", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", row=2, col=1, **SHARE_AXIS)
@@ -126,7 +149,7 @@ def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: l
     return fig
 
 
-def signal_area(steps: pl.DataFrame, findings: list[dict] | None = None) -> go.Figure:
+def signal_area(steps: pl.DataFrame, findings: list[dict] | None = None, phases: list[dict] | None = None) -> go.Figure:
     """Share of groups by signal class, stacked: all_fail / all_pass / tied / mixed."""
     fig = make_subplots(rows=1, cols=1)
     shares = signal_shares(steps)
@@ -148,6 +171,7 @@ def signal_area(steps: pl.DataFrame, findings: list[dict] | None = None) -> go.F
         fig.add_trace(go.Scatter(x=x, y=y, name="zero-signal (trainer log)", mode="lines", fill="tozeroy",
                                  line={"color": COLORS["tied"]}))
     mark_findings(fig, findings)
+    mark_phases(fig, phases)
     fig.update_layout(title="Zero-signal groups", **LAYOUT)
     fig.update_yaxes(title_text="share of groups", **SHARE_AXIS)
     fig.update_xaxes(title_text="step")

@@ -85,6 +85,14 @@ def analyse(correct: list[list[bool]], model: str, task: str, current_G: int = 8
     return res
 
 
+def predicts_gap(r: ProbeResult | dict) -> bool:
+    """Most groups at the current G would be all-wrong, and many prompts are never solved: GRPO alone is
+    predicted to get no signal (the case for an SFT warm-start). Reads a result or its stored dict."""
+    d = r.to_dict() if isinstance(r, ProbeResult) else r
+    G = str(d["current_G"])
+    return d["all_fail_share"][G] >= 0.5 and d["share_never_solved"] >= 0.4
+
+
 def recommend(r: ProbeResult) -> tuple[str, list[str]]:
     """One recommendation with the numbers behind it."""
     G = r.current_G
@@ -96,7 +104,7 @@ def recommend(r: ProbeResult) -> tuple[str, list[str]]:
            f"prompts never solved: {r.share_never_solved:.2f}; always solved: {r.share_always_solved:.2f}"]
     if best_larger is not None:
         why.append(f"at G={best_larger}: {r.dead_share[best_larger]:.2f} ({r.method[best_larger]})")
-    if f >= 0.5 and r.share_never_solved >= 0.4:
+    if predicts_gap(r):
         return ("SFT warm-start first: most groups would be all-wrong, so GRPO would get no advantage from "
                 "them; supervised fine-tuning on this task elicits the skill more reliably on a weak model", why)
     if d >= 0.3 and best_larger is not None and d - r.dead_share[best_larger] >= 0.1:

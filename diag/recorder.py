@@ -31,7 +31,8 @@ from diag.store import RunWriter, StoreError
 Listener = Callable[[str, Any], None]
 
 
-def _hash(text: str) -> str:
+def prompt_hash(text: str) -> str:
+    """The key of a prompt in the groups table (and in anything that tracks prompts across visits)."""
     return hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:16]
 
 
@@ -191,7 +192,7 @@ class Recorder:
             "gen_call": [self._gen_call] * ng,
             "mode": [mode] * ng,
             "group": list(range(ng)),
-            "prompt_hash": [_hash(p) if p is not None else None for p in prompt_text],
+            "prompt_hash": [prompt_hash(p) if p is not None else None for p in prompt_text],
             "prompt": [p[: schema.PROMPT_CHARS] if p is not None else None for p in prompt_text],
             **{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in gs.items() if v is not None},
         }

@@ -247,7 +247,7 @@ def to_html(reps: list[dict], runs: list) -> str:
     from plotly.offline import get_plotlyjs
 
     e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>grpo-diag report</title>",
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>grpo-diag report</title>",
              "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
              ".critical{color:#b00020}.warning{color:#b26a00}.info{color:#555}</style>",

@@ -241,7 +241,7 @@ class Run:
         self._frames: dict[str, pl.DataFrame] = {t: schema.empty(t) for t in schema.TABLES}
         self._seen: dict[str, set[str]] = {t: set() for t in schema.TABLES}
         self._covered: dict[str, int] = {t: 0 for t in schema.TABLES}
-        self._steps_cache: tuple[tuple[int, int], pl.DataFrame] | None = None
+        self._steps_cache: tuple[tuple, pl.DataFrame] | None = None
         self.refresh()
 
     @property
@@ -332,9 +332,13 @@ class Run:
     def steps(self) -> pl.DataFrame:
         """Group aggregates per step, joined with the trainer's own scalars (one column per key).
         Built once per change of the underlying tables: pages and detectors read it many times."""
-        key = (self._frames["steps"].height, self._frames["scalars"].height)
+        from diag import phases
+
+        ph = phases.of(self.meta)
+        key = (self._frames["steps"].height, self._frames["scalars"].height, len(ph), str(ph[-1:]))
         if self._steps_cache is None or self._steps_cache[0] != key:
-            self._steps_cache = (key, self._joined_steps())
+            # a run in phases (the SFT fallback) says which phase each step belongs to
+            self._steps_cache = (key, phases.label(self._joined_steps(), ph))
         return self._steps_cache[1]
 
     def _joined_steps(self) -> pl.DataFrame:

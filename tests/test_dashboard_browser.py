@@ -141,3 +141,40 @@ def test_imported_verl_rollouts_show_groups_and_the_signal_gap(served, browser):
     wait_for(browser, lambda: js(browser, f"return document.querySelectorAll('#{ids.FIG_PROMPTS} .main-svg').length") > 0,
              what="dead-by-visit chart")
     assert "What is" in browser.find_element("id", ids.PROMPTS_TABLE).text
+
+
+def test_sft_fallback_run_shows_its_phases_and_both_probes(served, browser, cache_dir):
+    """A run in phases (GRPO, the SFT warm-start, GRPO again) in Chromium: the phase list with the probe
+    before and after the warm-start, the phases marked on the chart, the gap alert in its stored state."""
+    import polars as pl
+
+    from diag.detect.run import DetectParams
+    from diag.detect.signal_gap import SignalGapParams
+    from diag.monitor import MonitorConfig
+    from training.config import from_dict
+    from training.fallback import run_with_fallback
+
+    root, base = served
+    cfg = from_dict({"name": "fallback", "model": {"path": "base:weak"}, "task": {"name": "add2", "n_train": 2000, "n_eval": 60},
+                     "grpo": {"steps": 16, "num_generations": 4, "prompts_per_step": 4, "max_completion_length": 8,
+                              "rewards": ["strict_correct"]},
+                     "sft": {"steps": 300, "eval_every": 300}, "heldout": {"every": 4, "max_new_tokens": 8},
+                     "probe": {"prompts": 30, "k": 8}, "monitor": {"console": False},
+                     "remedy": {"on_signal_gap": "sft", "fallback_when": "monitor"}})
+    run = diag.open_run(run_with_fallback(cfg, str(root), progress=False, monitor=MonitorConfig(
+        console=False, params=DetectParams(signal_gap=SignalGapParams(window=4)))))
+    kinds = [p["phase"] for p in run.meta["phases"]]
+    browser.get(base + "/run/fallback")
+    wait_for(browser, lambda: browser.find_element("id", "phases").text, what="phase list")
+    text = browser.find_element("id", "phases").text
+    assert text.count("GRPO: steps") == kinds.count("grpo") and text.count("SFT warm-start: steps") == kinds.count("sft")
+    assert "pre-flight probe" in browser.find_element("id", "probe").text
+    notes = js(browser, f"return document.getElementById('{ids.FIG_REWARD_ACC}').querySelector('.js-plotly-plot')"
+                        ".layout.annotations.map(a => a.text)")
+    assert notes.count("GRPO") == kinds.count("grpo") and notes.count("SFT warm-start") == kinds.count("sft")
+    if "sft" in kinds:  # the weak base gave no signal on this machine, so the warm-start ran
+        assert "probe after the warm-start" in browser.find_element("id", "probe-after").text
+        assert "measured all-fail share per GRPO phase" in browser.find_element("id", "phase-all-fail").text
+        gap = run.alerts.filter(pl.col("kind") == "signal_gap").sort("onset").row(0, named=True)
+        wait_for(browser, lambda: "signal_gap" in browser.find_element("id", ids.ALERTS).text, what="gap alert")
+        assert gap["state"].upper() in browser.find_element("id", ids.ALERTS).text

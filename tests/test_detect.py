@@ -5,8 +5,8 @@ import polars as pl
 import pytest
 
 from diag import schema
-from diag.detect import DecouplingParams, align, best_checkpoint, detect_all, detect_decoupling, detect_signal_gap
-from diag.detect.signal_gap import SignalGapParams, dead_share_at
+from diag.detect import align, best_checkpoint, detect_all, detect_decoupling, detect_signal_gap
+from diag.detect.signal_gap import dead_share_at
 
 
 def steps_frame(reward, all_fail=None, funcs=None, length=None, clipped=None):

@@ -5,7 +5,6 @@ import json
 import os
 import sys
 import tomllib
-from pathlib import Path
 
 import numpy as np
 import polars as pl

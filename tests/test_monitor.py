@@ -1,6 +1,5 @@
 """The online monitor: same findings as the offline scan, bounded cost per step, alerts stored."""
 
-import time
 
 import numpy as np
 import polars as pl

@@ -1,9 +1,8 @@
-import random
 import re
 
 import pytest
 
-from training.tasks import REWARDS, TASKS, get_task, split
+from training.tasks import REWARDS, get_task, split
 from training.tasks import arithmetic
 from training.tasks.arithmetic import lenient_score, lenient_verify, strict_verify
 

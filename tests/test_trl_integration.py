@@ -1,8 +1,6 @@
 """Real TRL GRPO steps on the tiny model, read back from the store; the hook's contract with TRL."""
 
-import math
 
-import numpy as np
 import polars as pl
 import pytest
 

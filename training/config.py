@@ -181,10 +181,28 @@ class RemedyCfg:
     # DAPO's dynamic sampling: zero-signal groups replaced by live ones from extra generation rounds
     dynamic_sampling: bool = False
     max_rounds: int = 3  # extra generation rounds per step at most
+    # GRESO's pre-rollout filter: a prompt dead (no signal) at its last `skip_after` visits is skipped with
+    # probability `skip_prob` and its slot given to a prompt not known dead
+    skip_dead: bool = False
+    skip_after: int = 2
+    skip_prob: float = 0.8
+    # "sft": when the probe predicts or the monitor confirms a signal gap, warm-start with SFT on the task's
+    # demonstrations ([sft] table), re-probe, and resume GRPO, all in one run; "none": GRPO as configured
+    on_signal_gap: str = "none"
+    # what starts the fallback: "probe" (the pre-flight probe's prediction, else the monitor during GRPO) or
+    # "monitor" (only a gap the monitor confirms; the probe is still measured, for the record)
+    fallback_when: str = "probe"
 
     def __post_init__(self):
         if self.max_rounds < 1:
             raise ConfigError("remedy.max_rounds must be >= 1 (extra generation rounds per step)")
+        if self.skip_after < 1 or not 0.0 <= self.skip_prob <= 1.0:
+            raise ConfigError("remedy.skip_after must be >= 1 and remedy.skip_prob in [0, 1]")
+        if self.fallback_when not in ("probe", "monitor"):
+            raise ConfigError(f"remedy.fallback_when = {self.fallback_when!r}: choose \"probe\" or \"monitor\"")
+        if self.on_signal_gap not in ("none", "sft"):
+            raise ConfigError(f"remedy.on_signal_gap = {self.on_signal_gap!r}: choose \"sft\" (SFT warm-start, then "
+                              "GRPO again) or \"none\"")
 
 
 @dataclass
@@ -219,6 +237,9 @@ class RunConfig:
 
         if self.kind not in KINDS:
             raise ConfigError(f"kind = {self.kind!r} is unknown; choose one of {KINDS}")
+        if self.remedy.on_signal_gap == "sft" and self.kind != "grpo":
+            raise ConfigError(f"remedy.on_signal_gap = \"sft\" needs kind = \"grpo\" (kind is {self.kind!r}): the fallback "
+                              "adds its own SFT phase when GRPO gets no signal")
         try:
             check_run_name(self.name)
         except ValueError as e:

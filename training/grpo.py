@@ -67,13 +67,15 @@ def grpo_args(cfg: RunConfig, out: Path):
 
 def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
                   listeners: list[Callable] | None = None, callbacks: list | None = None,
-                  monitor=None):
+                  monitor=None, attach: dict | None = None):
     """The instrumented trainer for a config (not started). `monitor` (a diag.monitor.MonitorConfig)
-    replaces the one built from the config's [monitor] table, e.g. to tune detector parameters."""
+    replaces the one built from the config's [monitor] table, e.g. to tune detector parameters.
+    `attach` ({"recorder", "live_monitor", "step_offset"}) writes into a run that exists (a later phase):
+    no probe, no evaluation at its first step (the phase before ended with one)."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from diag.integrations.trl import DiagConfig, DiagGRPOTrainer, DynamicSampling, HeldOut
+    from diag.integrations.trl import DiagConfig, DiagGRPOTrainer, DynamicSampling, HeldOut, SkipDead
     from diag.monitor import MonitorConfig
     from training.models import model_name, resolve
     from training.tasks import get_reward, get_task, split
@@ -87,10 +89,10 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
     heldout = HeldOut(
         rows=held, verifier=lambda completion, row: task.verify(completion, row["answer"]),
         every=cfg.heldout.every, k=cfg.heldout.k, temperature=cfg.heldout.temperature,
-        max_new_tokens=cfg.heldout.max_new_tokens,
+        max_new_tokens=cfg.heldout.max_new_tokens, at_start=attach is None,
     )
     probe = None
-    if cfg.probe.enabled and is_main_process():  # stored by the main process, so measured there only
+    if cfg.probe.enabled and is_main_process() and attach is None:  # stored by the main process, so measured there only
         from training.probe import run_probe
 
         res = run_probe(path, cfg.task.name, prompts=cfg.probe.prompts, k=cfg.probe.k, G=cfg.grpo.num_generations,
@@ -104,8 +106,11 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
         listeners=list(listeners or []), monitor=monitor, keep_best=m.keep_best,
         dynamic_sampling=(DynamicSampling(cfg.remedy.max_rounds, seed=cfg.seed) if cfg.remedy.dynamic_sampling
                           else None),
+        skip_dead=(SkipDead(cfg.remedy.skip_after, cfg.remedy.skip_prob, seed=cfg.seed) if cfg.remedy.skip_dead
+                   else None),
         meta={"kind": cfg.kind, "task": cfg.task.name, "model": model_name(cfg.model), "model_path": path, "description": cfg.description,
               "run_config": cfg.to_dict(), "n_train_prompts": len(train), "probe": probe},
+        **(attach or {}),
     )
     return DiagGRPOTrainer(
         model=model,

@@ -14,6 +14,10 @@ def launch(cfg: RunConfig, runs_dir: str, overwrite: bool = False, progress: boo
 
     if cfg.kind == "sft":
         return run_sft(cfg, runs_dir, overwrite=overwrite)
+    if cfg.kind == "grpo" and cfg.remedy.on_signal_gap == "sft":
+        from training.fallback import run_with_fallback
+
+        return run_with_fallback(cfg, runs_dir, overwrite=overwrite, progress=progress)
     if cfg.kind == "grpo":
         return run_grpo(cfg, runs_dir, overwrite=overwrite, progress=progress)
     # sft_grpo: the SFT stage is a run of its own ("<name>-sft"), so both stages are comparable.

@@ -10,7 +10,7 @@ import polars as pl
 from dash import Input, Output, State, dash_table, dcc, html, no_update
 
 from dashboards import ids, query
-from diag import figures
+from diag import figures, phases
 
 GRAPHS = [ids.FIG_REWARD_ACC, ids.FIG_SIGNAL, ids.FIG_ADV, ids.FIG_HEATMAP, ids.FIG_LENGTH, ids.FIG_BUCKETS]
 
@@ -53,13 +53,42 @@ def header(run, s: dict) -> html.Div:
                             "(excluded from their group's statistics)", id="invalid-rewards"))
     probe = run.meta.get("probe")
     if isinstance(probe, dict):
-        G = str(probe.get("current_G"))
-        dead = probe.get("dead_share", {})
-        parts.append(html.P(
-            f"pre-flight probe ({probe.get('n_prompts')} prompts x {probe.get('k')} samples): mean pass rate "
-            f"{probe.get('mean_pass_rate', 0):.3f}; predicted zero-signal share at G={G}: {dead.get(G, float('nan')):.2f} "
-            f"-> {probe.get('recommendation')}", id="probe"))
+        parts.append(html.P(_probe_line("pre-flight probe", probe), id="probe"))
+    parts.extend(phase_items(run))
     return html.Div(parts)
+
+
+def _probe_line(what: str, probe: dict) -> str:
+    G = str(probe.get("current_G"))
+    dead, fail = probe.get("dead_share", {}), probe.get("all_fail_share", {})
+    return (f"{what} ({probe.get('n_prompts')} prompts x {probe.get('k')} samples): mean pass rate "
+            f"{_f(probe.get('mean_pass_rate'))}; predicted zero-signal share at G={G}: {_f(dead.get(G))} "
+            f"(all-fail {_f(fail.get(G))}) -> {probe.get('recommendation')}")
+
+
+def _f(v) -> str:
+    return f"{v:.2f}" if isinstance(v, (int, float)) else "-"
+
+
+def phase_items(run) -> list:
+    """A run in phases (the SFT fallback): each phase with its steps and why it began, the probe of the
+    model the warm-start produced, and the all-fail share measured in each GRPO phase."""
+    ph = phases.of(run.meta)
+    if not ph:
+        return []
+    rows = []
+    for p in ph:
+        end = p["end"] if p["end"] is not None else "..."
+        rows.append(html.Li(f"{phases.LABELS.get(p['phase'], p['phase'])}: steps {p['start']}-{end} ({p.get('reason', '')})",
+                            className=f"phase-{p['phase']}"))
+        if isinstance(p.get("probe_after"), dict):
+            rows.append(html.Li(_probe_line("probe after the warm-start", p["probe_after"]), id="probe-after"))
+    measured = phases.all_fail_by_phase(run.steps, ph)
+    if measured:
+        rows.append(html.Li("measured all-fail share per GRPO phase: " + " -> ".join(
+            f"steps {m['start']}-{m['end'] if m['end'] is not None else '...'}: {_f(m['all_fail'])}" for m in measured),
+            id="phase-all-fail"))
+    return [html.H4("Phases"), html.Ul(rows, id="phases")]
 
 
 def _live_rows(run) -> dict[tuple, dict]:
@@ -129,11 +158,12 @@ def render(store, name: str, version: int):
     run = cached.run
     findings = store.findings(name)
     steps = run.steps
+    ph = phases.of(run.meta)
     return {
         "version": cached.version,
         "header": header(run, summarize(run)),
-        "figs": [figures.reward_vs_accuracy(steps, run.evals, run.reward_funcs, findings),
-                 figures.signal_area(steps, findings), figures.advantage_fig(steps, findings),
+        "figs": [figures.reward_vs_accuracy(steps, run.evals, run.reward_funcs, findings, ph),
+                 figures.signal_area(steps, findings, ph), figures.advantage_fig(steps, findings),
                  figures.group_heatmap(run.groups, findings=findings), figures.length_fig(steps, findings),
                  figures.buckets_fig(run.evals)],
         "alerts": alert_items(run, findings),

@@ -23,8 +23,9 @@ import numpy as np
 
 from diag import schema
 from diag.integrations.dynamic_sampling import DynamicSampling, refill
+from diag.integrations.prompt_skip import DeadPrompts, SkipDead
 from diag.monitor import Monitor, MonitorConfig
-from diag.recorder import Recorder, as_text
+from diag.recorder import Recorder
 
 TESTED_TRL = (">=1.16", "<1.17")
 CONTRACT_ATTRS = ("_generate_and_score_completions", "_logs", "_metrics", "num_generations",
@@ -91,6 +92,14 @@ class DiagConfig:
     # Replace zero-signal groups by live ones from extra generation rounds (DAPO's dynamic sampling);
     # None trains on the batch as generated.
     dynamic_sampling: DynamicSampling | None = None
+    # Skip prompts dead at their last visits before generating them (GRESO); None generates every prompt.
+    skip_dead: SkipDead | None = None
+    # A run in phases (e.g. GRPO, SFT, GRPO again) writes into one recorder: pass it here, with its live
+    # monitor, and the steps already in the run (this trainer's step 1 is recorded as step_offset + 1).
+    # The caller owns both and closes them; `listeners` and `monitor` are then not used.
+    recorder: Recorder | None = None
+    live_monitor: Monitor | None = None
+    step_offset: int = 0
 
 
 def check_contract(trainer) -> None:
@@ -143,20 +152,28 @@ class _Capture:
             raise ValueError(f"DiagConfig.verifier={config.verifier!r} is not a reward function; have {names}")
         self.verifier_idx = names.index(config.verifier) if config.verifier else (0 if len(names) == 1 else None)
         self.stop_ids = self._stop_ids()  # fixed once the trainer is built
-        if config.dynamic_sampling is not None:
+        if config.dynamic_sampling is not None or config.skip_dead is not None:
             rows = trainer.args.per_device_train_batch_size * trainer.args.steps_per_generation
             if rows % trainer.num_generations:
-                raise ValueError(f"dynamic sampling needs whole groups on each process: {rows} completions per "
+                raise ValueError(f"dynamic sampling and prompt skipping need whole groups on each process: {rows} "
+                                 "completions per "
                                  f"process per generation is not a multiple of num_generations="
                                  f"{trainer.num_generations}; make per_device_train_batch_size x "
                                  "steps_per_generation a multiple of it")
+        self.dead = None if config.skip_dead is None else DeadPrompts(config.skip_dead)
+        self.skips = {"skipped": 0, "unreplaced": 0}  # this process's skips since the last record
         self.gen_calls = 0
         self.failed = False
         self.last_eval_step: int | None = None
         self.recorder: Recorder | None = None
         self.monitor: Monitor | None = None
+        self.offset = config.step_offset
+        self.owned = config.recorder is None  # a recorder passed in is the caller's to close
         self.best_accuracy = -1.0
-        if self.main:
+        if self.main and not self.owned:
+            self.recorder, self.monitor = config.recorder, config.live_monitor
+            self.best_accuracy = float((self.recorder.writer.meta.get("best_checkpoint") or {}).get("accuracy", -1.0))
+        elif self.main:
             self.recorder = self._make_recorder()
             for fn in config.listeners:
                 self.recorder.subscribe(fn)
@@ -184,6 +201,7 @@ class _Capture:
                                                          "every": cfg.heldout.every, "k": cfg.heldout.k},
             "config": _json_config(t.args),
             "dynamic_sampling": None if cfg.dynamic_sampling is None else {"max_rounds": cfg.dynamic_sampling.max_rounds},
+            "skip_dead": None if cfg.skip_dead is None else {"after": cfg.skip_dead.after, "p": cfg.skip_dead.p},
             **cfg.meta,
         }
         from diag.environment import reproducibility
@@ -204,6 +222,9 @@ class _Capture:
         # A collective: every rank reaches this line on every batch, even after the main process has
         # disabled capture (skipping it there alone would hang the other ranks in their gather).
         lengths, clipped = self._lengths(output)
+        if self.dead is not None and mode == "train":  # every rank: the history must agree everywhere
+            n = len(inputs) * t.accelerator.num_processes
+            self.dead.observe(list(t._logs["prompt"])[-n:], list(t._logs["advantages"])[-n:], t.num_generations)
         if not self.main or self.failed:
             return
         try:
@@ -261,7 +282,7 @@ class _Capture:
             passed = rewards[:, self.verifier_idx] >= self.config.pass_threshold
         self.gen_calls += 1
         # The batch trains the step about to happen; TRL logs that step 1-based.
-        step = t.state.global_step + (1 if mode == "train" else 0)
+        step = self.offset + t.state.global_step + (1 if mode == "train" else 0)
         if lengths is not None and len(lengths) != n:
             lengths = clipped = None
         row = self.recorder.log_batch(
@@ -280,28 +301,60 @@ class _Capture:
             if v is not None and np.isfinite(v):
                 metrics[f"diag/{key}"].append(float(v))
 
+    def before_generation(self, inputs: list) -> list:
+        """With prompt skipping, the training batch's dead prompts replaced before they are generated."""
+        t = self.trainer
+        if self.dead is None or not t.model.training:
+            return inputs
+        acc = t.accelerator
+        rng = np.random.default_rng([self.config.skip_dead.seed, t.state.global_step, acc.process_index,
+                                     sum(self.skips.values()), len(self.dead.streak)])
+        inputs, stats = self.dead.filter(inputs, t.train_dataset, t.num_generations, rng)
+        for k, v in stats.items():
+            self.skips[k] += v
+        return inputs
+
     def after_generation(self, inputs: list, output: dict, generate: Callable[[list], dict]) -> dict:
         """Record the batch; with dynamic sampling, refill its dead groups (each extra round recorded
-        too) and record what the refill cost."""
+        too) and record what the refill cost; with prompt skipping, record what was skipped."""
         self.on_batch(inputs, output)
         ds = self.config.dynamic_sampling
         t = self.trainer
-        if ds is None or not t.model.training:
+        if not t.model.training:
             return output
+        step = self.offset + t.state.global_step + 1
+        values: dict[str, float] = {}
+        if ds is not None:
+            def round_(fresh: list) -> dict:
+                fresh = self.before_generation(fresh)
+                new = generate(fresh)
+                self.on_batch(fresh, new, extra_round=True)
+                return new
 
-        def round_(fresh: list) -> dict:
-            new = generate(fresh)
-            self.on_batch(fresh, new, extra_round=True)
-            return new
-
-        step = t.state.global_step + 1
-        output, stats = refill(t, inputs, output, round_, ds, step)
-        if self.main and not self.failed:
-            values = {f"diag/dynamic_{k}": float(v) for k, v in stats.items()}
+            output, stats = refill(t, inputs, output, round_, ds, step)
+            values.update({f"diag/dynamic_{k}": float(v) for k, v in stats.items()})
+        if self.dead is not None:
+            values.update(self._skip_totals())
+        if values and self.main and not self.failed:
             self.recorder.log_scalars(step, values)
-            for k in ("live_share", "rounds"):
-                t._metrics["train"][f"diag/dynamic_{k}"].append(float(stats[k]))
+            for k in ("diag/dynamic_live_share", "diag/dynamic_rounds", "diag/skip_skipped"):
+                if k in values:
+                    t._metrics["train"][k].append(values[k])
         return output
+
+    def _skip_totals(self) -> dict[str, float]:
+        """This generation's skips summed over processes (a collective: every rank calls it alike)."""
+        import torch
+
+        acc = self.trainer.accelerator
+        both = torch.tensor([float(self.skips["skipped"]), float(self.skips["unreplaced"])], device=acc.device)
+        if acc.num_processes > 1:
+            both = acc.reduce(both, reduction="sum")
+        self.skips = {"skipped": 0, "unreplaced": 0}
+        skipped, unreplaced = both.tolist()
+        return {"diag/skip_skipped": skipped, "diag/skip_unreplaced": unreplaced,
+                "diag/skip_completions_saved": skipped * self.trainer.num_generations,
+                "diag/skip_known_dead": float(self.dead.known_dead())}
 
     # --------------------------------------------------------------------------- held-out eval
 
@@ -349,7 +402,9 @@ class _Capture:
     def should_stop(self) -> bool:
         """Every rank must stop together: the main process's decision is shared when there are several."""
         want = bool(self.monitor is not None and self.monitor.stop_requested)
-        if self.config.monitor is None or not self.config.monitor.stop_on:
+        # the same answer on every rank (the collective below runs only where stopping is possible); a
+        # phased run passes its recorder on one process and asks its own monitor
+        if self.owned and (self.config.monitor is None or not self.config.monitor.stop_on):
             return False
         acc = self.trainer.accelerator
         if acc.num_processes > 1:
@@ -392,6 +447,8 @@ class _Capture:
                                                  "final_step_per_rank": [int(s) for s in steps]})
 
     def close(self, status: str, error: str | None = None) -> None:
+        if not self.owned:
+            return
         if self.monitor is not None:
             self.monitor.close()
         if self.recorder is not None and not self.recorder.closed:
@@ -460,12 +517,12 @@ def _callback_class():
         def on_train_begin(self, args, state, control, **kw):
             ho = self.capture.config.heldout
             if ho is not None and ho.at_start and state.global_step == 0:
-                self.capture.evaluate(0)
+                self.capture.evaluate(self.capture.offset)
 
         def on_step_end(self, args, state, control, **kw):
             ho = self.capture.config.heldout
             if ho is not None and state.global_step % ho.every == 0:
-                self.capture.evaluate(state.global_step)
+                self.capture.evaluate(self.capture.offset + state.global_step)
             if self.capture.should_stop():
                 control.should_training_stop = True  # the best checkpoint is already on disk
 
@@ -478,11 +535,11 @@ def _callback_class():
             # back they would be a second copy, averaged over TRL's logging window: keep the first
             ours = {k: v for k, v in logs.items() if not k.startswith("diag/")}
             if ours:
-                rec.log_scalars(state.global_step, ours, mode=mode)
+                rec.log_scalars(self.capture.offset + state.global_step, ours, mode=mode)
 
         def on_train_end(self, args, state, control, **kw):
             if self.capture.config.heldout is not None:
-                self.capture.evaluate(state.global_step)  # the final model is always measured
+                self.capture.evaluate(self.capture.offset + state.global_step)  # the final model is always measured
 
     return DiagCallback
 
@@ -498,6 +555,7 @@ def instrument(trainer, config: DiagConfig | None = None, **overrides) -> Record
         orig = trainer._generate_and_score_completions
 
         def hooked(inputs):
+            inputs = cap.before_generation(inputs)
             return cap.after_generation(inputs, orig(inputs), orig)
 
         trainer._generate_and_score_completions = hooked
@@ -534,8 +592,10 @@ class DiagGRPOTrainer(_trainer_base()):
         instrument(self, diag or DiagConfig())
 
     def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
         cap = getattr(self, "_diag", None)
+        if cap is not None:
+            inputs = cap.before_generation(inputs)
+        output = super()._generate_and_score_completions(inputs)
         if cap is not None:
             output = cap.after_generation(inputs, output, super()._generate_and_score_completions)
         return output
@@ -545,5 +605,5 @@ class DiagGRPOTrainer(_trainer_base()):
         return self._diag.recorder
 
 
-__all__ = ["DiagGRPOTrainer", "DiagConfig", "HeldOut", "DynamicSampling", "instrument", "generate", "ContractError",
+__all__ = ["DiagGRPOTrainer", "DiagConfig", "HeldOut", "DynamicSampling", "SkipDead", "instrument", "generate", "ContractError",
            "schema"]
