@@ -95,3 +95,17 @@ def summary(hist: pl.DataFrame, k: int = 2, t: pl.DataFrame | None = None) -> di
         "repeat_visits": int((t["visits"] > 1).sum()) if n else 0,
         "skip": skip_rule(hist, k),
     }
+
+
+def skipped_live(scalars: pl.DataFrame) -> dict | None:
+    """What the skip-dead-prompts remedy did during the run (its diag/skip_* scalars summed), or None
+    when the run did not use it. Skipped visits were never generated, so they are not in the history."""
+    s = scalars.filter(pl.col("key").str.starts_with("diag/skip_")) if scalars.height else scalars
+    if s.height == 0:
+        return None
+    total = {k: float(v) for k, v in s.filter(pl.col("key") != "diag/skip_known_dead")
+             .group_by("key").agg(pl.col("value").sum()).iter_rows()}
+    known = s.filter(pl.col("key") == "diag/skip_known_dead")
+    return {"skipped": int(total.get("diag/skip_skipped", 0)), "unreplaced": int(total.get("diag/skip_unreplaced", 0)),
+            "completions_saved": int(total.get("diag/skip_completions_saved", 0)),
+            "known_dead_at_end": int(known.sort("step")["value"][-1]) if known.height else 0}

@@ -80,6 +80,9 @@ def test_pages_render_on_demo_runs(demo_runs, served, browser):
     browser.get(base + "/compare?runs=strong-healthy,weak-signal-gap,deceptive-reward")
     wait_for(browser, lambda: js(browser, f"return document.getElementById('{ids.FIG_COMPARE}')"
                                           ".querySelector('.js-plotly-plot').data.length") >= 6, what="compare traces")
+    # the equal-cost table: one row per run, every run labelled plain GRPO (the demo uses no remedy)
+    wait_for(browser, lambda: browser.find_element("id", ids.COMPARE_BUDGET).text.count("plain GRPO") == 3,
+             what="equal-cost table")
 
 
 def test_live_run_updates_without_reload(served, browser):

@@ -93,3 +93,21 @@ def test_weak_base_never_generates_a_prompt_known_dead(tmp_path, cache_dir):
     assert set(steps["n_groups"]) == {4}
     generated_dead = sum(1 for _, _, streak in _streak_before(run.prompts) if streak >= 1)
     assert generated_dead <= unreplaced
+
+
+def test_what_the_remedy_skipped_is_summed_for_the_prompts_page(tmp_path):
+    from dashboards import query
+    from dashboards.pages import prompts as page
+
+    rec = diag.Recorder(str(tmp_path), "r", ["r"], group_size=2, flush_secs=0)
+    rec.log_batch(1, np.array([1.0, 0.0, 0.0, 0.0]), prompts=["a", "a", "b", "b"])
+    for step, skipped in ((1, 0), (2, 2)):
+        rec.log_scalars(step, {"diag/skip_skipped": skipped, "diag/skip_unreplaced": 1,
+                               "diag/skip_completions_saved": 2 * skipped, "diag/skip_known_dead": step})
+    rec.close()
+    from diag.prompts import skipped_live
+
+    assert skipped_live(diag.open_run(tmp_path / "r").scalars) == {
+        "skipped": 2, "unreplaced": 2, "completions_saved": 4, "known_dead_at_end": 2}
+    text = str(page.render(query.Store(tmp_path), "r", 2)[0])
+    assert "skipped dead prompts while training: 2 group(s)" in text

@@ -128,8 +128,7 @@ def run_grpo(cfg: RunConfig, runs_dir: str, overwrite: bool = False, progress: b
     progress = progress and is_main_process()
     callbacks = [_progress(cfg.name, cfg.grpo.steps)] if progress else None
     trainer = build_trainer(cfg, runs_dir, overwrite, listeners, callbacks)
-    if progress:
-        quiet(trainer)
+    quiet(trainer)  # the progress bar (if any) and the run store carry TRL's per-step numbers
     trainer.train()
     return Path(runs_dir) / cfg.name
 

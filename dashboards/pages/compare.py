@@ -1,10 +1,13 @@
-"""Compare page (/compare?runs=a,b): runs overlaid, aligned by step or by training samples seen."""
+"""Compare page (/compare?runs=a,b): runs overlaid, aligned by step or by training samples seen, and a
+table of what each run spent and bought (diag.budget): effective batch, generated tokens, wall time,
+held-out accuracy at the budgets every selected run reached, so a remedy is judged against plain GRPO
+at equal cost."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from dash import Input, Output, dcc, html
+from dash import Input, Output, dash_table, dcc, html
 
 from dashboards import ids, query
 from diag import figures
@@ -22,7 +25,34 @@ def layout(store, search: str = "") -> html.Div:
                        options=[{"label": " by step ", "value": "step"},
                                 {"label": " by training samples seen ", "value": "samples"}]),
         dcc.Graph(id=ids.FIG_COMPARE),
+        html.H3("At equal cost"),
+        html.P("Held-out accuracy of each run's last evaluation within the budgets every selected run reached: "
+               "the shortest wall time and the fewest generated training tokens (an SFT phase generates none)."),
+        # DataTable cells are text: run names and labels from imported logs are never markup
+        dash_table.DataTable(id=ids.COMPARE_BUDGET, columns=[{"id": c, "name": n} for c, n in BUDGET_COLUMNS],
+                             style_cell={"textAlign": "left", "fontFamily": "monospace", "fontSize": 12}),
     ])
+
+
+BUDGET_COLUMNS = (("run", "run"), ("remedy", "remedy"), ("grpo_steps", "GRPO steps"),
+                  ("effective_batch", "effective batch"), ("batch", "batch"),
+                  ("generated_tokens", "generated tokens"), ("seconds", "wall s"), ("accuracy_start", "accuracy start"),
+                  ("accuracy_end", "accuracy end"), ("gain_per_second", "accuracy gain per wall s"), ("accuracy_at_wall", "accuracy at wall budget"),
+                  ("accuracy_at_tokens", "accuracy at token budget"), ("wall_budget", "wall budget s"),
+                  ("token_budget", "token budget"))
+
+
+def budget_rows(store, names: list[str]) -> list[dict]:
+    from diag.budget import compare as at_equal_cost
+
+    runs = []
+    for n in names or []:
+        try:
+            runs.append(store.get(n).run)
+        except query.NotFound:
+            continue
+    rows = at_equal_cost(runs) if runs else []
+    return [{c: (f"{v:.3g}" if isinstance(v, float) else v) for c, v in r.items()} for r in rows]
 
 
 def figure(store, names: list[str], align: str):
@@ -40,3 +70,7 @@ def register(app, store) -> None:
     @app.callback(Output(ids.FIG_COMPARE, "figure"), Input(ids.COMPARE_RUNS, "value"), Input(ids.COMPARE_ALIGN, "value"))
     def update(names, align):
         return figure(store, names, align)
+
+    @app.callback(Output(ids.COMPARE_BUDGET, "data"), Input(ids.COMPARE_RUNS, "value"))
+    def budget(names):
+        return budget_rows(store, names)

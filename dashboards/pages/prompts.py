@@ -53,13 +53,19 @@ def summary_text(s: dict, k: int) -> list:
             f"would not have been generated ({_pct(skip['completions_saved_share'])} of all completions); "
             f"{_pct(skip['precision'])} of them were indeed dead again, and {skip['lost_signal']} learning "
             "signal(s) would have been lost.", id="prompts-skip"))
+    live = s.get("skipped_live")
+    if live is not None:
+        lines.append(html.P(
+            f"This run skipped dead prompts while training: {live['skipped']} group(s) not generated "
+            f"({live['completions_saved']} completions saved), {live['unreplaced']} dead prompt(s) kept for want of a "
+            f"live replacement; {live['known_dead_at_end']} prompts known dead at the end.", id="prompts-skipped-live"))
     return lines
 
 
 def render(store, name: str, k: int) -> tuple:
     hist = store.get(name).run.prompts
     tab = prompts.table(hist)
-    s = prompts.summary(hist, k, tab)
+    s = {**prompts.summary(hist, k, tab), "skipped_live": prompts.skipped_live(store.get(name).run.scalars)}
     rows = tab.with_columns((100 * pl.col("last_pass_rate")).round(1)).select(COLUMNS).to_dicts()
     for r in rows:
         r["revived"] = "yes" if r["revived"] else ""

@@ -2,7 +2,7 @@
 from each run's own store: median optimizer step time (TRL's step_time), held-out evaluation time
 (shared over the ranks), and whether both recorded the same groups.
 
-    python benchmarks/multiprocess.py [--processes 2] [--steps 20] [--n-eval 400]
+    python benchmarks/processes.py [--processes 2] [--steps 20] [--n-eval 400]
 
 On a CPU machine the processes share its cores (one thread each vs all threads for one process), so
 the ratio shows what coordination costs, not a speed-up; on N GPUs each rank has its own device.
