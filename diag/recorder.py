@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import sys
 import threading
 import time
@@ -36,16 +37,45 @@ def prompt_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:16]
 
 
+IMAGE_REF = re.compile(r"<image:([0-9a-f]{16})>")
+MAX_IMAGES = 2000  # thumbnails kept per run: a cap on the images folder (about 2 KB each)
+THUMB = 96  # pixels, the longer side of a stored thumbnail
+
+
+def image_key(img: Any) -> str:
+    """A content hash of an image (a PIL image, or anything with bytes): two prompts that differ only in
+    their image are two prompts, and the same image is stored once."""
+    if hasattr(img, "tobytes"):
+        data = f"{getattr(img, 'mode', '')}{getattr(img, 'size', '')}".encode() + img.tobytes()
+    else:
+        data = repr(img).encode("utf-8", "replace")
+    return hashlib.sha1(data).hexdigest()[:16]
+
+
+def _images_in(x: Any) -> list:
+    if isinstance(x, list):
+        return [b["image"] for m in x if isinstance(m, dict) and isinstance(m.get("content"), list)
+                for b in m["content"] if isinstance(b, dict) and b.get("type") == "image" and b.get("image") is not None]
+    return []
+
+
+def _block(b: dict) -> str:
+    if b.get("type") == "image" and b.get("image") is not None:
+        return f"<image:{image_key(b['image'])}>"
+    return b.get("text", f"<{b.get('type', 'item')}>")
+
+
 def as_text(x: Any) -> str:
-    """Prompts may be chat message lists (or carry images): store a readable string."""
+    """Prompts may be chat message lists (or carry images): store a readable string. An image is written
+    as <image:KEY>, its content hash, so prompts are told apart by their images too."""
     if isinstance(x, str):
         return x
     if isinstance(x, list) and all(isinstance(m, dict) for m in x):
         parts = []
         for m in x:
             c = m.get("content", "")
-            if isinstance(c, list):  # multimodal content blocks: keep the text, name the rest
-                c = " ".join(b.get("text", f"<{b.get('type', 'item')}>") for b in c if isinstance(b, dict))
+            if isinstance(c, list):  # multimodal content blocks: keep the text, name the images by content
+                c = " ".join(_block(b) for b in c if isinstance(b, dict))
             parts.append(f"{m.get('role', '?')}: {c}")
         return "\n".join(parts)
     try:
@@ -95,6 +125,7 @@ class Recorder:
         self._rng = np.random.default_rng(seed)
         self._buf: dict[str, list[pl.DataFrame]] = defaultdict(list)
         self._completions_kept = 0
+        self._images_kept = 0
         self._gen_call = 0
         self._last_flush = time.monotonic()
         self._pending_error: StoreError | None = None
@@ -204,14 +235,41 @@ class Recorder:
             self._buffer("steps", [row])
             self._emit("step", row)
         if completions is not None:
-            self._sample_completions(step, mode, batch, gs, prompt_text, completions)
+            chosen = self._sample_completions(step, mode, batch, gs, prompt_text, completions)
+            if prompts is not None:
+                for gi in chosen:
+                    self._store_images(_images_in(prompts[first[gi]]))
         self.maybe_flush()
         return row
 
-    def _sample_completions(self, step, mode, batch: G.Batch, gs, prompt_text, completions) -> None:
+    def _store_images(self, images: list) -> None:
+        """A thumbnail of each image of a sampled prompt, once per content (images/<key>.png), capped at
+        MAX_IMAGES: the completions browser shows it beside the completion."""
+        if not images:
+            return
+        folder = self.path / "images"
+        for img in images:
+            if self._images_kept >= MAX_IMAGES or not hasattr(img, "save"):
+                return
+            dest = folder / f"{image_key(img)}.png"
+            if dest.exists():
+                continue
+            try:
+                folder.mkdir(exist_ok=True)
+                thumb = img.copy()
+                thumb.thumbnail((THUMB, THUMB))
+                tmp = dest.with_suffix(".tmp")
+                thumb.save(tmp, format="PNG")
+                tmp.replace(dest)
+                self._images_kept += 1
+            except Exception as e:  # noqa: BLE001 - a thumbnail must never take training down
+                print(f"[grpo-diag] could not store an image thumbnail: {e}", file=sys.stderr)
+                return
+
+    def _sample_completions(self, step, mode, batch: G.Batch, gs, prompt_text, completions) -> list:
         room = self.max_completions - self._completions_kept
         if room <= 0 or self.sample_groups <= 0:
-            return
+            return []
         ng = batch.group_index.shape[0]
         chosen = np.sort(self._rng.choice(ng, size=min(self.sample_groups, ng), replace=False))
         total = G.total_reward(batch.rewards, batch.weights)
@@ -233,6 +291,7 @@ class Recorder:
                 })
         self._completions_kept += len(rows)
         self._buffer("completions", rows)
+        return [int(g) for g in chosen]
 
     def log_scalars(self, step: int, values: dict[str, Any], mode: str = schema.TRAIN) -> None:
         """The trainer's own numbers (loss, kl, entropy, grad_norm, ...); non-numbers are skipped."""

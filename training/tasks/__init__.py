@@ -5,14 +5,15 @@ Each task yields rows {"prompt", "answer", "bucket"} (word problems add "questio
 seed and removed from the training pool, so held-out accuracy measures generalisation, not recall.
 """
 
-from training.tasks import arithmetic, word_problems
+from training.tasks import arithmetic, visual, word_problems
 from training.tasks.arithmetic import Task, row_key, split
 from training.tasks.rewards import REWARDS, get_reward
 
 __all__ = ["TASKS", "Task", "get_task", "split", "row_key", "REWARDS", "get_reward", "greedy_eval"]
 
-# Bare-expression tasks for the embedded character-level models; chat word problems for real models.
-TASKS = {**arithmetic.TASKS, **word_problems.TASKS}
+# Bare-expression tasks for the embedded character-level models; chat word problems for real models; numbers
+# drawn in images (and their text twins) for vision-language models.
+TASKS = {**arithmetic.TASKS, **word_problems.TASKS, **visual.TASKS}
 
 
 def get_task(name: str):
@@ -26,5 +27,5 @@ def greedy_eval(model, tokenizer, task, rows: list[dict], max_new_tokens: int) -
     evaluation the SFT runs, the demo's base check and the base builder share."""
     from diag.integrations.trl import generate
 
-    outs = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
+    outs = generate(model, tokenizer, rows, max_new_tokens)
     return outs, [task.verify(o, r["answer"]) for o, r in zip(outs, rows)]
