@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from pathlib import Path
 
 from dash import Dash, Input, Output, dcc, html
 
 from dashboards import ids
 from dashboards.pages import compare, prompts, run, runs
-from dashboards.query import NotFound, Store
+from dashboards.query import NotFound, Store, resolve_run
 
 TOKEN_COOKIE = "grpo_diag_token"
 
@@ -31,6 +32,7 @@ def create_app(root: str | Path, token: str | None = None) -> Dash:
     def route(path, search):
         return page_for(store, path or "/", search or "")
 
+    _serve_images(app, Path(root))
     runs.register(app, store)
     run.register(app, store)
     compare.register(app, store)
@@ -38,6 +40,28 @@ def create_app(root: str | Path, token: str | None = None) -> Dash:
     if token:
         _protect(app, token)
     return app
+
+
+IMAGE_NAME = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _serve_images(app: Dash, root: Path) -> None:
+    """/image/<run>/<key>.png: a thumbnail the recorder stored in the run's images folder. The key is a
+    content hash (16 hex digits) and the run is resolved inside the runs root: no path from the data or
+    the URL ever reaches the file system."""
+    from flask import abort, send_file
+
+    @app.server.route("/image/<name>/<key>.png")
+    def image(name: str, key: str):
+        if not IMAGE_NAME.match(key):
+            abort(404)
+        try:
+            path = resolve_run(root, name) / "images" / f"{key}.png"
+        except NotFound:
+            abort(404)
+        if not path.is_file():
+            abort(404)
+        return send_file(path, mimetype="image/png", max_age=3600)
 
 
 def page_for(store: Store, path: str, search: str = ""):

@@ -113,6 +113,17 @@ def mark_phases(fig: go.Figure, phases: list[dict] | None) -> go.Figure:
     return fig
 
 
+SET_COLORS = ("#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#bcbd22")
+
+
+def eval_sets(evals: pl.DataFrame) -> list[str]:
+    """The held-out sets with an accuracy series, in the order first recorded (the trained set first)."""
+    if evals.height == 0:
+        return []
+    e = evals.filter((pl.col("metric") == "accuracy") & (pl.col("bucket") == "all"))
+    return list(dict.fromkeys(e["eval_set"].to_list()))
+
+
 def _stacked(top: str, bottom: str) -> go.Figure:
     """Two panels on one shared step axis: each quantity on an axis of its own, never a dual y axis."""
     return make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1, subplot_titles=(top, bottom))
@@ -134,12 +145,14 @@ def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: l
                 x, y = _xy(part, "f")
                 fig.add_trace(go.Scatter(x=x, y=y, name=f"reward: {name}", mode="lines",
                                          line={"width": 1, "dash": "dot"}), row=1, col=1)
-    acc = accuracy_series(evals)
-    if acc.height:
-        x, y = _xy(acc, "value")
-        fig.add_trace(go.Scatter(x=x, y=y, name="held-out accuracy",
-                                 mode=_mode(x),
-                                 line={"color": "#ff7f0e", "width": 2.5}), row=2, col=1)
+    sets = eval_sets(evals)
+    for i, name in enumerate(sets):  # one curve per held-out set: the trained set first, in orange
+        acc = accuracy_series(evals, name)
+        if acc.height:
+            x, y = _xy(acc, "value")
+            fig.add_trace(go.Scatter(x=x, y=y, name="held-out accuracy" + (f" ({name})" if len(sets) > 1 else ""),
+                                     mode=_mode(x), line={"color": SET_COLORS[i % len(SET_COLORS)],
+                                                          "width": 2.5 if i == 0 else 1.8}), row=2, col=1)
     mark_findings(fig, findings, shade=True)
     mark_phases(fig, phases)
     fig.update_layout(title="Training reward and held-out accuracy", **{**LAYOUT, "height": 480})

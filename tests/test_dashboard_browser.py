@@ -181,3 +181,39 @@ def test_sft_fallback_run_shows_its_phases_and_both_probes(served, browser, cach
         gap = run.alerts.filter(pl.col("kind") == "signal_gap").sort("onset").row(0, named=True)
         wait_for(browser, lambda: "signal_gap" in browser.find_element("id", ids.ALERTS).text, what="gap alert")
         assert gap["state"].upper() in browser.find_element("id", ids.ALERTS).text
+
+
+def test_vlm_completions_show_their_image(served, browser, cache_dir):
+    """A few GRPO steps of the tiny VLM on rendered images; the completions browser shows each sampled
+    completion's image beside it, served from inside the run. GRPO_DIAG_SCREENSHOTS=DIR keeps a picture
+    (docs/screenshots/vlm-completions.png was made so)."""
+    import os
+    from dataclasses import replace
+    from pathlib import Path
+
+    from training.config import load
+    from training.grpo import build_trainer
+
+    root, base = served
+    cfg = load("training/configs/vlm/grpo.toml")
+    cfg = replace(cfg, task=replace(cfg.task, n_train=100, n_eval=12), grpo=replace(cfg.grpo, steps=2),
+                  heldout=replace(cfg.heldout, every=2))
+    build_trainer(cfg, str(root)).train()
+    browser.get(base + f"/run/{cfg.name}")
+    wait_for(browser, lambda: len(browser.find_elements("css selector", f"#{ids.COMPLETIONS} img")) > 0, what="thumbnails")
+    loaded = ("return Array.from(document.querySelectorAll('#" + ids.COMPLETIONS + " img'))"
+              ".map(i => [i.complete && i.naturalWidth, i.getAttribute('src')])")
+    wait_for(browser, lambda: all(w for w, _ in js(browser, loaded)), what="thumbnails loaded")
+    for width, src in js(browser, loaded):
+        assert width == 56 and src.startswith(f"/image/{cfg.name}/") and src.endswith(".png")
+    # the prompt column keeps its text (the image named by its content hash), never markup
+    assert "<image:" in browser.find_element("id", ids.COMPLETIONS).text
+    # both held-out sets drawn
+    names = js(browser, f"return document.getElementById('{ids.FIG_REWARD_ACC}').querySelector('.js-plotly-plot')"
+                        ".data.map(t => t.name)")
+    assert "held-out accuracy (heldout)" in names and "held-out accuracy (digits-text)" in names
+    out = os.environ.get("GRPO_DIAG_SCREENSHOTS")
+    if out:
+        table = browser.find_element("id", ids.COMPLETIONS)
+        browser.execute_script("arguments[0].scrollIntoView()", table)
+        table.screenshot(str(Path(out) / "vlm-completions.png"))

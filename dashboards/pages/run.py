@@ -5,6 +5,7 @@ interval that reads only new segments, and redraws only when rows were added).""
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import polars as pl
 from dash import Input, Output, State, dash_table, dcc, html, no_update
@@ -28,8 +29,11 @@ def layout(store, name: str) -> html.Div:
                      options=[{"label": "all groups", "value": "all"}] +
                              [{"label": s, "value": s} for s in ("mixed", "all_fail", "all_pass", "tied")]),
         # DataTable renders cell text as text: completions (untrusted model output) are never markup
-        dash_table.DataTable(id=ids.COMPLETIONS, page_size=20,
-                             columns=[{"id": c, "name": c} for c in
+        # the image column alone is markdown, and only ever an image link this page builds from a content
+        # hash it checked (IMAGE_REF): prompts and completions stay text
+        dash_table.DataTable(id=ids.COMPLETIONS, page_size=20, markdown_options={"html": False},
+                             columns=[{"id": "image", "name": "image", "presentation": "markdown"}] +
+                                     [{"id": c, "name": c} for c in
                                       ("step", "group", "index", "signal", "reward", "advantage", "rewards", "prompt",
                                        "completion")],
                              style_cell={"textAlign": "left", "whiteSpace": "pre-wrap", "fontFamily": "monospace",
@@ -145,7 +149,19 @@ def completion_rows(run, signal: str) -> list[dict]:
         "step", "group", "index", "signal", "reward", "advantage", "rewards", "prompt", "completion").to_dicts()
     for r in rows:
         r["reward"], r["advantage"] = _sig3(r["reward"]), _sig3(r["advantage"])
+        r["image"] = thumbnail(run, r["prompt"])
     return rows
+
+
+def thumbnail(run, prompt: str | None) -> str:
+    """Markdown for the thumbnail of a prompt's first image, if the run stored one: the URL is built here
+    from a 16-hex-digit content hash found in the prompt, never taken from the data as it stands."""
+    from diag.recorder import IMAGE_REF
+
+    m = IMAGE_REF.search(prompt or "")
+    if m is None or not (run.path / "images" / f"{m.group(1)}.png").is_file():
+        return ""
+    return f"![image {m.group(1)}](/image/{quote(run.name)}/{m.group(1)}.png)"
 
 
 def render(store, name: str, version: int):

@@ -15,12 +15,14 @@ from diag.detect.align import align
 from diag.detect.base import Finding, no_data
 from diag.detect.decoupling import DecouplingParams, best_checkpoint, detect_decoupling
 from diag.detect.signal_gap import SignalGapParams, detect_signal_gap
+from diag.detect.transfer import TransferParams, detect_transfer
 
 
 @dataclass(frozen=True)
 class DetectParams:
     signal_gap: SignalGapParams = field(default_factory=SignalGapParams)
     decoupling: DecouplingParams = field(default_factory=DecouplingParams)
+    transfer: TransferParams = field(default_factory=TransferParams)
 
 
 def detect_all(run, params: DetectParams | None = None, eval_size: int | None = None,
@@ -56,4 +58,6 @@ def detect_all(run, params: DetectParams | None = None, eval_size: int | None = 
         best = best_checkpoint(a)
         if best is not None:
             out.append(best)
+    trained = (run.meta.get("heldout") or {}).get("name") if isinstance(run.meta.get("heldout"), dict) else None
+    out += detect_transfer(evals, run.eval_items, trained, p.transfer)
     return sorted(out, key=lambda f: (f.step, f.kind))

@@ -499,7 +499,6 @@ def generate(model, tokenizer, prompts: Sequence[Any], max_new_tokens: int, batc
     import torch
 
     tok = getattr(tokenizer, "tokenizer", tokenizer)
-    vision = getattr(tokenizer, "image_processor", None) is not None
     was_training = model.training
     model.eval()
     side = tok.padding_side
@@ -507,23 +506,7 @@ def generate(model, tokenizer, prompts: Sequence[Any], max_new_tokens: int, batc
     out: list = []
     try:
         for i in range(0, len(prompts), batch_size):
-            chunk = [p if isinstance(p, dict) else {"prompt": p} for p in prompts[i: i + batch_size]]
-            images = [_images(r) for r in chunk]
-            if any(images) and not vision:
-                raise ValueError("held-out rows carry images but the processing class is a tokenizer: pass the "
-                                 "model's processor (AutoProcessor) so the images reach the model")
-            if any(images):
-                from trl.data_utils import prepare_multimodal_messages
-
-                msgs = [prepare_multimodal_messages(r["prompt"], images=im) if im else r["prompt"]
-                        for r, im in zip(chunk, images)]
-                texts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in msgs]
-                enc = tokenizer(text=texts, images=[im for im in images if im], return_tensors="pt", padding=True)
-            else:
-                texts = [r["prompt"] if isinstance(r["prompt"], str) else
-                         tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in chunk]
-                enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = enc.to(model.device)
+            enc = encode(tokenizer, prompts[i: i + batch_size]).to(model.device)
             kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
             if k > 1:
                 kwargs.update(do_sample=True, temperature=temperature, num_return_sequences=k, top_k=0, top_p=1.0)
@@ -541,6 +524,26 @@ def generate(model, tokenizer, prompts: Sequence[Any], max_new_tokens: int, batc
         if was_training:
             model.train()
     return out
+
+
+def encode(processor, prompts: Sequence[Any]):
+    """A left-padded batch for generation: text through the tokenizer; rows with images through the
+    processor with their pixels (chat prompts with the image block inserted where TRL inserts it)."""
+    tok = getattr(processor, "tokenizer", processor)
+    rows = [p if isinstance(p, dict) else {"prompt": p} for p in prompts]
+    images = [_images(r) for r in rows]
+    if any(images):
+        if getattr(processor, "image_processor", None) is None:
+            raise ValueError("held-out rows carry images but the processing class is a tokenizer: pass the "
+                             "model's processor (AutoProcessor) so the images reach the model")
+        from trl.data_utils import prepare_multimodal_messages
+
+        msgs = [prepare_multimodal_messages(r["prompt"], images=im) if im else r["prompt"] for r, im in zip(rows, images)]
+        texts = [processor.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in msgs]
+        return processor(text=texts, images=[im for im in images if im], return_tensors="pt", padding=True)
+    texts = [r["prompt"] if isinstance(r["prompt"], str) else
+             tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows]
+    return tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
 
 
 def _images(row: dict) -> list:
