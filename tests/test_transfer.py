@@ -58,3 +58,31 @@ def test_one_set_gives_no_transfer_finding(tmp_path):
     rec.close()
     run = diag.open_run(tmp_path / "one")
     assert detect_transfer(run.evals, run.eval_items) == []
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trl")
+def test_real_sft_runs_one_built_to_forget(tmp_path, cache_dir):
+    """Labels written before the detector ran on these runs (both from the shipped strong add2 base, 300
+    SFT steps, evaluated on their task and on one more set):
+      mul-forgets-add2: SFT on multiplication, also add2 -> FIRES: a tiny model trained on a new format
+                        loses the old one (measured here: mul 0.00 -> 0.14, add2 0.69 -> 0.00);
+      add2-keeps-add1:  SFT on add2 itself, also add1 -> QUIET: no new skill traded for an old one."""
+    import polars as pl
+
+    from training.config import from_dict
+    from training.launch import launch
+
+    def run(name, task, also):
+        cfg = from_dict({"name": name, "kind": "sft", "model": {"path": "base:strong"},
+                         "task": {"name": task, "n_train": 4000, "n_eval": 200},
+                         "sft": {"steps": 300, "eval_every": 100}, "heldout": {"also": [also]}})
+        return diag.open_run(launch(cfg, str(tmp_path)))
+
+    forgets = run("mul-forgets-add2", "mul", "add2")
+    found = [f for f in detect_all(forgets) if f.kind == "forgetting"]
+    assert len(found) == 1 and found[0].evidence["trained"] == "heldout" and found[0].evidence["other"] == "add2"
+    acc = forgets.evals.filter((pl.col("metric") == "accuracy") & (pl.col("bucket") == "all"))
+    assert set(acc["eval_set"]) == {"heldout", "add2"}  # both curves recorded at every evaluation
+    keeps = run("add2-keeps-add1", "add2", "add1")
+    assert not [f for f in detect_all(keeps) if f.kind == "forgetting"]

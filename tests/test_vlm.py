@@ -76,3 +76,22 @@ def test_vlm_grpo_run_by_path_records_images_and_two_heldout_sets(tmp_path, tiny
     assert per_set == {"heldout": [0, 3], "digits-text": [0, 3]}
     assert run.eval_items.filter(pl.col("eval_set") == "digits-text").height == 2 * 12
     assert run.meta["heldout_sets"][1] == {"name": "digits-text", "n": 12, "every": 3, "k": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trl")
+def test_vlm_sft_run_trains_on_images_and_evaluates_both_sets(tmp_path, cache_dir):
+    from dataclasses import replace
+
+    from training.config import load
+    from training.launch import launch
+
+    cfg = load("training/configs/vlm/sft.toml")
+    cfg = replace(cfg, task=replace(cfg.task, n_train=64, n_eval=8), sft=replace(cfg.sft, steps=3, eval_every=3))
+    run = diag.open_run(launch(cfg, str(tmp_path)))
+    acc = run.evals.filter((pl.col("metric") == "accuracy") & (pl.col("bucket") == "all"))
+    assert sorted(acc["eval_set"].unique().to_list()) == ["digits-text", "heldout"]
+    assert sorted(acc["step"].unique().to_list()) == [0, 3]
+    loss = run.scalars.filter(pl.col("key") == "train_loss")  # 3 steps: TRL logs the run's mean loss
+    assert loss.height >= 1 and loss["value"].is_finite().all()
+    assert (tmp_path / cfg.name / "checkpoint" / "config.json").is_file()

@@ -78,7 +78,7 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
     from diag.integrations.trl import DiagConfig, DiagGRPOTrainer, DynamicSampling, HeldOut, SkipDead
     from diag.monitor import MonitorConfig
     from training.models import is_vlm, model_name, resolve
-    from training.tasks import get_reward, get_task, split
+    from training.tasks import get_reward, get_task, heldout_sets, split
 
     task = get_task(cfg.task.name)
     train, held = split(task, cfg.task.n_train, cfg.task.n_eval, seed=cfg.task.seed)
@@ -95,7 +95,7 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
         rows=rows, verifier=lambda completion, row: get_task(row.get("_task", cfg.task.name)).verify(completion, row["answer"]),
         name=name, every=cfg.heldout.every, k=cfg.heldout.k, temperature=cfg.heldout.temperature,
         max_new_tokens=cfg.heldout.max_new_tokens, at_start=attach is None,
-    ) for name, rows in heldout_sets(cfg, held)]
+    ) for name, rows in heldout_sets(held, cfg.heldout.also, cfg.task)]
     probe = None
     if cfg.probe.enabled and is_main_process() and attach is None:  # stored by the main process, so measured there only
         from training.probe import run_probe
@@ -126,22 +126,6 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
         callbacks=callbacks,
         diag=diag,
     )
-
-
-def heldout_sets(cfg: RunConfig, held: list[dict]) -> list[tuple[str, list[dict]]]:
-    """The training task's held-out set ("heldout") and one per `heldout.also` task: the same items in the
-    other modality when both are visual twins, else that task's own held-out split. Rows name their task."""
-    from training.tasks import get_task, split, visual
-
-    sets = [("heldout", held)]
-    for name in cfg.heldout.also:
-        other = get_task(name)
-        if isinstance(other, visual.VisualAdd) and all("modality" in r for r in held):
-            rows = [r if r["modality"] == other.modality else visual.twin(r) for r in held]
-        else:
-            rows = split(other, cfg.task.n_train, cfg.task.n_eval, seed=cfg.task.seed)[1]
-        sets.append((name, [{**r, "_task": name} for r in rows]))
-    return sets
 
 
 def run_grpo(cfg: RunConfig, runs_dir: str, overwrite: bool = False, progress: bool = True,

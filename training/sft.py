@@ -26,12 +26,23 @@ def run_sft(cfg: RunConfig, runs_dir: str, overwrite: bool = False) -> Path:
         "n_train_examples": len(train[: cfg.sft.n_examples or len(train)]), "config": cfg.to_dict(),
         "description": cfg.description,
     })
+    with rec:
+        sft_phase(cfg, *load(path), rec, Path(runs_dir) / cfg.name / "checkpoint")
+    return rec.path
+
+
+def load(path: str):
+    """(model, processing class): a vision-language checkpoint with its processor, else a causal LM with
+    its tokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with rec:
-        sft_phase(cfg, AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), rec,
-                  Path(runs_dir) / cfg.name / "checkpoint")
-    return rec.path
+    from training.models import is_vlm
+
+    if is_vlm(path):
+        from training.vlm import load_vlm
+
+        return load_vlm(path)
+    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 
 def sft_phase(cfg: RunConfig, model, tok, rec, out: Path, step_offset: int = 0, evaluate_start: bool = True) -> Path:
@@ -40,15 +51,19 @@ def sft_phase(cfg: RunConfig, model, tok, rec, out: Path, step_offset: int = 0, 
     from transformers import TrainerCallback
     from trl import SFTTrainer
 
-    from training.tasks import get_task, greedy_eval, split
+    from training.tasks import get_task, greedy_eval, heldout_sets, split
 
     task = get_task(cfg.task.name)
     train, held = split(task, cfg.task.n_train, cfg.task.n_eval, seed=cfg.task.seed)
     train = train[: cfg.sft.n_examples or len(train)]
 
+    sets = heldout_sets(held, cfg.heldout.also, cfg.task)
+
     def evaluate(step: int) -> None:
-        outs, correct = greedy_eval(model, tok, task, held, cfg.heldout.max_new_tokens)
-        rec.log_eval(step_offset + step, "heldout", correct, buckets=[r["bucket"] for r in held], completions=outs)
+        for name, rows in sets:  # the same held-out sets as a GRPO run of this config
+            judge = task if name == "heldout" else get_task(name)
+            outs, correct = greedy_eval(model, tok, judge, rows, cfg.heldout.max_new_tokens)
+            rec.log_eval(step_offset + step, name, correct, buckets=[r["bucket"] for r in rows], completions=outs)
 
     class Rec(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):

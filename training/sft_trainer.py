@@ -21,7 +21,9 @@ def dataset(rows: list[dict]):
     def pair(r: dict) -> dict:
         target = r.get("solution") or r["answer"]
         if isinstance(r["prompt"], list):
-            return {"prompt": r["prompt"], "completion": [{"role": "assistant", "content": target}]}
+            # an image travels in its own column: TRL inserts it into the prompt for a vision-language model
+            extra = {"image": r["image"]} if r.get("image") is not None else {}
+            return {"prompt": r["prompt"], "completion": [{"role": "assistant", "content": target}], **extra}
         return {"prompt": r["prompt"], "completion": target}
 
     return Dataset.from_list([pair(r) for r in rows])

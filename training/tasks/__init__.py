@@ -9,7 +9,7 @@ from training.tasks import arithmetic, visual, word_problems
 from training.tasks.arithmetic import Task, row_key, split
 from training.tasks.rewards import REWARDS, get_reward
 
-__all__ = ["TASKS", "Task", "get_task", "split", "row_key", "REWARDS", "get_reward", "greedy_eval"]
+__all__ = ["TASKS", "Task", "get_task", "split", "row_key", "REWARDS", "get_reward", "greedy_eval", "heldout_sets"]
 
 # Bare-expression tasks for the embedded character-level models; chat word problems for real models; numbers
 # drawn in images (and their text twins) for vision-language models.
@@ -29,3 +29,18 @@ def greedy_eval(model, tokenizer, task, rows: list[dict], max_new_tokens: int) -
 
     outs = generate(model, tokenizer, rows, max_new_tokens)
     return outs, [task.verify(o, r["answer"]) for o, r in zip(outs, rows)]
+
+
+def heldout_sets(held: list[dict], also: list[str], task_cfg) -> list[tuple[str, list[dict]]]:
+    """The training task's held-out set ("heldout") and one per task in `also`: the same items in the
+    other modality when both are visual twins, else that task's own held-out split (`task_cfg`: the run's
+    [task] table). Extra sets' rows name their task ("_task"), whose verifier judges them."""
+    sets = [("heldout", held)]
+    for name in also:
+        other = get_task(name)
+        if isinstance(other, visual.VisualAdd) and all("modality" in r for r in held):
+            rows = [r if r["modality"] == other.modality else visual.twin(r) for r in held]
+        else:
+            rows = split(other, task_cfg.n_train, task_cfg.n_eval, seed=task_cfg.seed)[1]
+        sets.append((name, [{**r, "_task": name} for r in rows]))
+    return sets
