@@ -95,3 +95,26 @@ def test_vlm_sft_run_trains_on_images_and_evaluates_both_sets(tmp_path, cache_di
     loss = run.scalars.filter(pl.col("key") == "train_loss")  # 3 steps: TRL logs the run's mean loss
     assert loss.height >= 1 and loss["value"].is_finite().all()
     assert (tmp_path / cfg.name / "checkpoint" / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_shipped_vlm_bases_read_the_images_in_order(cache_dir):
+    """The shipped VLM bases load by name, each inside the band it was chosen by, and the strong one reads
+    the drawn numbers better than the weak one here too (a sign, not a number: greedy decoding of fixed
+    weights may flip a few items between machines)."""
+    from training.bases import VLM_BANDS, info
+    from training.config import ModelCfg
+    from training.models import resolve
+    from training.tasks import greedy_eval
+    from training.vlm import load_vlm
+
+    task = get_task("digits-image")
+    _, held = split(task, 2000, 100, seed=0)
+    acc = {}
+    for name, ((lo, hi), _) in VLM_BANDS.items():
+        meta = info(name)
+        assert lo <= meta["heldout_accuracy"] <= hi and meta["task"] == "digits-image"
+        model, proc = load_vlm(resolve(ModelCfg(path=f"base:{name}")))
+        correct = greedy_eval(model, proc, task, held, 6)[1]
+        acc[name] = sum(correct) / len(correct)
+    assert acc["vlm-strong"] > acc["vlm-weak"]

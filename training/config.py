@@ -37,11 +37,11 @@ class ModelCfg:
 
     def __post_init__(self):
         if self.path.startswith("base:"):
-            from training.bases import BANDS
+            from training.bases import NAMES
 
-            if self.path.split(":", 1)[1] not in BANDS:
+            if self.path.split(":", 1)[1] not in NAMES:
                 raise ConfigError(f"model.path = {self.path!r}: shipped bases are "
-                                  f"{', '.join('base:' + b for b in BANDS)}; use \"base\" with base_steps to build one")
+                                  f"{', '.join('base:' + b for b in NAMES)}; use \"base\" with base_steps to build one")
         if self.path == "base" and self.base_steps < 1:
             raise ConfigError("model.base_steps must be >= 1 (SFT steps of the cached base checkpoint)")
 

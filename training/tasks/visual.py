@@ -19,15 +19,25 @@ QUESTION = "Add the numbers in the image."
 BUCKETS = (("1-easy", 9, 9), ("2-medium", 99, 9), ("3-hard", 99, 99))
 
 
+@lru_cache(maxsize=1)
+def _font(size: int):
+    from PIL import ImageFont
+
+    # Pillow's embedded scalable font (the same glyphs on every machine with this Pillow); large glyphs
+    # span whole 14-pixel patches, which a two-layer vision tower can learn to read
+    return ImageFont.load_default(size=size)
+
+
 @lru_cache(maxsize=4096)
 def render(a: int, b: int, side: int = SIDE):
-    """The two numbers in black on white, one above the other (Pillow's built-in bitmap font)."""
+    """The two numbers in black on white, one above the other."""
     from PIL import Image, ImageDraw
 
     im = Image.new("RGB", (side, side), "white")
     d = ImageDraw.Draw(im)
-    d.text((side // 4, side // 6), str(a), fill="black")
-    d.text((side // 4, side // 2), str(b), fill="black")
+    font = _font(side * 2 // 5)
+    d.text((side // 9, side // 28), str(a), fill="black", font=font)
+    d.text((side // 9, side // 2), str(b), fill="black", font=font)
     return im
 
 
@@ -37,7 +47,8 @@ def _chat(text: str) -> list[dict]:
 
 @dataclass(frozen=True)
 class VisualAdd:
-    """Read two numbers from an image and add them; `modality="text"` is the same item written out."""
+    """Read two numbers from an image and add them; `modality="text"` is the same item written out,
+    "mixed" either at random."""
 
     name: str
     modality: str = "image"
@@ -50,7 +61,8 @@ class VisualAdd:
     def sample(self, rng: random.Random) -> dict:
         bucket, hi_a, hi_b = rng.choice(BUCKETS)
         a, b = rng.randint(0, hi_a), rng.randint(0, hi_b)
-        return item(a, b, bucket, self.modality)
+        modality = rng.choice(("image", "text")) if self.modality == "mixed" else self.modality
+        return item(a, b, bucket, modality)
 
     def verify(self, completion: str, answer: str) -> bool:
         return strict_verify(completion, answer)
@@ -69,4 +81,6 @@ def twin(row: dict) -> dict:
     return item(a, b, row["bucket"], "text" if row["modality"] == "image" else "image")
 
 
-TASKS = {"digits-image": VisualAdd("digits-image", "image"), "digits-text": VisualAdd("digits-text", "text")}
+# digits-mixed: each item drawn or written at random (the shipped VLM bases learn both modalities from it)
+TASKS = {"digits-image": VisualAdd("digits-image", "image"), "digits-text": VisualAdd("digits-text", "text"),
+         "digits-mixed": VisualAdd("digits-mixed", "mixed")}
