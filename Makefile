@@ -48,8 +48,10 @@ smollm2: setup
 
 # The notebooks, executed fully on the demo runs and the experiment grid (copies under runs/notebooks).
 notebooks: demo experiments
+	$(BIN)/python -m training.experiments.vlm --out $(RUNS)/vlm-experiments
 	mkdir -p $(RUNS)/notebooks
 	cd notebooks && for nb in *.ipynb; do GRPO_DIAG_RUNS=../$(RUNS) GRPO_DIAG_EXPERIMENTS=../$(RUNS)/experiments \
+		GRPO_DIAG_VLM_EXPERIMENTS=../$(RUNS)/vlm-experiments \
 		../$(BIN)/jupyter nbconvert --to notebook --execute $$nb --output ../$(RUNS)/notebooks/$$nb; done
 
 # The README's pictures of the dashboard, taken from the current code on the demo runs.
