@@ -134,12 +134,14 @@ def _signal(run) -> dict | str:
 
 
 def figures(run, findings: list[dict]) -> list:
-    """The dashboard's own figures of one run (diag.figures): reward above held-out accuracy, and the
-    signal classes, with the findings marked."""
+    """The dashboard's own figures of one run (diag.figures): reward above held-out accuracy (a curve per
+    held-out set), and the signal classes, with the findings and phases marked."""
     from diag import figures as figs
+    from diag import phases
 
-    return [figs.reward_vs_accuracy(run.steps, run.evals, run.reward_funcs, findings),
-            figs.signal_area(run.steps, findings)]
+    ph = phases.of(run.meta)  # a run in phases (the SFT fallback) shows where each begins, as on the dashboard
+    return [figs.reward_vs_accuracy(run.steps, run.evals, run.reward_funcs, findings, ph),
+            figs.signal_area(run.steps, findings, ph)]
 
 
 def _num(x, nd=3) -> str:

@@ -111,3 +111,15 @@ def test_what_the_remedy_skipped_is_summed_for_the_prompts_page(tmp_path):
         "skipped": 2, "unreplaced": 2, "completions_saved": 4, "known_dead_at_end": 2}
     text = str(page.render(query.Store(tmp_path), "r", 2)[0])
     assert "skipped dead prompts while training: 2 group(s)" in text
+
+
+def test_an_image_prompt_is_known_by_its_pixels():
+    """TRL logs image prompts with the image inserted; the key of a dataset row must match that record."""
+    from PIL import Image
+    from trl.data_utils import prepare_multimodal_messages
+
+    chat = [{"role": "user", "content": "Add the numbers in the image."}]
+    a, b = Image.new("RGB", (8, 8), "white"), Image.new("RGB", (8, 8), "black")
+    d = DeadPrompts(SkipDead(after=1, p=1.0))
+    d.observe([prepare_multimodal_messages(chat, images=[a])] * 2, [0, 0], G=2)  # as TRL's logs hold it
+    assert d.is_dead(d.key({"prompt": chat, "image": a})) and not d.is_dead(d.key({"prompt": chat, "image": b}))

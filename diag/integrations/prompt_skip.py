@@ -47,6 +47,18 @@ class DeadPrompts:
             key = prompt_hash(as_text(prompts[g * G]))
             self.streak[key] = self.streak.get(key, 0) + 1 if not (row > 1e-8).any() else 0
 
+    @staticmethod
+    def key(row: dict) -> str:
+        """A dataset row's prompt key as the groups table records it: with its image(s) inserted the way
+        TRL inserts them, so an image prompt is known by its pixels too."""
+        prompt = row["prompt"]
+        images = row.get("images") or ([row["image"]] if row.get("image") is not None else [])
+        if images and isinstance(prompt, list):
+            from trl.data_utils import prepare_multimodal_messages
+
+            prompt = prepare_multimodal_messages(prompt, images=list(images))
+        return prompt_hash(as_text(prompt))
+
     def is_dead(self, key: str) -> bool:
         return self.streak.get(key, 0) >= self.cfg.after
 
@@ -59,8 +71,7 @@ class DeadPrompts:
         out = list(inputs)
         skipped = unreplaced = 0
         for start in range(0, len(inputs) - G + 1, G):
-            key = prompt_hash(as_text(inputs[start]["prompt"]))
-            if not self.is_dead(key) or rng.random() >= self.cfg.p:
+            if not self.is_dead(self.key(inputs[start])) or rng.random() >= self.cfg.p:
                 continue
             repl = self._replacement(dataset, rng)
             if repl is None:
@@ -73,6 +84,6 @@ class DeadPrompts:
     def _replacement(self, dataset, rng: np.random.Generator) -> dict | None:
         for i in rng.integers(0, len(dataset), size=self.cfg.tries):
             row = dataset[int(i)]
-            if not self.is_dead(prompt_hash(as_text(row["prompt"]))):
+            if not self.is_dead(self.key(row)):
                 return row
         return None

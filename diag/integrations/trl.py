@@ -405,9 +405,8 @@ class _Capture:
         frame = self.recorder.log_eval(step, ho.name, correct, buckets=buckets, completions=greedy)
         result = float(np.mean(correct))
         if primary and self.config.keep_best and result > self.best_accuracy:
-            tok = getattr(t.processing_class, "tokenizer", t.processing_class)
-            self._save_best(acc.unwrap_model(t.model), t.processing_class if tok is not t.processing_class else tok,
-                            step, result)
+            # the processing class as trained with: a tokenizer, or a processor (which saves its tokenizer too)
+            self._save_best(acc.unwrap_model(t.model), t.processing_class, step, result)
         if ho.k > 1:
             per_item = [[bool(ho.verifier(c, r)) for c in done[i][1]] for i, r in enumerate(ho.rows)]
             self.recorder.log_eval(step, ho.name, per_item, buckets=buckets)
