@@ -73,29 +73,22 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
     `attach` ({"recorder", "live_monitor", "step_offset"}) writes into a run that exists (a later phase):
     no probe, no evaluation at its first step (the phase before ended with one)."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from diag.integrations.trl import DiagConfig, DiagGRPOTrainer, DynamicSampling, HeldOut, SkipDead
     from diag.monitor import MonitorConfig
-    from training.models import is_vlm, model_name, resolve
+    from training.models import load_model, model_name, resolve
     from training.tasks import get_reward, get_task, heldout_sets, split
 
     task = get_task(cfg.task.name)
     train, held = split(task, cfg.task.n_train, cfg.task.n_eval, seed=cfg.task.seed)
     path = resolve(cfg.model, cfg.seed)
-    if is_vlm(path):  # a vision-language model: its processor carries the images (and the tokenizer)
-        from training.vlm import load_vlm
-
-        model, tok = load_vlm(path)
-    else:
-        tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path)
+    model, tok = load_model(path)  # a vision-language model comes with its processor (images and tokenizer)
     out = Path(runs_dir) / cfg.name / "checkpoint"
     heldout = [HeldOut(
-        rows=rows, verifier=lambda completion, row: get_task(row.get("_task", cfg.task.name)).verify(completion, row["answer"]),
+        rows=rows, verifier=lambda completion, row, judge=judge: judge.verify(completion, row["answer"]),
         name=name, every=cfg.heldout.every, k=cfg.heldout.k, temperature=cfg.heldout.temperature,
         max_new_tokens=cfg.heldout.max_new_tokens, at_start=attach is None,
-    ) for name, rows in heldout_sets(held, cfg.heldout.also, cfg.task)]
+    ) for name, judge, rows in heldout_sets(held, cfg.heldout.also, cfg.task)]
     probe = None
     if cfg.probe.enabled and is_main_process() and attach is None:  # stored by the main process, so measured there only
         from training.probe import run_probe

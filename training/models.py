@@ -48,6 +48,18 @@ def is_vlm(path: str) -> bool:
         return False
 
 
+def load_model(path: str):
+    """(model, processing class) for a resolved path: a vision-language checkpoint with its processor,
+    else a causal LM with its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if is_vlm(path):
+        from training.vlm import load_vlm
+
+        return load_vlm(path)
+    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+
+
 def base_key(m: ModelCfg, sft: SFTCfg) -> str:
     spec = {"task": m.base_task, "seed": m.base_seed, "h": m.hidden, "l": m.layers, "a": m.heads,
             "lr": sft.lr, "bs": sft.batch_size, "v": 1}

@@ -15,7 +15,7 @@ from training.sft_trainer import dataset, quiet, sft_args
 def run_sft(cfg: RunConfig, runs_dir: str, overwrite: bool = False) -> Path:
     """A recorded SFT run: loss into scalars, held-out accuracy every `sft.eval_every` steps."""
     from diag.recorder import Recorder
-    from training.models import model_name, resolve
+    from training.models import load_model, model_name, resolve
     from training.tasks import get_task, split
 
     train, _ = split(get_task(cfg.task.name), cfg.task.n_train, cfg.task.n_eval, seed=cfg.task.seed)
@@ -27,22 +27,8 @@ def run_sft(cfg: RunConfig, runs_dir: str, overwrite: bool = False) -> Path:
         "description": cfg.description,
     })
     with rec:
-        sft_phase(cfg, *load(path), rec, Path(runs_dir) / cfg.name / "checkpoint")
+        sft_phase(cfg, *load_model(path), rec, Path(runs_dir) / cfg.name / "checkpoint")
     return rec.path
-
-
-def load(path: str):
-    """(model, processing class): a vision-language checkpoint with its processor, else a causal LM with
-    its tokenizer."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from training.models import is_vlm
-
-    if is_vlm(path):
-        from training.vlm import load_vlm
-
-        return load_vlm(path)
-    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 
 def sft_phase(cfg: RunConfig, model, tok, rec, out: Path, step_offset: int = 0, evaluate_start: bool = True) -> Path:
@@ -60,8 +46,7 @@ def sft_phase(cfg: RunConfig, model, tok, rec, out: Path, step_offset: int = 0, 
     sets = heldout_sets(held, cfg.heldout.also, cfg.task)
 
     def evaluate(step: int) -> None:
-        for name, rows in sets:  # the same held-out sets as a GRPO run of this config
-            judge = task if name == "heldout" else get_task(name)
+        for name, judge, rows in sets:  # the same held-out sets as a GRPO run of this config
             outs, correct = greedy_eval(model, tok, judge, rows, cfg.heldout.max_new_tokens)
             rec.log_eval(step_offset + step, name, correct, buckets=[r["bucket"] for r in rows], completions=outs)
 

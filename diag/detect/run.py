@@ -58,6 +58,7 @@ def detect_all(run, params: DetectParams | None = None, eval_size: int | None = 
         best = best_checkpoint(a)
         if best is not None:
             out.append(best)
-    trained = (run.meta.get("heldout") or {}).get("name") if isinstance(run.meta.get("heldout"), dict) else None
-    out += detect_transfer(evals, run.eval_items, trained, p.transfer)
+    heldout = run.meta.get("heldout")  # the set the run trains for, where the run names it
+    out += detect_transfer(evals, run.eval_items, heldout.get("name") if isinstance(heldout, dict) else None,
+                           p.transfer)
     return sorted(out, key=lambda f: (f.step, f.kind))

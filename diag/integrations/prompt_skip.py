@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from diag.integrations.rows import sent_prompt
 from diag.recorder import as_text, prompt_hash
 
 
@@ -51,13 +52,7 @@ class DeadPrompts:
     def key(row: dict) -> str:
         """A dataset row's prompt key as the groups table records it: with its image(s) inserted the way
         TRL inserts them, so an image prompt is known by its pixels too."""
-        prompt = row["prompt"]
-        images = row.get("images") or ([row["image"]] if row.get("image") is not None else [])
-        if images and isinstance(prompt, list):
-            from trl.data_utils import prepare_multimodal_messages
-
-            prompt = prepare_multimodal_messages(prompt, images=list(images))
-        return prompt_hash(as_text(prompt))
+        return prompt_hash(as_text(sent_prompt(row)))
 
     def is_dead(self, key: str) -> bool:
         return self.streak.get(key, 0) >= self.cfg.after

@@ -24,6 +24,7 @@ import numpy as np
 from diag import schema
 from diag.integrations.dynamic_sampling import DynamicSampling, refill
 from diag.integrations.prompt_skip import DeadPrompts, SkipDead
+from diag.integrations.rows import row_images, sent_prompt
 from diag.monitor import Monitor, MonitorConfig
 from diag.recorder import Recorder
 
@@ -530,25 +531,17 @@ def encode(processor, prompts: Sequence[Any]):
     processor with their pixels (chat prompts with the image block inserted where TRL inserts it)."""
     tok = getattr(processor, "tokenizer", processor)
     rows = [p if isinstance(p, dict) else {"prompt": p} for p in prompts]
-    images = [_images(r) for r in rows]
+    images = [row_images(r) for r in rows]
     if any(images):
         if getattr(processor, "image_processor", None) is None:
             raise ValueError("held-out rows carry images but the processing class is a tokenizer: pass the "
                              "model's processor (AutoProcessor) so the images reach the model")
-        from trl.data_utils import prepare_multimodal_messages
-
-        msgs = [prepare_multimodal_messages(r["prompt"], images=im) if im else r["prompt"] for r, im in zip(rows, images)]
-        texts = [processor.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in msgs]
+        texts = [processor.apply_chat_template(sent_prompt(r), tokenize=False, add_generation_prompt=True)
+                 for r in rows]
         return processor(text=texts, images=[im for im in images if im], return_tensors="pt", padding=True)
     texts = [r["prompt"] if isinstance(r["prompt"], str) else
              tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows]
     return tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-
-
-def _images(row: dict) -> list:
-    if row.get("images"):
-        return list(row["images"])
-    return [row["image"]] if row.get("image") is not None else []
 
 
 def _callback_class():

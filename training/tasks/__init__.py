@@ -31,16 +31,16 @@ def greedy_eval(model, tokenizer, task, rows: list[dict], max_new_tokens: int) -
     return outs, [task.verify(o, r["answer"]) for o, r in zip(outs, rows)]
 
 
-def heldout_sets(held: list[dict], also: list[str], task_cfg) -> list[tuple[str, list[dict]]]:
-    """The training task's held-out set ("heldout") and one per task in `also`: the same items in the
-    other modality when both are visual twins, else that task's own held-out split (`task_cfg`: the run's
-    [task] table). Extra sets' rows name their task ("_task"), whose verifier judges them."""
-    sets = [("heldout", held)]
+def heldout_sets(held: list[dict], also: list[str], task_cfg) -> list[tuple[str, object, list[dict]]]:
+    """(name, task whose verifier judges it, rows): the training task's held-out set ("heldout") and one
+    per task in `also`: the same items in the other modality when both are visual twins, else that task's
+    own held-out split (`task_cfg`: the run's [task] table)."""
+    sets = [("heldout", get_task(task_cfg.name), held)]
     for name in also:
         other = get_task(name)
         if isinstance(other, visual.VisualAdd) and all("modality" in r for r in held):
             rows = [r if r["modality"] == other.modality else visual.twin(r) for r in held]
         else:
             rows = split(other, task_cfg.n_train, task_cfg.n_eval, seed=task_cfg.seed)[1]
-        sets.append((name, [{**r, "_task": name} for r in rows]))
+        sets.append((name, other, rows))
     return sets
