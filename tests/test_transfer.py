@@ -86,3 +86,15 @@ def test_real_sft_runs_one_built_to_forget(tmp_path, cache_dir):
     assert set(acc["eval_set"]) == {"heldout", "add2"}  # both curves recorded at every evaluation
     keeps = run("add2-keeps-add1", "add2", "add1")
     assert not [f for f in detect_all(keeps) if f.kind == "forgetting"]
+
+
+def test_evaluations_without_a_value_are_left_out_not_a_crash(tmp_path):
+    """An imported log can record an evaluation with no number: the check still gives its verdict."""
+    rec = diag.Recorder(str(tmp_path), "gaps", ["r"], group_size=4, flush_secs=0)
+    for s, a, b in ((0, 0.3, 0.7), (10, None, float("nan")), (20, 0.8, 0.7), (30, 0.8, None)):
+        rec.log_eval_value(s, "heldout", a, n=100)
+        rec.log_eval_value(s, "other", b, n=100)
+    rec.close()
+    run = diag.open_run(tmp_path / "gaps")
+    assert detect_transfer(run.evals, run.eval_items) == []  # 0.7 -> 0.7: nothing lost
+    assert isinstance(detect_all(run), list)

@@ -25,7 +25,9 @@ class TransferParams:
 
 
 def _acc(evals: pl.DataFrame) -> pl.DataFrame:
-    return (evals.filter((pl.col("metric") == "accuracy") & (pl.col("bucket") == "all"))
+    # an imported log may hold an evaluation without a value: it cannot be compared, so it is not
+    return (evals.filter((pl.col("metric") == "accuracy") & (pl.col("bucket") == "all")
+                         & pl.col("value").is_not_null() & pl.col("value").is_not_nan())
             .unique(["eval_set", "step"], keep="first", maintain_order=True))
 
 
