@@ -43,10 +43,16 @@ def _train(args: argparse.Namespace) -> int:
 def _leave_process_group() -> None:
     """Every rank waits for the others, then the process group is torn down before exit: a rank that
     exits while another still finishes its run (rank 0 closing the store) can abort in gloo's threads
-    ("terminate called without an active exception")."""
+    ("terminate called without an active exception"). The finished trainer (its DDP model holds the
+    group's communication state) sits in reference cycles that only the collector frees: freed here, while
+    the group is alive, not by the interpreter's teardown after the group is gone (the same abort, seen
+    once in CI after the barrier was added)."""
+    import gc
+
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
 
