@@ -1,12 +1,14 @@
-"""Are the verdicts right? Detectors on pre-registered real runs and on generated trajectories.
+"""Are the verdicts right? grpo-diag and rldoctor 0.2.0 on pre-registered real runs and generated ones.
 
 Real runs: the public logs in ../shared/real_logs (or $GRPO_DIAG_REAL_LOGS), labelled in
 benchmarks/real_runs/labels.toml from their series BEFORE any detector ran on them. Each run is
-imported with the label file's options, judged by `detect_all`, and compared with what its label
-expects; disagreements are printed as misses, and the labels are never changed to fit.
-Generated: benchmarks/detection.py's healthy / decoupled / weak trajectories with known onsets.
+imported with the label file's options, judged by `check_run` (the verdict `grpo-diag check` gives),
+and compared with what its label expects; disagreements are printed as misses, and the labels are never
+changed to fit. The peer (benchmarks/peer.py) is fed the same imported series.
+Generated: benchmarks/detection.py's tiny-model-like runs and benchmarks/shapes.py's real-run shapes,
+with known onsets (seeds disjoint from benchmarks/sweep.py's, which chose the thresholds).
 
-    python benchmarks/validity.py [--runs 200] [--markdown]
+    python benchmarks/validity.py [--runs 200] [--no-peer]
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 LABELS = HERE / "real_runs" / "labels.toml"
-ALLOWED = {"decoupled": "decoupling", "dead": "signal_gap"}
+ALLOWED = {"decoupled": "decoupling", "transient": "decoupling", "dead": "signal_gap"}
+LABEL_ORDER = ("healthy", "plateau", "collapse", "saturated", "dead", "decoupled", "transient")
 
 
 def real_logs_dir() -> Path:
@@ -38,13 +44,22 @@ def expectation_met(expect: str, findings) -> bool:
     if expect == "no_decoupling_critical":
         return not any(f.kind == "decoupling" and f.severity == "critical" for f in alerts)
     if expect == "decoupling":
-        return any(f.kind == "decoupling" for f in alerts)
+        return any(f.kind in ("decoupling", "reward_stall") for f in alerts)
+    if expect == "decoupling_firing":
+        return any(f.kind in ("decoupling", "reward_stall") and f.firing for f in alerts)
+    if expect == "decoupling_resolved":
+        return any(f.kind == "decoupling" and f.state == "resolved" for f in alerts)
+    if expect == "no_warning_at_end":
+        return not any(f.firing for f in alerts)
+    if expect == "no_critical_at_end":
+        return not any(f.firing and f.severity == "critical" for f in alerts)
     raise KeyError(f"{LABELS}: unknown expectation {expect!r}")
 
 
-def judge_real(root: Path, logs: Path) -> list[dict]:
+def judge_real(root: Path, logs: Path, with_peer: bool) -> list[dict]:
     import diag
-    from diag.detect import detect_all
+    import peer
+    from diag.detect import check_run
     from diag.importers import import_log
 
     labels = tomllib.loads(LABELS.read_text())["run"]
@@ -52,60 +67,171 @@ def judge_real(root: Path, logs: Path) -> list[dict]:
     for entry in labels:
         src = logs / entry["path"]
         path, _ = import_log(src, fmt=entry.get("format", "auto"), name=entry["name"], root=str(root),
-                             profile=entry.get("profile"), overwrite=True)
-        findings = detect_all(diag.open_run(path))
+                             profile=entry.get("profile"), eval_size=entry.get("eval_size"), overwrite=True)
+        run = diag.open_run(path)
+        findings, verdict = check_run(run)
         alerts = [f for f in findings if f.is_alert]
-        missed = [e for e in entry.get("expect", []) if not expectation_met(e, findings)]
-        dec = [f for f in alerts if f.kind == "decoupling"]
-        rows.append({"name": entry["name"], "label": entry["label"], "missed": missed,
-                     "alerts": [f"{f.severity} {f.kind} ({f.state}, onset {f.onset})" for f in alerts],
-                     "flagged": bool(alerts),
-                     # a critical alert the label does not call for (decoupled: decoupling; dead: signal gap)
-                     "false_critical": any(f.severity == "critical" and f.kind != ALLOWED.get(entry["label"])
-                                           for f in alerts),
-                     "decoupling_steps": [f.step for f in dec]})
+        expect = entry.get("expect", [])
+        row = {"name": entry["name"], "label": entry["label"],
+               "missed": [e for e in expect if not expectation_met(e, findings)],
+               "alerts": [f"{f.severity} {f.kind} ({f.state}, onset {f.onset})" for f in alerts],
+               "ends": verdict["ends"], "flagged": bool(alerts),
+               "warning_at_end": any(f.firing for f in alerts),
+               # a critical alert the label does not call for (decoupled: decoupling; dead: signal gap)
+               "false_critical": any(f.severity == "critical" and f.kind != ALLOWED.get(entry["label"]) for f in alerts)}
+        if with_peer:
+            v = peer.diagnose(run)
+            row["peer"] = {"worst": v["worst"], "missed": [e for e in expect if not peer.expectation_met(e, v)],
+                           "flagged": peer.flagged(v),
+                           "false_critical": v["worst"] == "CRITICAL" and entry["label"] not in ALLOWED,
+                           "checks": {k: s for k, s in v["checks"].items() if s in ("WARNING", "CRITICAL")}}
+        rows.append(row)
     return rows
 
 
-def real_table(rows: list[dict]) -> str:
-    lines = ["| label | runs | flagged (any alert) | verdict as pre-registered | false critical alerts | misses |",
-             "|---|---|---|---|---|---|"]
-    for label in ("healthy", "plateau", "collapse", "saturated", "dead", "decoupled"):
+def real_table(rows: list[dict], with_peer: bool) -> str:
+    head = "| label | runs | grpo-diag flagged | grpo-diag right | grpo-diag false critical | grpo-diag warning at end |"
+    sep = "|---|---|---|---|---|---|"
+    if with_peer:
+        head += " rldoctor flagged | rldoctor right | rldoctor false critical |"
+        sep += "---|---|---|"
+    lines = [head, sep]
+    for label in LABEL_ORDER:
         rs = [r for r in rows if r["label"] == label]
         if not rs:
-            lines.append(f"| {label} | 0 | - | - | - | none labelled |")
             continue
-        miss = "; ".join(f"{r['name']}: {', '.join(r['missed'])} ({'; '.join(r['alerts'])})" for r in rs if r["missed"])
-        lines.append(f"| {label} | {len(rs)} | {sum(r['flagged'] for r in rs)} | {sum(not r['missed'] for r in rs)}/{len(rs)} "
-                     f"| {sum(r['false_critical'] for r in rs)} | {miss or 'none'} |")
+        line = (f"| {label} | {len(rs)} | {sum(r['flagged'] for r in rs)} | {sum(not r['missed'] for r in rs)}/{len(rs)} "
+                f"| {sum(r['false_critical'] for r in rs)} | {sum(r['warning_at_end'] for r in rs)} |")
+        if with_peer:
+            line += (f" {sum(r['peer']['flagged'] for r in rs)} | {sum(not r['peer']['missed'] for r in rs)}/{len(rs)} "
+                     f"| {sum(r['peer']['false_critical'] for r in rs)} |")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def misses(rows: list[dict], with_peer: bool) -> list[str]:
+    out = [f"- grpo-diag, {r['name']} ({r['label']}): expected {', '.join(r['missed'])}; got "
+           f"{'; '.join(r['alerts']) or 'no alert'}" for r in rows if r["missed"]]
+    if with_peer:
+        out += [f"- rldoctor, {r['name']} ({r['label']}): expected {', '.join(r['peer']['missed'])}; got worst "
+                f"{r['peer']['worst']} ({', '.join(f'{k} {s}' for k, s in r['peer']['checks'].items()) or 'no warning'})"
+                for r in rows if r["peer"]["missed"]]
+    return out
+
+
+def judge_generated(n_runs: int, seed: int, with_peer: bool) -> dict:
+    """Per kind: right, false alarms and median delay for grpo-diag (and rldoctor's right / false alarms)."""
+    import detection
+    import peer
+    import shapes
+
+    from diag.detect import detect_all
+
+    kinds = [("tiny-healthy", "healthy"), ("tiny-decoupled", "decoupled"), ("tiny-weak", "weak")]
+    kinds += [(s, s) for s in shapes.SHAPES]
+    out = {}
+    for name, kind in kinds:
+        res = {"runs": 0, "right": 0, "false": 0, "delays": [], "peer_right": 0, "peer_false": 0}
+        for i in range(n_runs if kind != "weak" else max(10, n_runs // 4)):
+            if name.startswith("tiny-"):
+                run, onset = detection.make_run(kind, seed * 1_000_003 + i + 100_000 * ("healthy", "decoupled", "weak").index(kind))
+                truth = {"onset": onset, "end": None, "expect": {"healthy": "no_alert", "weak": "signal_gap_only",
+                                                                 "decoupled": "decoupling_firing"}[kind]}
+            else:
+                run, truth = shapes.make_shape_run(kind, seed * 1_000_003 + 700_000 + i)
+            findings = detect_all(run)
+            v = shapes.verdict(findings, truth)
+            res["runs"] += 1
+            res["right"] += v["right"]
+            res["false"] += v["false_alarm"]
+            if v["right"] and v["delay"] is not None:
+                res["delays"].append(v["delay"])
+            if with_peer:
+                pv = peer.diagnose(run)
+                right, false = peer_generated(pv, truth)
+                res["peer_right"] += right
+                res["peer_false"] += false
+        n = res["runs"]
+        out[name] = {"runs": n, "right": res["right"] / n, "false_alarm": res["false"] / n,
+                     "median_delay": float(np.median(res["delays"])) if res["delays"] else None,
+                     "peer_right": res["peer_right"] / n if with_peer else None,
+                     "peer_false_alarm": res["peer_false"] / n if with_peer else None}
+    return out
+
+
+def peer_generated(v: dict, truth: dict) -> tuple[bool, bool]:
+    """rldoctor's (right, false alarm) on a generated run, read as the real-run table reads it."""
+    import peer
+
+    checks = v["checks"]
+    hit = lambda *names: any(peer.RANK.get(checks.get(n, "SKIPPED"), 0) >= peer.RANK["WARNING"] for n in names)  # noqa: E731
+    expect = truth["expect"]
+    if expect == "no_alert":
+        return not peer.flagged(v), peer.flagged(v)
+    if expect == "signal_gap_only":
+        wrong = hit("reward_hacking")
+        return hit("advantage_collapse") and not wrong, wrong
+    if expect == "no_decoupling":
+        return not hit("reward_hacking"), hit("reward_hacking")
+    if expect == "stall_warning":
+        return hit("reward_hacking", "reward_composition"), False
+    return hit("reward_hacking"), False  # whole-run: no "before the onset" to be wrong about
+
+
+def generated_table(g: dict, with_peer: bool) -> str:
+    pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    head = "| generated | runs | what is right | grpo-diag right | grpo-diag false alarms | median delay (evals) |"
+    sep = "|---|---|---|---|---|---|"
+    if with_peer:
+        head += " rldoctor right | rldoctor false alarms |"
+        sep += "---|---|"
+    lines = [head, sep]
+    import shapes
+
+    what = {"tiny-healthy": "no alert", "tiny-decoupled": "decoupling firing at the end", "tiny-weak": "signal gap, no decoupling",
+            **{k: v.replace("_", " ") for k, v in shapes.EXPECT.items()}}
+    for name, r in g.items():
+        delay = "-" if r["median_delay"] is None else f"{r['median_delay']:.1f}"
+        line = f"| {name} | {r['runs']} | {what[name]} | {pct(r['right'])} | {pct(r['false_alarm'])} | {delay} |"
+        if with_peer:
+            line += f" {pct(r['peer_right'])} | {pct(r['peer_false_alarm'])} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=200, help="generated trajectories per kind")
-    p.add_argument("--markdown", action="store_true")
+    p.add_argument("--runs", type=int, default=200, help="generated runs per kind")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-peer", action="store_true", help="leave rldoctor out")
     a = p.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    import peer
+
+    with_peer = not a.no_peer and peer.available()
+    if not a.no_peer and not with_peer:
+        print("rldoctor is not installed (pip install -e '.[peer]'): its columns are left out")
     logs = real_logs_dir()
-    out: dict = {}
+    out: dict = {"peer": with_peer}
     if logs.is_dir():
         with tempfile.TemporaryDirectory() as tmp:
-            rows = judge_real(Path(tmp), logs)
+            rows = judge_real(Path(tmp), logs, with_peer)
         out["real"] = rows
         for r in rows:
+            peer_note = f"  | rldoctor: {r['peer']['worst']}{' MISS' if r['peer']['missed'] else ''}" if with_peer else ""
             print(f"{'ok  ' if not r['missed'] else 'MISS'} {r['name']:<28} {r['label']:<10} "
-                  f"{'; '.join(r['alerts']) or 'no alert'}" + (f"  [expected {', '.join(r['missed'])}]" if r["missed"] else ""))
+                  f"{'; '.join(r['alerts']) or 'no alert'}" + (f"  [expected {', '.join(r['missed'])}]" if r["missed"] else "")
+                  + peer_note)
         print("\nReal runs (labels pre-registered in benchmarks/real_runs/labels.toml):\n")
-        print(real_table(rows))
+        print(real_table(rows, with_peer))
+        print("\nMisses:\n" + ("\n".join(misses(rows, with_peer)) or "none"))
     else:
         print(f"real logs not found at {logs} (set GRPO_DIAG_REAL_LOGS): real-run table skipped")
-    sys.path.insert(0, str(HERE))
-    import detection
-
-    gen = detection.score(a.runs, 0)
-    out["generated"] = gen
-    print(f"\nGenerated trajectories ({a.runs} per kind, seed 0, {gen['seconds']:.0f} s):\n")
-    print(detection.markdown(gen))
+    t0 = time.perf_counter()
+    g = judge_generated(a.runs, a.seed, with_peer)
+    out["generated"] = g
+    print(f"\nGenerated runs ({a.runs} per kind, seed {a.seed}, {time.perf_counter() - t0:.0f} s):\n")
+    print(generated_table(g, with_peer))
     return out
 
 

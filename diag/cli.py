@@ -49,19 +49,21 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    """Run the detectors offline. Exit 0: no alert firing at the end of the run (resolved ones are
-    listed); 1: an alert (warning or critical) still firing; 2: error."""
+    """Run the detectors offline and say how each run ends. Exit 0: nothing at or above --fail-on still
+    firing at the end of the run (resolved episodes are listed); 1: something is; 2: error."""
     import json
 
-    from diag.detect import detect_all
+    from diag.detect import check_run
+    from diag.detect.verdict import headline
 
-    results, alerted = [], False
+    results, failed = [], False
     for path in args.run:
         run = open_run(path)
-        findings = detect_all(run, eval_size=args.eval_size, reward_range_given=args.reward_range)
-        alerted |= any(f.firing for f in findings)
+        findings, verdict = check_run(run, eval_size=args.eval_size, reward_range_given=args.reward_range,
+                                      fail_on=args.fail_on)
+        failed |= verdict["fails"]
         results.append({"run": run.name, "path": str(path), "status": run.status,
-                        "findings": [f.to_dict() for f in findings]})
+                        "findings": [f.to_dict() for f in findings], "verdict": verdict})
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2, default=str))
     else:
@@ -71,14 +73,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
         for r in results:
             fired = [f for f in r["findings"] if f["severity"] != "info"]
             firing = [f for f in fired if f["state"] == "firing"]
-            con.print(f"{r['run']} ({r['status']}): {len(firing)} alert(s) firing, {len(fired) - len(firing)} resolved")
+            con.print(headline(r["run"], r["verdict"]))
+            con.print(f"  {len(firing)} alert(s) firing, {len(fired) - len(firing)} resolved "
+                      f"(exit 1 on {r['verdict']['fail_on']} or worse firing)")
             for f in r["findings"]:
                 onset = f"onset step {f['onset']}" if f["onset"] is not None else "no onset"
                 state = "" if f["severity"] == "info" else (
                     f", RESOLVED at step {f['resolved_step']}" if f["state"] == "resolved" else ", FIRING")
                 con.print(f"  [{f['severity']}] {f['kind']} at step {f['step']} ({onset}{state})")
                 con.print(f"      {f['message']}")
-    return EXIT_ALERT if alerted else EXIT_OK
+    return EXIT_ALERT if failed else EXIT_OK
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -152,9 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="path to a run directory")
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser("check", help="run the detectors on runs; exit 0 clean, 1 an alert firing, 2 error")
+    p = sub.add_parser("check", help="run the detectors on runs and say how each ends; exit 0 clean, 1 a finding "
+                                     "at or above --fail-on still firing, 2 error")
     p.add_argument("run", nargs="+", help="run directories")
-    p.add_argument("--json", action="store_true", help="print findings as JSON")
+    p.add_argument("--json", action="store_true", help="print findings and the verdict as JSON")
+    p.add_argument("--fail-on", choices=["info", "warning", "critical"], default="critical",
+                   help="exit 1 when a finding of this severity or worse is still firing at the end (default: critical)")
     _judging_options(p)
     p.set_defaults(func=_cmd_check)
 

@@ -21,13 +21,14 @@ def steps_frame(reward, all_fail=None, funcs=None, length=None, clipped=None):
     })
 
 
-def evals_frame(accs, every=10, n_items=300, seed=0):
-    """Accuracy series with per-item correctness that persists between evaluations."""
+def evals_frame(accs, every=10, n_items=300, seed=0, jitter=0.0):
+    """Accuracy series with per-item correctness that persists between evaluations (`jitter`: each
+    evaluation resamples items near their threshold, as a sampled evaluation does)."""
     rng = np.random.default_rng(seed)
     base = rng.random(n_items)
     evals, items = [], []
     for k, acc in enumerate(accs):
-        correct = base < acc  # the easiest items stay right as accuracy moves
+        correct = base + rng.normal(0, jitter, n_items) < acc  # the easiest items stay right as accuracy moves
         evals.append({"step": k * every, "eval_set": "heldout", "metric": "accuracy", "bucket": "all",
                       "value": float(correct.mean()), "n": n_items})
         items += [{"step": k * every, "eval_set": "heldout", "item": i, "bucket": "all", "correct": bool(c)}
@@ -50,7 +51,7 @@ def test_falling_accuracy_with_rising_reward_fires_with_peak_onset_and_component
     assert f.step <= 50 + 3 * 10 and f.firing
     assert f.evidence["carrier"] == "lenient" and "'lenient'" in f.message
     assert "completion length" in f.message
-    assert f.evidence["test"] == "paired t on items" and f.evidence["p"] < 1e-3
+    assert f.evidence["test"] == "per-item results (paired)" and f.evidence["p"] < 1e-3
 
 
 def test_falling_accuracy_with_falling_reward_is_not_decoupling():
@@ -70,21 +71,34 @@ def test_healthy_rise_and_plateau_do_not_fire():
     assert [f for f in detect_decoupling(a) if f.is_alert] == []
 
 
-def test_stall_reward_up_accuracy_flat():
+def test_stall_carried_by_a_component_warns_and_names_it():
+    """Reward up through its format component while accuracy stays flat: a stall warning naming 'format'."""
     n = 200
-    reward = np.linspace(0.2, 0.7, n)
+    fmt = np.linspace(0.1, 0.6, n)
+    funcs = np.stack([np.full(n, 0.3), fmt], axis=1)
     ev, items = evals_frame([0.5] * 21)
-    found = detect_decoupling(align(steps_frame(reward), ev, items, ["r"]))
+    found = detect_decoupling(align(steps_frame(funcs.sum(axis=1), funcs=funcs), ev, items, ["correct", "format"]))
     assert found and found[0].kind == "reward_stall" and found[0].severity == "warning"
+    assert found[0].evidence["carrier"] == "format" and "'format'" in found[0].message
     assert len(found) == 1  # one alert per episode, not one per evaluation
 
 
-def test_without_items_falls_back_to_two_proportion():
+def test_stall_of_a_single_reward_is_information():
+    """One reward rising while accuracy is flat is also ordinary late convergence: said, never alerted."""
     n = 200
-    ev, _ = evals_frame([0.5, 0.6, 0.7, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.1])
-    a = align(steps_frame(np.full(n, 0.5)), ev, None, ["r"])
-    f = detect_decoupling(a)[0]
-    assert f.evidence["test"] == "two-proportion z" and f.severity == "critical"
+    ev, items = evals_frame([0.5] * 21)
+    found = detect_decoupling(align(steps_frame(np.linspace(0.2, 0.7, n)), ev, items, ["r"]))
+    assert [(f.kind, f.severity) for f in found] == [("reward_stall", "info")]
+    assert "truth=" in found[0].message and not found[0].is_alert
+
+
+def test_no_stall_while_accuracy_falls():
+    """A falling accuracy is not 'flat': the falling pattern judges it, the stall stays silent."""
+    n = 200
+    funcs = np.stack([np.full(n, 0.3), np.linspace(0.1, 0.6, n)], axis=1)
+    ev, items = evals_frame(np.linspace(0.8, 0.4, 21), n_items=1000)
+    found = detect_decoupling(align(steps_frame(funcs.sum(axis=1), funcs=funcs), ev, items, ["correct", "format"]))
+    assert [f.kind for f in found] == ["decoupling"] and "'format'" in found[0].message
 
 
 def test_best_checkpoint_by_accuracy_vs_reward():
@@ -180,28 +194,29 @@ def test_demo_runs_get_the_right_alerts(demo_runs):
 
 
 def test_one_evaluation_dip_warns_then_resolves():
-    """A transient dip on a large held-out set: a warning, never critical, resolved when it recovers."""
+    """A transient dip on a large held-out set: a warning, never critical, resolved when the *level* is
+    back (the mean of the evaluations after the best block, at most three), not on the first good one."""
     accs = [0.5, 0.6, 0.7, 0.8, 0.85, 0.85, 0.85, 0.72, 0.86, 0.86, 0.87, 0.86]
-    ev, items = evals_frame(accs, n_items=1000)
+    ev, items = evals_frame(accs, n_items=1000, jitter=0.05)
     a = align(steps_frame(np.full(120, 0.6)), ev, items, ["r"])
     found = detect_decoupling(a)
     assert [f.kind for f in found] == ["decoupling"]
     f = found[0]
-    assert f.severity == "warning" and f.state == "resolved" and f.resolved_step == 80 and not f.firing
+    assert f.severity == "warning" and f.state == "resolved" and f.resolved_step == 100 and not f.firing
 
 
 def test_sustained_fall_escalates_to_critical_and_stays_firing():
     accs = [0.5, 0.6, 0.7, 0.8, 0.85, 0.85, 0.85, 0.72, 0.7, 0.68, 0.66, 0.65]
-    ev, items = evals_frame(accs, n_items=1000)
+    ev, items = evals_frame(accs, n_items=1000, jitter=0.05)
     found = detect_decoupling(align(steps_frame(np.full(120, 0.6)), ev, items, ["r"]))
     assert len(found) == 1 and found[0].severity == "critical" and found[0].firing
     assert found[0].step == 70 and found[0].evidence["critical_at"] == 90  # warned first, confirmed later
 
 
 def test_fall_after_recovery_is_a_new_episode():
-    accs = [0.5, 0.7, 0.85, 0.85, 0.85, 0.7, 0.68, 0.66, 0.85, 0.85, 0.7, 0.68, 0.66, 0.64]
-    ev, items = evals_frame(accs, n_items=1000)
-    found = detect_decoupling(align(steps_frame(np.full(140, 0.6)), ev, items, ["r"]))
+    accs = [0.5, 0.7] + [0.85] * 5 + [0.7, 0.68, 0.66] + [0.85] * 5 + [0.7, 0.68, 0.66, 0.64, 0.62]
+    ev, items = evals_frame(accs, n_items=1000, jitter=0.05)
+    found = detect_decoupling(align(steps_frame(np.full(10 * len(accs), 0.6)), ev, items, ["r"]))
     assert [f.state for f in found] == ["resolved", "firing"]
     assert found[0].key != found[1].key and found[1].episode == 2
 
@@ -216,9 +231,9 @@ def test_imported_fall_without_items_never_crashes(n):
              if f.kind == "decoupling"]
     assert found and found[0].severity == "critical"
     if n is None:
-        assert "no eval size" in found[0].evidence["test"] and "weaker test" in found[0].message
+        assert found[0].evidence["test"] == "spread between evaluations" and "weaker test" in found[0].message
     else:
-        assert found[0].evidence["test"] == "two-proportion z"
+        assert found[0].evidence["test"] in ("eval sizes", "spread between evaluations")
 
 
 def test_not_enough_data_is_said():
@@ -227,8 +242,9 @@ def test_not_enough_data_is_said():
     run = SimpleNamespace(steps=schema.empty("steps"), groups=schema.empty("groups"), evals=schema.empty("evals"),
                           eval_items=schema.empty("eval_items"), meta={})
     found = detect_all(run)
-    assert {f.evidence["detector"] for f in found if f.kind == "no_data"} == {"signal_gap", "decoupling"}
-    assert all(not f.is_alert for f in found) and all("Not enough data" in f.message for f in found)
+    assert {f.evidence["detector"] for f in found if f.kind == "no_data"} == {"signal_gap", "decoupling", "causes"}
+    assert all(not f.is_alert for f in found)
+    assert all("Not enough data" in f.message or "Not judged" in f.message for f in found)
 
 
 def test_signal_gap_counts_groups_that_fail_the_task_but_vary_in_format():

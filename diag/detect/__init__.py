@@ -8,7 +8,8 @@ from diag.detect.base import Finding, Severity
 from diag.detect.align import Aligned, align
 from diag.detect.decoupling import DecouplingParams, best_checkpoint, detect_decoupling
 from diag.detect.signal_gap import SignalGapParams, detect_signal_gap
-from diag.detect.run import DetectParams, detect_all
+from diag.detect.run import DetectParams, check_run, detect_all
 
 __all__ = ["Finding", "Severity", "Aligned", "align", "DecouplingParams", "detect_decoupling",
-           "best_checkpoint", "SignalGapParams", "detect_signal_gap", "DetectParams", "detect_all"]
+           "best_checkpoint", "SignalGapParams", "detect_signal_gap", "DetectParams", "detect_all",
+           "check_run"]

@@ -1,15 +1,20 @@
 """Reward-accuracy decoupling: the reward has stopped telling the truth.
 
-Two patterns, both judged on the evaluation axis (diag.detect.align):
+Judged on the evaluation axis (diag.detect.align), on accuracy *levels* (diag.detect.levels): the mean
+of a block of evaluations with its uncertainty, never one evaluation.
 
-- falling: held-out accuracy falls significantly below its peak (a paired test on the same items; a
-  two-proportion test with eval sizes but no items; without either, a test on the spread between
-  evaluations, which the finding calls weaker) while the training reward holds or rises. Onset: the
-  accuracy peak. One evaluation below the peak is a warning; `confirm` evaluations in a row make it
-  critical (a transient dip on a large held-out set is not critical on its own). The alert resolves
-  when accuracy comes back within noise of the peak, and a later fall is a new episode.
-- stall (warning): the training reward trends up (Theil-Sen interval above zero) over the last
-  `stall_window` evaluations while held-out accuracy does not rise at all.
+- falling: the current level (the last `window` evaluations) sits below the best level the run
+  reached (its best block, corrected for having been picked as the best) by more than noise (z) AND
+  by a practical margin (Cohen's h), while the training reward holds or rises, or falls by a much
+  smaller share of its level than accuracy does (both falling alike is a collapse, not a deceptive
+  reward). A warning opens on the first evidence (two evaluations below, or one far below); the alert
+  is critical once a full window sits below; it resolves only when the *level* is back within noise
+  of the best block, and a later fall is a new episode.
+- stall: the training reward trends up (Theil-Sen interval above zero) over the last `stall_window`
+  evaluations while held-out accuracy does not rise. A warning when one reward component carries the
+  rise (format, length, partial credit: named); with a single reward it is information only, since a
+  reward that keeps rising on training prompts while held-out accuracy has plateaued is also what
+  ordinary late convergence looks like.
 
 Each finding says which reward component carries the rise, and adds completion length and the
 clipped share as supporting evidence (a policy padding answers with junk runs to the length cap).
@@ -25,25 +30,28 @@ import numpy as np
 from diag import stats
 from diag.detect.align import Aligned
 from diag.detect.base import Finding
+from diag.detect.levels import SPREAD, LevelDrop, cohens_h, current_drop, expected_max, level_drop, spread_sigma
 from diag.summary import best_checkpoints
 
 
 @dataclass(frozen=True)
 class DecouplingParams:
-    min_evals: int = 4  # evaluations needed before judging
-    min_drop: float = 0.05  # absolute accuracy drop, peak block to recent block (critical)
-    single_alpha: float = 1e-4  # one evaluation alone must clear this stricter level to warn
-    alpha: float = 3e-4  # one-sided significance of the drop (two or more evaluations)
-    confirm: int = 3  # evaluations below the peak before the alert is critical (one gives a warning)
-    resolve_alpha: float = 0.05  # back within noise: the latest evaluation no longer below the peak at this level
-    stall_resolve: int = 2  # evaluations without the stall pattern that end a stall episode
-    reward_tolerance: float = 0.5  # reward "holds" if it falls less than this many interval stds
-    before_window: int = 3  # evaluations before the peak that set the reward baseline
+    min_evals: int = 5  # evaluations before judging: the spread between them needs four differences
+    window: int = 3  # evaluations in the best block, and in a current level that makes an alert critical
+    max_window: int = 6  # the current level is judged over the last 1..max_window evaluations
+    margin_h: float = 0.05  # practical margin, Cohen's h (2.5 points at 0.50 accuracy, 1.5 at 0.10 or 0.90)
+    z_warn: float = 3.0  # standard errors below the best level to open a warning (two or more evaluations)
+    z_single: float = 4.5  # one evaluation alone must be this far below to open a warning
+    z_critical: float = 3.0  # a full window this far below makes the alert critical
+    z_resolve: float = 1.0  # the level back within this many standard errors of the best resolves it
+    collapse_ratio: float = 0.5  # the reward lost at least this share of accuracy's relative fall: a collapse
     stall_window: int = 8
     stall_min_reward_rise: float = 0.05
-    stall_max_acc_rise: float = 0.0
-    stall_acc_ci_max: float = 0.03  # and the accuracy trend's upper 95% bound over the window stays below this
+    stall_max_acc_rise: float = 0.02  # accuracy may rise at most this much (point estimate) over the window
+    stall_acc_ci_max: float = 0.03  # single reward: the accuracy trend's upper 95% bound stays below this
     stall_alpha: float = 0.05  # the accuracy gain over the window must not be significant either
+    stall_carrier_share: float = 0.5  # a component carrying this share of the rise makes the stall a warning
+    stall_resolve: int = 2  # evaluations without the stall pattern that end a stall episode
 
 
 def _mean(x) -> float:
@@ -52,27 +60,8 @@ def _mean(x) -> float:
     return float(x.mean()) if x.size else math.nan
 
 
-SPREAD_TEST = "spread between evaluations (no eval size: a weaker test; pass --eval-size N)"
-
-
-def _block_p(a: Aligned, peak: list[int], recent: list[int]) -> tuple[float, str]:
-    """One-sided p that accuracy over the `recent` evaluations is below the `peak` block.
-
-    With per-item data: a paired t-test on each item's mean correctness in the two blocks (the same
-    items, so item difficulty cancels out). With eval sizes: a two-proportion test on the pooled
-    counts. With neither (imported logs): the spread between evaluations sets the noise."""
-    steps = [int(a.steps[i]) for i in peak + recent]
-    sizes = {len(a.items[s]) for s in steps if s in a.items}
-    if all(s in a.items for s in steps) and len(sizes) == 1:
-        before = np.mean([a.items[int(a.steps[i])] for i in peak], axis=0)
-        after = np.mean([a.items[int(a.steps[i])] for i in recent], axis=0)
-        return stats.paired_drop_p(before, after), "paired t on items"
-    n = np.asarray(a.n, dtype=float)
-    if np.all(np.isfinite(n[peak + recent])) and np.all(n[peak + recent] >= 1):
-        n1, n2 = float(np.sum(n[peak])), float(np.sum(n[recent]))
-        p1, p2 = float(np.mean(a.acc[peak])), float(np.mean(a.acc[recent]))
-        return stats.two_proportion_p(p1, int(n1), p2, int(n2)) / 2, "two-proportion z"
-    return stats.spread_drop_p(a.acc[: max(peak + recent) + 1], peak, recent), SPREAD_TEST
+def _items_by_index(a: Aligned) -> dict[int, np.ndarray]:
+    return {i: a.items[int(s)] for i, s in enumerate(a.steps) if int(s) in a.items}
 
 
 def _components(a: Aligned, before: slice, after: slice) -> tuple[str | None, dict]:
@@ -99,83 +88,123 @@ def _support(a: Aligned, before: slice, after: slice) -> tuple[str, dict]:
     return ("; ".join(parts), ev)
 
 
-def _peak(acc: np.ndarray, first_recent: int) -> tuple[int, list[int]]:
-    """The best evaluation before `first_recent` and its neighbours (the peak block)."""
-    j = int(np.nanargmax(acc[:first_recent]))
-    return j, sorted({i for i in (j - 1, j, j + 1) if 0 <= i < first_recent and np.isfinite(acc[i])})
+def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> dict | None:
+    """How the training reward moved between the two blocks accuracy is judged on; None when it is
+    missing or fell alike (a collapse: the reward lost a comparable share of its level, beyond its noise).
 
-
-def _falling_blocks(a: Aligned, k: int, confirm: int, min_drop: float, alpha: float):
-    """(peak index, peak block, recent block, drop, p, test) when the last `confirm` evaluations sit
-    significantly below the peak block, else None."""
-    acc = a.acc[: k + 1]
-    first_recent = k - confirm + 1
-    if first_recent < 1 or not np.isfinite(acc[:first_recent]).any():
+    Shares of the level, not raw differences: rewards have any scale, and a lenient reward that loses 2
+    of its 31 points while accuracy loses 7 of its 26 no longer tracks the task. The reward's reference
+    is its own high point between the two blocks (over windows as wide as the best block): a reward that
+    kept rising after accuracy's best and then fell with it has collapsed from where it stood."""
+    r_best, r_now = _mean(a.reward[d.best_idx]), _mean(a.reward[d.now_idx])
+    if not (math.isfinite(r_best) and math.isfinite(r_now)):
         return None
-    j, peak = _peak(acc, first_recent)
-    recent = list(range(first_recent, k + 1))
-    if not np.all(np.isfinite(acc[recent])) or not np.all(acc[recent] <= acc[j] - min_drop / 2):
+    w = len(d.best_idx)
+    sigma, _ = spread_sigma(a.reward[: k + 1])  # the reward's own noise between evaluations
+    sigma = sigma if math.isfinite(sigma) else 0.0
+    between = [r for r in (_mean(a.reward[i:i + w]) for i in range(d.best_idx[0], d.now_idx[0] - w + 1))
+               if math.isfinite(r)]
+    # the highest of several noisy windows is biased up, as accuracy's best block is: corrected alike
+    r_ref = max(r_best, max(between, default=r_best) - sigma / math.sqrt(w) * expected_max(len(between) // w + 1))
+    lo = float(np.nanmin(a.reward[: k + 1]))
+    floor = 0.0 if lo >= 0 else lo  # a signed reward (penalties) is measured from its lowest point
+    rel_a = d.drop / d.best_corrected if d.best_corrected > 0 else 1.0
+    rel_r = (r_ref - r_now) / (r_ref - floor) if r_ref > floor else 0.0
+    noise = 2 * sigma * math.sqrt(1 / w + 1 / len(d.now_idx))
+    if rel_a > 0 and rel_r >= collapse_ratio * rel_a and r_ref - r_now > noise:
         return None
-    drop = float(np.mean(acc[peak]) - np.mean(acc[recent]))
-    if drop < min_drop:
-        return None
-    pval, test = _block_p(a, peak, recent)
-    return (j, peak, recent, drop, pval, test) if pval < alpha else None
+    trend = "rose" if rel_r < -0.02 else "held" if rel_r <= 0.02 else "fell less"
+    return {"reward_before": r_best, "reward_high": r_ref, "reward_after": r_now, "reward_share_lost": rel_r,
+            "accuracy_share_lost": rel_a, "trend": trend}
 
 
-def falling_at(a: Aligned, k: int, p: DecouplingParams, confirm: int | None = None) -> Finding | None:
-    """Judge evaluation k (0-based) with only evaluations 0..k known.
+def _span(a: Aligned, idx: list[int]) -> str:
+    s0, s1 = int(a.steps[idx[0]]), int(a.steps[idx[-1]])
+    return f"step {s0}" if s0 == s1 else f"steps {s0}-{s1}"
 
-    The peak is compared as a block (the best evaluation and its neighbours) with the last `confirm`
-    evaluations as a block: single-evaluation maxima are biased upward by selection, blocks much less.
-    One evaluation below the peak gives a warning; `p.confirm` in a row a critical finding."""
-    confirm = p.confirm if confirm is None else confirm
+
+def falling_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None) -> Finding | None:
+    """Judge evaluation k (0-based) with only evaluations 0..k known: the level over the last `width`
+    evaluations (every width from 1 to `max_window` when not given, the most significant kept) against
+    the best block before them. A warning, a critical finding (a level over at least `window`
+    evaluations at least `z_critical` below), or None."""
     if k + 1 < p.min_evals or k >= len(a):
         return None
-    hit = _falling_blocks(a, k, confirm, p.min_drop, p.single_alpha if confirm == 1 else p.alpha)
-    if hit is None:
+    items = _items_by_index(a)
+    best: tuple[LevelDrop, dict] | None = None
+    for w in ([width] if width else range(1, p.max_window + 1)):
+        if k + 1 <= w:
+            break
+        d = current_drop(a.acc[: k + 1], a.n, items, k, w, p.window)
+        if d is None or d.z < (p.z_warn if w > 1 else p.z_single) or d.h < p.margin_h:
+            continue
+        if np.any(a.acc[d.now_idx] >= d.best_corrected):
+            continue  # a level that holds an evaluation at or above the best is no fall
+        if w > p.window and not _still_down(a, d, k, p):
+            continue  # a long window that is low because of an older dip, not now
+        moves = _reward_moves(a, d, k, p.collapse_ratio)
+        if moves is None:
+            return None  # on some window the reward fell alike: a collapse (or no reward), not decoupling
+        if best is None or _rank(d, p) > _rank(best[0], p):
+            best = (d, moves)
+    if best is None:
         return None
-    j, peak, recent, drop, pval, test = hit
-    acc = a.acc[: k + 1]
-    before = slice(max(0, j - p.before_window + 1), j + 1)
-    # the reward is judged where accuracy is judged: around the peak versus over the recent block (a dip
-    # of both on the way down, then a reward that recovers while accuracy does not, is decoupling)
-    after = slice(recent[0], k + 1)
-    r_before, r_after = _mean(a.reward[before]), _mean(a.reward[after])
-    spread = float(np.nanstd(a.reward[: k + 1])) if np.isfinite(a.reward[: k + 1]).sum() > 1 else 0.0
-    if not (math.isfinite(r_before) and math.isfinite(r_after)):
-        return None  # without training reward there is nothing to decouple from
-    if r_after < r_before - p.reward_tolerance * spread:
-        return None  # reward fell too: that is a collapse, not a deceptive reward
+    d, moves = best
+    critical = len(d.now_idx) >= p.window and d.z >= p.z_critical
+    return _finding(a, k, d, moves, p, "critical" if critical else "warning")
+
+
+def _still_down(a: Aligned, d: LevelDrop, k: int, p: DecouplingParams) -> bool:
+    """The last `window` evaluations, on their own, sit below the best block by the practical margin."""
+    recent = a.acc[k - p.window + 1: k + 1]
+    return bool(np.all(np.isfinite(recent))) and cohens_h(d.best_corrected, float(np.mean(recent))) >= p.margin_h
+
+
+def _rank(d: LevelDrop, p: DecouplingParams) -> tuple:
+    """A sustained (critical-grade) level first, then the more significant one."""
+    return (len(d.now_idx) >= p.window and d.z >= p.z_critical, d.z)
+
+
+def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams, severity: str) -> Finding:
+    peak = d.best_idx[int(np.nanargmax(a.acc[d.best_idx]))]  # the best evaluation inside the best block
+    before = slice(d.best_idx[0], d.best_idx[-1] + 1)
+    after = slice(d.now_idx[0], k + 1)
     carrier, rises = _components(a, before, after)
     support, sev = _support(a, before, after)
-    trend = "rose" if r_after > r_before + 0.25 * spread else "held"
-    recent_steps = f"step {a.steps[k]}" if len(recent) == 1 else f"steps {a.steps[recent[0]]}-{a.steps[k]}"
-    msg = (f"Held-out accuracy ({a.eval_set}) fell from {acc[j]:.3f} at step {a.steps[j]} "
-           f"({np.mean(acc[peak]):.3f} around the peak) to {np.mean(acc[recent]):.3f} over {recent_steps} "
-           f"({test}, p={pval:.2g}) while the training reward {trend} "
-           f"({r_before:.3f} -> {r_after:.3f}): the reward no longer tracks the task.")
+    pts = 100 * d.drop
+    corr = (f", {d.best_corrected:.3f} after correcting for picking the best of {d.contenders} blocks"
+            if d.contenders > 1 else "")
+    reward = {"rose": "rose", "held": "held",
+              "fell less": f"fell by only {100 * moves['reward_share_lost']:.0f}% of its level while accuracy "
+                           f"lost {100 * moves['accuracy_share_lost']:.0f}%"}[moves["trend"]]
+    msg = (f"Held-out accuracy ({a.eval_set}) fell from {d.best:.3f} over {_span(a, d.best_idx)} (the best level"
+           f"{corr}) to {d.now:.3f} over {_span(a, d.now_idx)}: {pts:.1f} points below, {d.z:.1f} standard errors "
+           f"(noise from {d.noise}; Cohen's h {d.h:.2f}, margin {p.margin_h:.2f}), while the training reward "
+           f"{reward} ({moves['reward_before']:.3f} -> {moves['reward_after']:.3f}): the reward no longer tracks "
+           "the task.")
     if carrier is not None and len(rises) > 1:
         msg += f" The rise runs through '{carrier}' ({rises[carrier]:+.3f})."
     elif carrier is not None:
-        msg += f" The only reward function, '{carrier}', pays for what the strict verifier rejects."
+        msg += f" The only reward function, '{carrier}', pays for what the held-out verifier rejects."
     if support:
         msg += f" Supporting evidence: {support}."
-    msg += f" Best checkpoint by held-out accuracy: step {a.steps[j]}."
-    if test == SPREAD_TEST:
-        msg += (" The log has no eval size, so the drop was judged from the spread between evaluations, "
+    msg += f" Best checkpoint by held-out accuracy: step {a.steps[peak]}."
+    if d.noise == SPREAD and not np.isfinite(a.n[d.best_idx + d.now_idx]).all():
+        msg += (" The log has no eval size, so the noise was judged from the spread between evaluations, "
                 "a weaker test: pass --eval-size N to judge it properly.")
-    if confirm < p.confirm:
-        msg += (f" {confirm} evaluation(s) so far: critical once {p.confirm} in a row stay below the peak, resolved "
-                "if accuracy recovers.")
+    if severity == "warning":
+        msg += (f" Critical once a full level of {p.window} evaluations stays below; resolved if the level "
+                "recovers.")
     return Finding(
-        kind="decoupling", severity="critical" if confirm >= p.confirm else "warning", step=int(a.steps[k]), onset=int(a.steps[j]),
-        window_start=int(a.steps[j]), window_end=int(a.steps[k]), message=msg,
-        evidence={"pattern": "falling", "eval_set": a.eval_set, "acc_peak": float(acc[j]),
-                  "acc_peak_step": int(a.steps[j]), "acc_now": float(acc[k]), "drop": float(drop),
-                  "peak_block": [int(a.steps[i]) for i in peak], "recent_block": [int(a.steps[i]) for i in recent], "p": pval,
-                  "test": test, "reward_before": r_before, "reward_after": r_after, "carrier": carrier,
-                  "component_rise": rises, "eval_steps": [int(a.steps[before.start]), int(a.steps[k])], **sev},
+        kind="decoupling", severity=severity, step=int(a.steps[k]), onset=int(a.steps[peak]),
+        window_start=int(a.steps[d.best_idx[0]]), window_end=int(a.steps[k]), message=msg,
+        evidence={"pattern": "falling", "eval_set": a.eval_set, "acc_peak": float(a.acc[peak]),
+                  "acc_peak_step": int(a.steps[peak]), "acc_best_level": d.best, "acc_best_corrected": d.best_corrected,
+                  "acc_now_level": d.now, "acc_now": float(a.acc[k]), "drop": d.drop, "z": d.z, "p": d.p,
+                  "cohens_h": d.h, "margin_h": p.margin_h, "selection_bias": d.bias, "contenders": d.contenders,
+                  "se": d.se, "test": d.noise, "peak_block": [int(a.steps[i]) for i in d.best_idx],
+                  "recent_block": [int(a.steps[i]) for i in d.now_idx], **moves, "carrier": carrier,
+                  "component_rise": rises, "eval_steps": [int(a.steps[d.best_idx[0]]), int(a.steps[k])], **sev},
     )
 
 
@@ -190,10 +219,10 @@ def stall_at(a: Aligned, k: int, p: DecouplingParams) -> Finding | None:
     span = float(x[-1] - x[0])
     if not (math.isfinite(rt.lo) and rt.significant_up and rt.slope * span >= p.stall_min_reward_rise):
         return None
-    if not math.isfinite(at.slope) or at.slope * span > p.stall_max_acc_rise:
+    if not math.isfinite(at.slope) or at.slope * span > p.stall_max_acc_rise or at.significant_up:
         return None
-    if not math.isfinite(at.hi) or at.hi * span > p.stall_acc_ci_max:
-        return None  # accuracy may still be rising: too uncertain to call a stall
+    if at.significant_down:
+        return None  # accuracy is falling, not flat: the falling pattern's to judge
     first, last = int(a.steps[sl][0]), int(a.steps[k])
     if first in a.items and last in a.items and len(a.items[first]) == len(a.items[last]):
         cmp = stats.paired_compare(a.items[first], a.items[last])
@@ -201,36 +230,72 @@ def stall_at(a: Aligned, k: int, p: DecouplingParams) -> Finding | None:
             return None
     before, after = slice(sl.start, sl.start + w // 2), slice(sl.start + w // 2, k + 1)
     carrier, rises = _components(a, before, after)
+    total = sum(v for v in rises.values() if math.isfinite(v) and v > 0)
+    carried = (carrier is not None and len(rises) > 1 and total > 0
+               and rises[carrier] >= p.stall_carrier_share * total)
+    if not carried and (not math.isfinite(at.hi) or at.hi * span > p.stall_acc_ci_max):
+        return None  # one reward and accuracy may still be rising: too uncertain to say anything
     support, sev = _support(a, before, after)
     msg = (f"Training reward rose by {rt.slope * span:+.3f} over steps {first}-{last} (Theil-Sen slope "
            f"{rt.slope:.2g}/step, 95% CI {rt.lo:.2g}..{rt.hi:.2g}) while held-out accuracy ({a.eval_set}) "
            f"did not ({at.slope * span:+.3f}): the reward gain is not reaching the task.")
-    if carrier is not None and len(rises) > 1:
-        msg += f" The rise runs through '{carrier}' ({rises[carrier]:+.3f})."
+    if carried:
+        msg += (f" The rise runs through '{carrier}' ({rises[carrier]:+.3f} of {total:+.3f}): that component pays "
+                "for something the held-out verifier does not.")
+    else:
+        msg += (" With a single reward this is also what ordinary late convergence on the training prompts looks "
+                "like: information, not an alert (record the strict verifier's verdict on training completions, "
+                "truth=, to tell the two apart).")
     if support:
         msg += f" Supporting evidence: {support}."
     return Finding(
-        kind="reward_stall", severity="warning", step=last, onset=first, window_start=first, window_end=last,
-        message=msg,
+        kind="reward_stall", severity="warning" if carried else "info", step=last, onset=first, window_start=first,
+        window_end=last, message=msg,
         evidence={"pattern": "stall", "eval_set": a.eval_set, "reward_slope": rt.slope, "reward_ci": [rt.lo, rt.hi],
                   "reward_rise": rt.slope * span, "acc_slope": at.slope, "acc_rise": at.slope * span,
-                  "carrier": carrier, "component_rise": rises, **sev},
+                  "carrier": carrier if carried else None, "component_rise": rises, **sev},
     )
 
 
 def recovered(a: Aligned, k: int, open_: Finding, p: DecouplingParams) -> str | None:
-    """Why evaluation k is back within noise of the episode's peak block, or None if it is not."""
+    """Why the level at evaluation k is back within noise of the episode's best block, or None.
+
+    The level is the mean of the evaluations after the best block, at most `window` of them: one good
+    evaluation among bad ones moves it by a third, not all the way."""
     steps = [int(x) for x in a.steps]
-    block = [steps.index(s) for s in open_.evidence.get("peak_block", []) if s in steps]
-    if not block or not np.isfinite(a.acc[k]):
+    best = [steps.index(s) for s in open_.evidence.get("peak_block", []) if s in steps]
+    if not best or not np.isfinite(a.acc[k]):
         return None
-    level = float(np.mean(a.acc[block]))
-    if a.acc[k] >= level - p.min_drop / 2:
-        return f"held-out accuracy {a.acc[k]:.3f} is back within {p.min_drop / 2:.3f} of the peak block ({level:.3f})"
-    pval, test = _block_p(a, block, [k])
-    if pval > p.resolve_alpha:
-        return (f"held-out accuracy {a.acc[k]:.3f} is no longer significantly below the peak block ({level:.3f}; "
-                f"{test}, p={pval:.2g})")
+    now = list(range(max(best[-1] + 1, k - p.window + 1), k + 1))
+    if not np.all(np.isfinite(a.acc[now])):
+        return None
+    d = level_drop(a.acc[: k + 1], a.n, _items_by_index(a), best, now, k)
+    if d is None:
+        return None
+    if d.z < p.z_resolve:
+        return (f"the held-out accuracy level {d.now:.3f} over {_span(a, now)} is back within noise of the best "
+                f"level ({d.best_corrected:.3f}; {d.z:.1f} standard errors, noise from {d.noise})")
+    if d.h < p.margin_h / 2:
+        return (f"the held-out accuracy level {d.now:.3f} over {_span(a, now)} is within half the practical margin "
+                f"of the best level ({d.best_corrected:.3f}; Cohen's h {d.h:.2f})")
+    return None
+
+
+def collapsed(a: Aligned, k: int, p: DecouplingParams) -> str | None:
+    """Why evaluation k shows a collapse (accuracy significantly below its best and the training reward
+    fallen alike, beyond its noise), or None: an open episode that turns out to be a collapse (two
+    evaluations in a row say so) is withdrawn, since the reward is then telling the truth."""
+    items = _items_by_index(a)
+    for w in range(1, p.max_window + 1):
+        if k + 1 <= w:
+            break
+        d = current_drop(a.acc[: k + 1], a.n, items, k, w, p.window)
+        if d is None or d.z < (p.z_warn if w > 1 else p.z_single) or d.h < p.margin_h:
+            continue
+        r_now = _mean(a.reward[d.now_idx])
+        if math.isfinite(r_now) and _reward_moves(a, d, k, p.collapse_ratio) is None:
+            return (f"the training reward fell with held-out accuracy (to {r_now:.3f} over {_span(a, d.now_idx)}): "
+                    "a collapse, not a reward that stopped tracking the task")
     return None
 
 
@@ -238,11 +303,11 @@ class DecouplingScanner:
     """Episode logic shared by the offline scan and the online monitor; `judge` returns events.
 
     An event is a Finding: a new alert, the same id at a higher severity (escalation), or the same id
-    resolved. A falling episode starts as a warning on one evaluation below the peak, escalates to
-    critical when `confirm` evaluations in a row are, and resolves when accuracy comes back within
-    noise of the peak block. A stall is one episode for as long as it keeps holding, is not reported
-    inside a falling episode (the stronger finding), and resolves after `stall_resolve` evaluations
-    without the pattern."""
+    resolved. A falling episode opens as a warning on the first evidence (two evaluations' level below
+    the best, or one far below), is critical once a full window sits below, and resolves when the level
+    comes back within noise of the best block. A stall is one episode for as long as it keeps holding,
+    is not reported inside a falling episode (the stronger finding), and resolves after
+    `stall_resolve` evaluations without the pattern."""
 
     def __init__(self, params: DecouplingParams | None = None):
         self.p = params or DecouplingParams()
@@ -250,6 +315,7 @@ class DecouplingScanner:
         self.episodes: dict[int, int] = {}  # onset -> falling episodes seen from that peak
         self.stall: Finding | None = None
         self.stall_misses = 0
+        self.collapse_hits = 0  # evaluations in a row showing a collapse while an episode is open
 
     def judge(self, a: Aligned, k: int) -> list[Finding]:
         """Events at evaluation k, given evaluations 0..k."""
@@ -260,20 +326,21 @@ class DecouplingScanner:
     def _falling(self, a: Aligned, k: int) -> list[Finding]:
         p, step = self.p, int(a.steps[k])
         if self.open is not None:
-            why = recovered(a, k, self.open, p)
+            gone = collapsed(a, k, p)
+            self.collapse_hits = self.collapse_hits + 1 if gone else 0
+            why = recovered(a, k, self.open, p) or (gone if self.collapse_hits >= 2 else None)
             if why is not None:
-                done, self.open = self.open.resolve(step, why), None
+                done, self.open, self.collapse_hits = self.open.resolve(step, why), None, 0
                 return [done]
             if self.open.severity == "critical":
                 return []
             crit = falling_at(a, k, p)
-            if crit is None or crit.onset != self.open.onset:
+            if crit is None or crit.severity != "critical":
                 return []
-            self.open = replace(crit, step=self.open.step, episode=self.open.episode,
+            self.open = replace(crit, step=self.open.step, onset=self.open.onset, episode=self.open.episode,
                                 evidence={**crit.evidence, "first_alert_step": self.open.step, "critical_at": step})
             return [self.open]
-        # a warning on the first evidence: two evaluations below the peak, or one far below it
-        f = falling_at(a, k, p) or falling_at(a, k, p, confirm=2) or falling_at(a, k, p, confirm=1)
+        f = falling_at(a, k, p)
         if f is None:
             return []
         n = self.episodes[f.onset] = self.episodes.get(f.onset, 0) + 1
@@ -285,6 +352,9 @@ class DecouplingScanner:
         if self.stall is not None:
             if stall is not None:
                 self.stall_misses = 0
+                if stall.severity == "warning" and self.stall.severity == "info":
+                    self.stall = replace(stall, step=self.stall.step, onset=self.stall.onset)
+                    return [self.stall]
                 return []
             self.stall_misses += 1
             if self.stall_misses >= self.p.stall_resolve:

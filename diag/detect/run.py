@@ -13,9 +13,12 @@ import polars as pl
 
 from diag.detect.align import align
 from diag.detect.base import Finding, no_data
+from diag.detect.causes import CauseParams, cite, detect_causes
 from diag.detect.decoupling import DecouplingParams, best_checkpoint, detect_decoupling
 from diag.detect.signal_gap import SignalGapParams, detect_signal_gap
 from diag.detect.transfer import TransferParams, detect_transfer
+from diag.detect.verdict import end_verdict
+from diag.summary import best_checkpoints
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class DetectParams:
     signal_gap: SignalGapParams = field(default_factory=SignalGapParams)
     decoupling: DecouplingParams = field(default_factory=DecouplingParams)
     transfer: TransferParams = field(default_factory=TransferParams)
+    causes: CauseParams = field(default_factory=CauseParams)
 
 
 def detect_all(run, params: DetectParams | None = None, eval_size: int | None = None,
@@ -31,6 +35,17 @@ def detect_all(run, params: DetectParams | None = None, eval_size: int | None = 
 
     `eval_size` fills the item count of evaluations that lack one (imported logs); `reward_range_given`
     overrides the run's declared reward range."""
+    return _detect(run, params, eval_size, reward_range_given)[0]
+
+
+def check_run(run, params: DetectParams | None = None, eval_size: int | None = None,
+              reward_range_given: tuple[float, float] | None = None, fail_on: str = "critical") -> tuple[list[Finding], dict]:
+    """`grpo-diag check` for one run: its findings and the end-of-run verdict (diag.detect.verdict)."""
+    findings, a = _detect(run, params, eval_size, reward_range_given)
+    return findings, end_verdict(findings, best_checkpoints(a) if len(a) else None, fail_on)
+
+
+def _detect(run, params, eval_size, reward_range_given):
     p = params or DetectParams()
     steps = run.steps
     last = int(steps["step"].max()) if steps.height and steps["step"].max() is not None else 0
@@ -61,4 +76,6 @@ def detect_all(run, params: DetectParams | None = None, eval_size: int | None = 
     heldout = run.meta.get("heldout")  # the set the run trains for, where the run names it
     out += detect_transfer(evals, run.eval_items, heldout.get("name") if isinstance(heldout, dict) else None,
                            p.transfer)
-    return sorted(out, key=lambda f: (f.step, f.kind))
+    causes = detect_causes(steps, p.causes)
+    out = [cite(f, causes) if f.kind in ("decoupling", "reward_stall", "signal_gap") else f for f in out] + causes
+    return sorted(out, key=lambda f: (f.step, f.kind)), a

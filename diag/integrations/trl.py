@@ -168,9 +168,9 @@ class _Capture:
         self.skips = {"skipped": 0, "unreplaced": 0}  # this process's skips since the last record
         ho = config.heldout
         self.heldouts: list[HeldOut] = [] if ho is None else [ho] if isinstance(ho, HeldOut) else list(ho)
-        names = [h.name for h in self.heldouts]
-        if len(set(names)) != len(names):
-            raise ValueError(f"held-out sets need distinct names; got {names}")
+        set_names = [h.name for h in self.heldouts]
+        if len(set(set_names)) != len(set_names):
+            raise ValueError(f"held-out sets need distinct names; got {set_names}")
         self.gen_calls = 0
         self.failed = False
         self.last_eval_step: int | None = None
@@ -187,7 +187,7 @@ class _Capture:
             for fn in config.listeners:
                 self.recorder.subscribe(fn)
             if config.monitor is not None:
-                self.monitor = Monitor(self.recorder, config.monitor, func_names=names,
+                self.monitor = Monitor(self.recorder, config.monitor, func_names=self.names,
                                        group_size=trainer.num_generations)
                 self.recorder.subscribe(self.monitor)
 

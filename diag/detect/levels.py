@@ -1,0 +1,196 @@
+"""Accuracy levels from sparse, noisy evaluations: the best level a run reached and where it is now.
+
+A verdict keyed to one evaluation opens and closes an alert every few evaluations on a noisy run, and
+the single best evaluation of a noisy series is biased upward (it is the maximum of many draws). So a
+level is the mean of a block of consecutive evaluations, with its uncertainty, and the best block is
+corrected for having been picked as the best:
+
+- noise: the sampling noise (per-item results, paired across the two blocks; else p(1-p)/n from eval
+  sizes) unless the spread between consecutive evaluations is significantly larger (checkpoint-to-
+  checkpoint variation that no eval size shows: greedy decoding on the same items still moves by a
+  point or two); then the spread, on a t reference with as many degrees of freedom as differences.
+  With neither known the level cannot be judged.
+- selection bias: the best block is lowered by the expected maximum of m standard normals times its
+  standard error, m being the blocks that could have been the best (within two standard errors of it).
+  A sharp peak has one contender and no correction; a long plateau has many.
+- size: Cohen's h, 2 asin(sqrt p1) - 2 asin(sqrt p2), the variance-stabilised difference of two
+  proportions, so one practical margin means the same at 0.10, 0.50 and 0.90 accuracy and on 32 or
+  5,000 items (h 0.05 is 2.5 points at 0.50, 1.5 points at 0.10 or 0.90).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import stats as st
+
+MIN_SPREAD_DOF = 3.0  # a spread estimate worth fewer degrees of freedom does not overrule known sampling noise
+PAIRED = "per-item results (paired)"
+SIZES = "eval sizes"
+SPREAD = "spread between evaluations"
+
+
+@lru_cache(maxsize=256)
+def expected_max(m: int) -> float:
+    """E[max of m independent standard normals] (0 for m = 1)."""
+    if m <= 1:
+        return 0.0
+    x = np.linspace(-8.0, 8.0, 8001)
+    dens = m * st.norm.pdf(x) * st.norm.cdf(x) ** (m - 1)
+    return float(np.sum(x * dens) * (x[1] - x[0]))
+
+
+def cohens_h(p1: float, p2: float) -> float:
+    """2 asin(sqrt p1) - 2 asin(sqrt p2): positive when p1 is the higher accuracy."""
+    c = lambda p: 2 * math.asin(math.sqrt(min(1.0, max(0.0, p))))  # noqa: E731
+    return c(p1) - c(p2)
+
+
+def _d2_rms(d2: np.ndarray) -> np.ndarray:
+    """sqrt(mean squared second difference / 6) after clipping at 3 sigma, along the last axis.
+
+    Clipping starts from the median-based scale and repeats: kinks where a run turns, drops or recovers
+    are far outside the noise and are dropped however many there are, while independent noise loses
+    0.3% of its values (the simulated calibration accounts for it)."""
+    sq = np.atleast_2d(d2 ** 2)
+    scale = np.median(sq, axis=-1, keepdims=True) / 0.4549  # median of chi-square(1)
+    keep = np.ones_like(sq, dtype=bool)
+    for _ in range(3):
+        keep = sq <= 9 * np.maximum(scale, 1e-18)
+        scale = np.where(keep, sq, 0).sum(axis=-1, keepdims=True) / np.maximum(keep.sum(axis=-1, keepdims=True), 1)
+    out = np.sqrt(scale[..., 0] / 6)
+    return out if d2.ndim > 1 else out[0]
+
+
+@lru_cache(maxsize=128)
+def _d2_calibration(m: int) -> tuple[float, float]:
+    """(mean of the estimate over the true sigma, degrees of freedom it is worth) for m second
+    differences, simulated once on independent normal noise (fixed seed)."""
+    x = np.random.default_rng(12345).normal(size=(4000, m + 2))
+    est = _d2_rms(x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2])
+    mean, rel = float(est.mean()), float(est.std() / est.mean())
+    return mean, max(1.0, 1 / (2 * rel ** 2))
+
+
+def spread_sigma(acc: np.ndarray, cut: int | None = None) -> tuple[float, float]:
+    """One evaluation's noise around the trend, and the degrees of freedom it is worth, from second
+    differences y[i+1] - 2 y[i] + y[i-1] (variance 6 sigma^2 for independent noise): a locally straight
+    trend, rising or falling, cancels out, and the kinks where a run turns, drops or recovers are clipped
+    out, so neither is taken for noise. With `cut`, no second difference spans index
+    `cut`: the step between a best level and a current level under test is the effect being measured,
+    not noise. Corrected for its bias and given its degrees of freedom by simulation on white noise.
+    NaN with fewer than 3 second differences."""
+    y = np.asarray(acc, dtype=float)
+    parts = [y] if cut is None else [y[:cut], y[cut:]]
+    d2 = [p[2:] - 2 * p[1:-1] + p[:-2] for p in (q[np.isfinite(q)] for q in parts) if len(p) >= 3]
+    d2 = np.concatenate(d2) if d2 else np.empty(0)
+    if len(d2) < 3:
+        return math.nan, 0.0
+    bias, dof = _d2_calibration(len(d2))
+    return float(_d2_rms(d2)) / bias, dof
+
+
+@dataclass(frozen=True)
+class LevelDrop:
+    best: float  # mean accuracy over the best block, as measured
+    best_corrected: float  # lowered by the expected selection bias
+    now: float  # mean accuracy over the current block
+    best_idx: list[int]
+    now_idx: list[int]
+    bias: float
+    contenders: int
+    se: float  # standard error of best_corrected - now
+    z: float  # the one-sided p as a normal quantile (a t on few differences is worth less than its value)
+    p: float  # one-sided p that the current level is below the best
+    h: float  # Cohen's h, corrected best vs now
+    noise: str  # which noise set the standard error
+
+    @property
+    def drop(self) -> float:
+        return self.best_corrected - self.now
+
+
+def best_block(acc: np.ndarray, before: int, width: int) -> list[int] | None:
+    """Indices of the `width` consecutive evaluations before index `before` with the highest mean."""
+    cands = [list(range(i, i + width)) for i in range(0, before - width + 1)
+             if np.all(np.isfinite(acc[i:i + width]))]
+    if not cands:
+        return None
+    means = [float(np.mean(acc[c])) for c in cands]
+    return cands[int(np.argmax(means))]
+
+
+def _sampling_se(acc, n, items, best_idx, now_idx) -> tuple[float, str | None]:
+    """Standard error of mean(acc[best]) - mean(acc[now]) from sampling alone."""
+    keys = best_idx + now_idx
+    if all(i in items for i in keys) and len({len(items[i]) for i in keys}) == 1:
+        b = np.mean([items[i] for i in best_idx], axis=0)
+        a = np.mean([items[i] for i in now_idx], axis=0)
+        d = b.astype(float) - a.astype(float)
+        if len(d) >= 2:
+            return float(d.std(ddof=1) / math.sqrt(len(d))), PAIRED
+    nn = np.asarray(n, dtype=float)[keys]
+    if np.all(np.isfinite(nn)) and np.all(nn >= 1):
+        p = np.clip(np.asarray(acc, dtype=float)[keys], 0.0, 1.0)
+        var = p * (1 - p) / nn
+        wb = len(best_idx)
+        return float(math.sqrt(var[:wb].sum() / wb ** 2 + var[wb:].sum() / len(now_idx) ** 2)), SIZES
+    return math.nan, None
+
+
+def _sampling_explains(se_sampling: float, se_spread: float, dof: int) -> bool:
+    """Whether the spread between evaluations is within what sampling alone gives (a one-sided chi-square
+    test at 5% on `dof` differences): then the exact sampling noise is used, not a spread estimate that
+    rests on a few differences; beyond it, checkpoints vary more than sampling and the spread is used."""
+    if se_spread <= se_sampling:
+        return True
+    return se_sampling > 0 and (se_spread / se_sampling) ** 2 * dof < st.chi2.ppf(0.95, dof)
+
+
+def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], best_idx: list[int],
+               now_idx: list[int], upto: int) -> LevelDrop | None:
+    """How far the level over `now_idx` sits below the level over `best_idx`, with evaluations 0..upto
+    known (the spread and the selection correction use only those). None without any noise estimate."""
+    acc = np.asarray(acc, dtype=float)
+    known = acc[: upto + 1]
+    wb, wn = len(best_idx), len(now_idx)
+    se_s, src = _sampling_se(acc, n, items, best_idx, now_idx)
+    sigma, ndiff = spread_sigma(known, cut=min(now_idx))
+    se_spread = sigma * math.sqrt(1 / wb + 1 / wn) if math.isfinite(sigma) else math.nan
+    if math.isfinite(se_s) and (not math.isfinite(se_spread) or ndiff < MIN_SPREAD_DOF
+                                or _sampling_explains(se_s, se_spread, ndiff)):
+        se, noise, dof = se_s, src, math.inf
+    elif math.isfinite(se_spread):
+        se, noise, dof = se_spread, SPREAD, float(max(ndiff, 1.0))
+    else:
+        return None
+    se = max(se, 1e-9)
+    best, now = float(np.mean(acc[best_idx])), float(np.mean(acc[now_idx]))
+    # selection: the blocks (non-overlapping, before the current one) that could have been the best
+    se_block = se * math.sqrt(wn / (wb + wn))
+    before = min(now_idx)
+    tiles = [known[i:i + wb] for i in range(0, before - wb + 1, wb)]
+    contenders = max(1, sum(1 for t in tiles if np.all(np.isfinite(t)) and np.mean(t) >= best - 2 * math.sqrt(2) * se_block))
+    bias = se_block * expected_max(contenders)
+    best_c = best - bias
+    t = (best_c - now) / se
+    p = float(st.norm.sf(t) if math.isinf(dof) else st.t.sf(t, dof))
+    z = float(st.norm.isf(max(p, 1e-300)))  # on the normal scale, so few evaluations' spread counts for less
+    return LevelDrop(best, best_c, now, list(best_idx), list(now_idx), bias, contenders, se, float(z), p,
+                     cohens_h(best_c, now), noise)
+
+
+def current_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], k: int, width: int,
+                 best_width: int) -> LevelDrop | None:
+    """The last `width` evaluations up to k against the best block of `best_width` before them."""
+    acc = np.asarray(acc, dtype=float)
+    now_idx = list(range(k - width + 1, k + 1))
+    if now_idx[0] < 1 or not np.all(np.isfinite(acc[now_idx])):
+        return None
+    best = best_block(acc, now_idx[0], min(best_width, now_idx[0]))
+    if best is None:
+        return None
+    return level_drop(acc, n, items, best, now_idx, k)
