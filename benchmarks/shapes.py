@@ -11,7 +11,7 @@ checkpoint variation): a fall smaller than the noise tests no detector, only luc
 
 - drift: accuracy peaks, then drifts down 3-6 noise sd over 70-90% of the rest of the run while the
   reward keeps rising; 500-5,000 items, checkpoint noise 1-2 points (the 7B-on-MATH shape).
-- flat_fall: the reward holds (it loses at most a quarter of accuracy's share) while accuracy falls 3-6 sd within 3-10
+- flat_fall: the reward holds (it loses at most a fifth of accuracy's share) while accuracy falls 3-6 sd within 3-10
   evaluations and stays there.
 - small_large: the same under a flat reward on 1,319-5,000 greedy items (a 2-5 point fall).
 - dip: a 3.5-6 sd dip over 3-5 evaluations that recovers fully: an episode that must resolve.
@@ -87,8 +87,8 @@ def _curves(shape: str, rng: np.random.Generator, noise_sd: float):
         if shape == "drift":
             reward = reward + rng.uniform(0.03, 0.1) * after
         elif shape == "flat_fall":
-            # the reward holds: it loses at most a quarter of the share of its level that accuracy loses
-            reward = np.where(t > onset, reward[onset - 1] * (1 - rng.uniform(0, 0.25) * fall / peak * after), reward)
+            # the reward holds: it loses at most a fifth of the share of its level that accuracy loses
+            reward = np.where(t > onset, reward[onset - 1] * (1 - rng.uniform(0, 0.2) * fall / peak * after), reward)
         elif shape == "small_large":
             reward = np.where(t > onset, reward[onset - 1], reward)
         elif shape == "collapse":  # the reward loses a comparable share of its level

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-GRID = {"z_warn": [2.5, 3.0, 3.5], "z_critical": [3.0, 3.5], "margin_h": [0.03, 0.05]}
+GRID = {"z_warn": [3.0, 3.5], "z_critical": [3.0, 3.5], "margin_h": [0.03, 0.05]}
 
 
 def draw(n_runs: int, seed: int) -> list[tuple[str, object, dict]]:

@@ -40,7 +40,7 @@ def test_labelled_real_run_gets_its_preregistered_verdict(entry, tmp_path):
     from validity import expectation_met
 
     out, _ = import_log(REAL / entry["path"], fmt=entry.get("format", "auto"), name=entry["name"],
-                        root=str(tmp_path), profile=entry.get("profile"))
+                        root=str(tmp_path), profile=entry.get("profile"), eval_size=entry.get("eval_size"))
     run = diag.open_run(out)
     assert run.steps.height > 0
     findings = detect_all(run)

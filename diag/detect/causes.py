@@ -37,7 +37,7 @@ class CauseParams:
     min_baseline: int = 5
     min_steps: int = 20  # fewer logged steps: nothing is judged
     length_up: float = 1.5  # rolling mean length at least this times the start: a blow-up
-    length_down: float = 0.6  # at most this times the start: a collapse
+    length_down: float = 0.65  # at most this times the start: a collapse (8.9k -> 5.4k tokens is 0.61)
     clipped_rise: float = 0.2  # clipped share up by at least this (absolute)
     entropy_down: float = 0.3  # entropy at most this times its start
     zero_grad_share: float = 0.05  # steps with a gradient norm of exactly zero
@@ -149,11 +149,17 @@ def detect_causes(steps: pl.DataFrame, params: CauseParams | None = None) -> lis
     return out
 
 
-def cite(finding: Finding, causes: list[Finding]) -> Finding:
-    """The finding with the causes whose window overlaps its own named in its message and evidence."""
+def cite(finding: Finding, causes: list[Finding], last_step: int | None = None) -> Finding:
+    """The finding with the causes whose window overlaps its own named in its message and evidence (a
+    finding still firing spans to `last_step`, the end of what was seen; a resolved one to its
+    resolution)."""
     lo, hi = finding.window_start, finding.window_end
     if lo is None or hi is None:
         return finding
+    if finding.state == "firing" and last_step is not None:
+        hi = max(hi, last_step)
+    elif finding.state == "resolved" and finding.resolved_step is not None:
+        hi = max(hi, finding.resolved_step)  # the episode lasted until it resolved
     near = [c for c in causes if c.kind != "no_data" and c.onset is not None and c.onset <= hi and c.window_end >= lo]
     if not near:
         return finding

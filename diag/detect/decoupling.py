@@ -44,7 +44,7 @@ class DecouplingParams:
     z_single: float = 4.5  # one evaluation alone must be this far below to open a warning
     z_critical: float = 3.0  # a full window this far below makes the alert critical
     z_resolve: float = 1.0  # the level back within this many standard errors of the best resolves it
-    collapse_ratio: float = 0.5  # the reward lost at least this share of accuracy's relative fall: a collapse
+    collapse_ratio: float = 0.35  # the reward lost at least this times accuracy's share of its level: a collapse
     stall_window: int = 8
     stall_min_reward_rise: float = 0.05
     stall_max_acc_rise: float = 0.02  # accuracy may rise at most this much (point estimate) over the window
@@ -90,7 +90,8 @@ def _support(a: Aligned, before: slice, after: slice) -> tuple[str, dict]:
 
 def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> dict | None:
     """How the training reward moved between the two blocks accuracy is judged on; None when it is
-    missing or fell alike (a collapse: the reward lost a comparable share of its level, beyond its noise).
+    missing or fell alike (a collapse: the reward lost a comparable share of its level, by more than three
+    standard errors of its own noise).
 
     Shares of the level, not raw differences: rewards have any scale, and a lenient reward that loses 2
     of its 31 points while accuracy loses 7 of its 26 no longer tracks the task. The reward's reference
@@ -110,7 +111,7 @@ def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> di
     floor = 0.0 if lo >= 0 else lo  # a signed reward (penalties) is measured from its lowest point
     rel_a = d.drop / d.best_corrected if d.best_corrected > 0 else 1.0
     rel_r = (r_ref - r_now) / (r_ref - floor) if r_ref > floor else 0.0
-    noise = 2 * sigma * math.sqrt(1 / w + 1 / len(d.now_idx))
+    noise = 3 * sigma * math.sqrt(1 / w + 1 / len(d.now_idx))
     if rel_a > 0 and rel_r >= collapse_ratio * rel_a and r_ref - r_now > noise:
         return None
     trend = "rose" if rel_r < -0.02 else "held" if rel_r <= 0.02 else "fell less"
@@ -123,15 +124,12 @@ def _span(a: Aligned, idx: list[int]) -> str:
     return f"step {s0}" if s0 == s1 else f"steps {s0}-{s1}"
 
 
-def falling_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None) -> Finding | None:
-    """Judge evaluation k (0-based) with only evaluations 0..k known: the level over the last `width`
-    evaluations (every width from 1 to `max_window` when not given, the most significant kept) against
-    the best block before them. A warning, a critical finding (a level over at least `window`
-    evaluations at least `z_critical` below), or None."""
-    if k + 1 < p.min_evals or k >= len(a):
-        return None
+def _level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None) -> LevelDrop | None:
+    """The current level that is most clearly below the best, over the last 1..max_window evaluations
+    (or exactly `width`): it must clear z and the practical margin, hold no evaluation at or above the
+    best, and (if longer than `window`) still be down over its last `window` evaluations."""
     items = _items_by_index(a)
-    best: tuple[LevelDrop, dict] | None = None
+    best: LevelDrop | None = None
     for w in ([width] if width else range(1, p.max_window + 1)):
         if k + 1 <= w:
             break
@@ -142,14 +140,23 @@ def falling_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None
             continue  # a level that holds an evaluation at or above the best is no fall
         if w > p.window and not _still_down(a, d, k, p):
             continue  # a long window that is low because of an older dip, not now
-        moves = _reward_moves(a, d, k, p.collapse_ratio)
-        if moves is None:
-            return None  # on some window the reward fell alike: a collapse (or no reward), not decoupling
-        if best is None or _rank(d, p) > _rank(best[0], p):
-            best = (d, moves)
-    if best is None:
+        if best is None or _rank(d, p) > _rank(best, p):
+            best = d
+    return best
+
+
+def falling_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None) -> Finding | None:
+    """Judge evaluation k (0-based) with only evaluations 0..k known: a warning, a critical finding (a
+    level over at least `window` evaluations at least `z_critical` below), or None (no fall, or the
+    reward fell with accuracy: a collapse)."""
+    if k + 1 < p.min_evals or k >= len(a):
         return None
-    d, moves = best
+    d = _level_at(a, k, p, width)
+    if d is None:
+        return None
+    moves = _reward_moves(a, d, k, p.collapse_ratio)
+    if moves is None:
+        return None
     critical = len(d.now_idx) >= p.window and d.z >= p.z_critical
     return _finding(a, k, d, moves, p, "critical" if critical else "warning")
 
@@ -163,6 +170,10 @@ def _still_down(a: Aligned, d: LevelDrop, k: int, p: DecouplingParams) -> bool:
 def _rank(d: LevelDrop, p: DecouplingParams) -> tuple:
     """A sustained (critical-grade) level first, then the more significant one."""
     return (len(d.now_idx) >= p.window and d.z >= p.z_critical, d.z)
+
+
+_CONFIRM = (" Critical once a level of {window} evaluations stays below at the next evaluation too; resolved if "
+            "the level recovers.")
 
 
 def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams, severity: str) -> Finding:
@@ -193,8 +204,7 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
         msg += (" The log has no eval size, so the noise was judged from the spread between evaluations, "
                 "a weaker test: pass --eval-size N to judge it properly.")
     if severity == "warning":
-        msg += (f" Critical once a full level of {p.window} evaluations stays below; resolved if the level "
-                "recovers.")
+        msg += _CONFIRM.format(window=p.window)
     return Finding(
         kind="decoupling", severity=severity, step=int(a.steps[k]), onset=int(a.steps[peak]),
         window_start=int(a.steps[d.best_idx[0]]), window_end=int(a.steps[k]), message=msg,
@@ -282,30 +292,24 @@ def recovered(a: Aligned, k: int, open_: Finding, p: DecouplingParams) -> str | 
 
 
 def collapsed(a: Aligned, k: int, p: DecouplingParams) -> str | None:
-    """Why evaluation k shows a collapse (accuracy significantly below its best and the training reward
-    fallen alike, beyond its noise), or None: an open episode that turns out to be a collapse (two
-    evaluations in a row say so) is withdrawn, since the reward is then telling the truth."""
-    items = _items_by_index(a)
-    for w in range(1, p.max_window + 1):
-        if k + 1 <= w:
-            break
-        d = current_drop(a.acc[: k + 1], a.n, items, k, w, p.window)
-        if d is None or d.z < (p.z_warn if w > 1 else p.z_single) or d.h < p.margin_h:
-            continue
-        r_now = _mean(a.reward[d.now_idx])
-        if math.isfinite(r_now) and _reward_moves(a, d, k, p.collapse_ratio) is None:
-            return (f"the training reward fell with held-out accuracy (to {r_now:.3f} over {_span(a, d.now_idx)}): "
-                    "a collapse, not a reward that stopped tracking the task")
-    return None
+    """Why evaluation k shows a collapse (accuracy clearly below its best and the training reward fallen
+    alike, beyond its noise), or None: an open episode that turns out to be a collapse (two evaluations
+    in a row say so) is withdrawn, since the reward is then telling the truth."""
+    d = _level_at(a, k, p)
+    if d is None or not math.isfinite(_mean(a.reward[d.now_idx])) or _reward_moves(a, d, k, p.collapse_ratio):
+        return None
+    return (f"the training reward fell with held-out accuracy (to {_mean(a.reward[d.now_idx]):.3f} over "
+            f"{_span(a, d.now_idx)}): a collapse, not a reward that stopped tracking the task")
 
 
 class DecouplingScanner:
     """Episode logic shared by the offline scan and the online monitor; `judge` returns events.
 
     An event is a Finding: a new alert, the same id at a higher severity (escalation), or the same id
-    resolved. A falling episode opens as a warning on the first evidence (two evaluations' level below
-    the best, or one far below), is critical once a full window sits below, and resolves when the level
-    comes back within noise of the best block. A stall is one episode for as long as it keeps holding,
+    resolved. A falling episode opens as a warning on the first evidence, is critical from the next
+    evaluation at which a level of `window` evaluations is `z_critical` below (and no collapse shows),
+    and resolves when the level comes back within noise of the best block, or is withdrawn when two
+    evaluations in a row show the reward falling with accuracy. A stall is one episode for as long as it keeps holding,
     is not reported inside a falling episode (the stronger finding), and resolves after
     `stall_resolve` evaluations without the pattern."""
 
@@ -332,7 +336,7 @@ class DecouplingScanner:
             if why is not None:
                 done, self.open, self.collapse_hits = self.open.resolve(step, why), None, 0
                 return [done]
-            if self.open.severity == "critical":
+            if self.open.severity == "critical" or gone:
                 return []
             crit = falling_at(a, k, p)
             if crit is None or crit.severity != "critical":
@@ -343,6 +347,8 @@ class DecouplingScanner:
         f = falling_at(a, k, p)
         if f is None:
             return []
+        if f.severity == "critical":  # critical only once a second evaluation confirms it (and shows no collapse)
+            f = replace(f, severity="warning", message=f.message + _CONFIRM.format(window=p.window))
         n = self.episodes[f.onset] = self.episodes.get(f.onset, 0) + 1
         self.open = replace(f, episode=n)
         return [self.open]

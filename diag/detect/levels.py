@@ -185,11 +185,11 @@ def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], bes
 
 def current_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], k: int, width: int,
                  best_width: int) -> LevelDrop | None:
-    """The last `width` evaluations up to k against the best block of `best_width` before them."""
+    """The last `width` evaluations up to k against the best block of `best_width` (at least 2) before them."""
     acc = np.asarray(acc, dtype=float)
     now_idx = list(range(k - width + 1, k + 1))
-    if now_idx[0] < 1 or not np.all(np.isfinite(acc[now_idx])):
-        return None
+    if now_idx[0] < 2 or not np.all(np.isfinite(acc[now_idx])):
+        return None  # a best "level" of one evaluation is one draw, however it compares
     best = best_block(acc, now_idx[0], min(best_width, now_idx[0]))
     if best is None:
         return None

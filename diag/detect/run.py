@@ -77,5 +77,5 @@ def _detect(run, params, eval_size, reward_range_given):
     out += detect_transfer(evals, run.eval_items, heldout.get("name") if isinstance(heldout, dict) else None,
                            p.transfer)
     causes = detect_causes(steps, p.causes)
-    out = [cite(f, causes) if f.kind in ("decoupling", "reward_stall", "signal_gap") else f for f in out] + causes
+    out = [cite(f, causes, last) if f.kind in ("decoupling", "reward_stall", "signal_gap") else f for f in out] + causes
     return sorted(out, key=lambda f: (f.step, f.kind)), a

@@ -1,0 +1,142 @@
+"""The end-of-run verdict on the shapes real decoupled runs take (issue: verdicts on real decoupled runs).
+
+Each run is written as a `trainer_state.json` with the numbers the shape was described by (seeded
+noise), imported like a user's log, and judged by `grpo-diag check`. The contracts are kinds, states
+and exit codes, never a step or a p-value of one draw.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+import diag
+from diag.cli import main
+from diag.detect import check_run
+from diag.importers import import_log
+
+
+def _log(tmp_path, steps, reward, evals, every, extra=None, components=None, name="run"):
+    hist = []
+    for i, s in enumerate(steps):
+        row = {"step": int(s), "reward": float(reward[i]), "loss": 0.1}
+        for key, series in (extra or {}).items():
+            row[key] = float(series[i])
+        for key, series in (components or {}).items():
+            row[f"rewards/{key}/mean"] = float(series[i])
+        hist.append(row)
+    hist += [{"step": int(every * (k + 1)), "eval_accuracy": float(a)} for k, a in enumerate(evals)]
+    p = tmp_path / f"{name}.json"
+    p.write_text(json.dumps({"log_history": hist}))
+    return p
+
+
+def _judge(tmp_path, path, eval_size=None):
+    out, _ = import_log(path, fmt="trainer-state", root=str(tmp_path / "runs"), eval_size=eval_size, overwrite=True)
+    return out, check_run(diag.open_run(out))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sustained_noisy_drift_ends_decoupled_and_names_the_length_blowup(tmp_path, seed):
+    """A 7B-on-MATH shape: reward 0.80 -> 0.94 over 210 steps, accuracy ~0.54 (steps 10-50) drifting to
+    ~0.49 (180-210), each evaluation within 2 points of the trend; length 220 -> 600 tokens at step ~160
+    with the clipped share 0% -> 50%. One good evaluation must not resolve it."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(1, 211)
+    reward = np.linspace(0.80, 0.94, 210) + rng.normal(0, 0.02, 210)
+    length = np.where(steps < 160, 220.0, 600.0) + rng.normal(0, 10, 210)
+    clipped = np.where(steps < 160, 0.0, 0.5)
+    trend = np.interp(np.arange(10, 211, 10), [10, 50, 180, 210], [0.54, 0.54, 0.49, 0.49])
+    evals = trend + rng.uniform(-0.02, 0.02, len(trend))
+    path = _log(tmp_path, steps, reward, evals, 10,
+                extra={"completions/mean_length": length, "completions/clipped_ratio": clipped})
+    out, (findings, verdict) = _judge(tmp_path, path)
+    dec = [f for f in findings if f.kind == "decoupling"]
+    assert dec and dec[-1].firing and "decoupled" in verdict["ends"]
+    assert {"length_blowup", "clipped_jump"} <= {f.kind for f in findings}
+    assert "length_blowup" in dec[-1].evidence.get("causes", [])
+    assert verdict["best_checkpoint"]["step"] <= 60
+    assert main(["check", str(out), "--fail-on", "warning"]) == 1
+
+
+def test_small_fall_on_a_large_set_is_judged_with_its_eval_size(tmp_path):
+    """GSM8K, 1,319 greedy items: score flat at 0.945, accuracy 0.904 at its peak then ~0.88 over 30
+    evaluations: 2.8 points, far more than noise once averaged, though under any fixed 5-point rule."""
+    rng = np.random.default_rng(3)
+    evals = np.r_[[0.88, 0.89, 0.895, 0.904, 0.9, 0.898], 0.878 + rng.normal(0, 0.006, 30)]
+    steps = np.arange(1, 10 * len(evals) + 1)
+    reward = 0.945 + rng.normal(0, 0.01, len(steps))
+    out, (findings, verdict) = _judge(tmp_path, _log(tmp_path, steps, reward, evals, 10), eval_size=1319)
+    dec = [f for f in findings if f.kind == "decoupling"]
+    assert dec and dec[-1].firing and dec[-1].severity == "critical"
+    assert 0.01 < dec[-1].evidence["drop"] < 0.04 and dec[-1].evidence["test"] == "eval sizes"
+    assert main(["check", str(out)]) == 1  # critical firing: the default --fail-on
+
+
+def test_fall_under_a_flat_reward_is_decoupling(tmp_path):
+    """A hand-written loop: reward 0.31 -> 0.29 (it holds), accuracy on 1,024 items peaks at 0.262, then
+    0.241 over 11 evaluations, then 0.197 over 9: the reward no longer tracks the task."""
+    rng = np.random.default_rng(4)
+    evals = np.r_[[0.22, 0.24, 0.255, 0.262, 0.258], 0.241 + rng.normal(0, 0.008, 11), 0.197 + rng.normal(0, 0.008, 9)]
+    steps = np.arange(1, 10 * len(evals) + 1)
+    reward = np.linspace(0.31, 0.29, len(steps)) + rng.normal(0, 0.02, len(steps))
+    _, (findings, verdict) = _judge(tmp_path, _log(tmp_path, steps, reward, evals, 10), eval_size=1024)
+    dec = [f for f in findings if f.kind == "decoupling"]
+    assert dec and dec[-1].firing and "decoupled" in verdict["ends"]
+    assert dec[-1].evidence["trend"] in ("held", "fell less")
+
+
+def test_reward_carried_up_by_its_format_component_is_a_stall_naming_it(tmp_path):
+    """A VLM DAPO shape: total reward ~1.25 -> ~2.0 with the format component 0.29 -> 0.76, accuracy on
+    32 items flat between 0.5 and 0.78."""
+    rng = np.random.default_rng(5)
+    steps = np.arange(1, 201)
+    fmt = np.linspace(0.29, 0.76, 200) + rng.normal(0, 0.03, 200)
+    acc_part = 0.96 + rng.normal(0, 0.05, 200)
+    evals = rng.choice(np.arange(16, 26) / 32, 20)
+    path = _log(tmp_path, steps, fmt + acc_part, evals, 10, components={"accuracy": acc_part, "format": fmt})
+    _, (findings, verdict) = _judge(tmp_path, path, eval_size=32)
+    stall = [f for f in findings if f.kind == "reward_stall" and f.is_alert]
+    assert stall and stall[0].evidence["carrier"] == "format" and "'format'" in stall[0].message
+    assert not [f for f in findings if f.kind == "decoupling" and f.severity == "critical"]
+
+
+def test_collapse_with_a_thin_reward_history_is_not_decoupling(tmp_path):
+    """SmolLM2 after SFT on a too-high learning rate: accuracy 0.50 -> 0.11 -> 0.06 and the training
+    reward 0.24 -> 0.15 -> 0.05 over the same steps, the peak at the first evaluation."""
+    rng = np.random.default_rng(6)
+    evals = [0.50, 0.30, 0.11, 0.08, 0.06, 0.07, 0.06, 0.05]
+    steps = np.arange(1, 81)
+    reward = np.interp(steps, [1, 10, 30, 80], [0.24, 0.2, 0.15, 0.05]) + rng.normal(0, 0.03, 80)
+    out, (findings, verdict) = _judge(tmp_path, _log(tmp_path, steps, reward, evals, 10), eval_size=200)
+    assert not [f for f in findings if f.kind == "decoupling" and (f.severity == "critical" or f.firing)]
+    assert main(["check", str(out)]) == 0
+
+
+def test_transient_episode_is_listed_resolved_and_the_run_ends_clean(tmp_path):
+    rng = np.random.default_rng(7)
+    evals = np.r_[[0.70, 0.72, 0.73, 0.73, 0.735], [0.68, 0.675, 0.68, 0.678], 0.74 + rng.normal(0, 0.004, 8)]
+    steps = np.arange(1, 10 * len(evals) + 1)
+    reward = np.linspace(0.4, 0.6, len(steps)) + rng.normal(0, 0.02, len(steps))
+    out, (findings, verdict) = _judge(tmp_path, _log(tmp_path, steps, reward, evals, 10), eval_size=2000)
+    assert verdict["ends"] == ["clean"] and not verdict["fails"]
+    assert [r["kind"] for r in verdict["resolved"]] == ["decoupling"]
+    assert main(["check", str(out), "--fail-on", "warning"]) == 0
+
+
+def test_fail_on_and_json_verdict(tmp_path, capsys):
+    """--fail-on picks the severity that fails CI; --json keeps its shape and adds the verdict."""
+    rng = np.random.default_rng(8)
+    evals = np.r_[[0.5, 0.6, 0.7, 0.72, 0.71], 0.55 + rng.normal(0, 0.01, 6)]
+    steps = np.arange(1, 10 * len(evals) + 1)
+    out, _ = _judge(tmp_path, _log(tmp_path, steps, np.linspace(0.4, 0.6, len(steps)), evals, 10), eval_size=500)
+    assert main(["check", str(out), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert {"run", "path", "status", "findings", "verdict"} <= set(doc)
+    assert doc["verdict"]["ends"] == ["decoupled"] and doc["verdict"]["fail_on"] == "critical"
+    assert doc["verdict"]["best_checkpoint"]["step"] in (30, 40, 50)
+    assert main(["check", str(out), "--fail-on", "info"]) == 1
+    text_out = tmp_path / "o.txt"
+    assert main(["check", str(out)]) == 1
+    text_out.write_text(capsys.readouterr().out)
+    assert "ends DECOUPLED" in text_out.read_text()
