@@ -191,6 +191,8 @@ def test_demo_runs_get_the_right_alerts(demo_runs):
     before = acc.filter(pl.col("step") <= dec[-1].step)
     peak_step = before.sort(["value", "step"], descending=[True, False])["step"][0]
     assert abs(dec[-1].onset - peak_step) <= 2 * 10  # the onset is this run's accuracy peak (or a neighbour)
+    live = run.alerts.filter(pl.col("kind") == "decoupling")["message"].to_list()
+    assert live and all("'lenient_correct'" in m and "'heldout'" not in m for m in live)  # the reward, not the set
 
 
 def test_one_evaluation_dip_warns_then_resolves():

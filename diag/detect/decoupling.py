@@ -88,10 +88,11 @@ def _support(a: Aligned, before: slice, after: slice) -> tuple[str, dict]:
     return ("; ".join(parts), ev)
 
 
-def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> dict | None:
+def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float, keep: bool = False) -> dict | None:
     """How the training reward moved between the two blocks accuracy is judged on; None when it is
-    missing or fell alike (a collapse: the reward lost a comparable share of its level, by more than three
-    standard errors of its own noise).
+    missing or fell alike (the reward lost at least `collapse_ratio` times the share of its level that
+    accuracy lost: a collapse, or not yet told apart from one). `_reward_fell` asks the stricter question
+    an open episode is withdrawn on: fell alike by more than three standard errors of its own noise.
 
     Shares of the level, not raw differences: rewards have any scale, and a lenient reward that loses 2
     of its 31 points while accuracy loses 7 of its 26 no longer tracks the task. The reward's reference
@@ -99,7 +100,7 @@ def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> di
     kept rising after accuracy's best and then fell with it has collapsed from where it stood."""
     r_best, r_now = _mean(a.reward[d.best_idx]), _mean(a.reward[d.now_idx])
     if not (math.isfinite(r_best) and math.isfinite(r_now)):
-        return None
+        return {} if keep else None
     w = len(d.best_idx)
     sigma, _ = spread_sigma(a.reward[: k + 1])  # the reward's own noise between evaluations
     sigma = sigma if math.isfinite(sigma) else 0.0
@@ -112,11 +113,17 @@ def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> di
     rel_a = d.drop / d.best_corrected if d.best_corrected > 0 else 1.0
     rel_r = (r_ref - r_now) / (r_ref - floor) if r_ref > floor else 0.0
     noise = 3 * sigma * math.sqrt(1 / w + 1 / len(d.now_idx))
-    if rel_a > 0 and rel_r >= collapse_ratio * rel_a and r_ref - r_now > noise:
-        return None
+    alike = rel_a > 0 and rel_r >= collapse_ratio * rel_a
     trend = "rose" if rel_r < -0.02 else "held" if rel_r <= 0.02 else "fell less"
-    return {"reward_before": r_best, "reward_high": r_ref, "reward_after": r_now, "reward_share_lost": rel_r,
-            "accuracy_share_lost": rel_a, "trend": trend}
+    moves = {"reward_before": r_best, "reward_high": r_ref, "reward_after": r_now, "reward_share_lost": rel_r,
+             "accuracy_share_lost": rel_a, "trend": trend,
+             "collapse": alike and r_ref - r_now > noise}  # fell alike, beyond its noise: a collapse for sure
+    return moves if keep or not alike else None
+
+
+def _reward_fell(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> bool:
+    """The reward fell alike, beyond its noise (see _reward_moves)."""
+    return _reward_moves(a, d, k, collapse_ratio, keep=True).get("collapse", False)
 
 
 def _span(a: Aligned, idx: list[int]) -> str:
@@ -293,10 +300,10 @@ def recovered(a: Aligned, k: int, open_: Finding, p: DecouplingParams) -> str | 
 
 def collapsed(a: Aligned, k: int, p: DecouplingParams) -> str | None:
     """Why evaluation k shows a collapse (accuracy clearly below its best and the training reward fallen
-    alike, beyond its noise), or None: an open episode that turns out to be a collapse (two evaluations
-    in a row say so) is withdrawn, since the reward is then telling the truth."""
+    alike, by more than three standard errors of its noise), or None: an open episode that turns out to
+    be a collapse (two evaluations in a row say so) is withdrawn, since the reward tells the truth."""
     d = _level_at(a, k, p)
-    if d is None or not math.isfinite(_mean(a.reward[d.now_idx])) or _reward_moves(a, d, k, p.collapse_ratio):
+    if d is None or not _reward_fell(a, d, k, p.collapse_ratio):
         return None
     return (f"the training reward fell with held-out accuracy (to {_mean(a.reward[d.now_idx]):.3f} over "
             f"{_span(a, d.now_idx)}): a collapse, not a reward that stopped tracking the task")
