@@ -3,8 +3,10 @@
 Both generators (benchmarks/detection.py: tiny-model-like runs; benchmarks/shapes.py: the shapes real
 decoupled runs take) are drawn once with seeds disjoint from the validity benchmark's, aligned once,
 and judged under every parameter set of the grid. A set qualifies when its false-alarm rate is at most
-1% on every healthy and collapse kind; among those the one with the highest worst-shape detection
-wins, then the lowest median delay. Real runs play no part here (they are judged, not tuned on).
+1% on every healthy and collapse kind (when none does, all compete); among those the one with the highest
+worst-shape detection wins, then the lowest false-alarm rate, then the more conservative set (larger
+margin, larger critical threshold), then the lowest median delay. Real runs play no part here (they are
+judged, not tuned on).
 
     python benchmarks/sweep.py [--runs 100] [--seed 7]
 """
@@ -92,7 +94,9 @@ def main(argv: list[str] | None = None) -> dict:
               + ", ".join(f"{k} {100 * r[k]['right']:.0f}%/{r[k]['median_delay']}" for k in POSITIVE)
               + "; false alarms " + ", ".join(f"{k} {100 * r[k]['false_alarm']:.0f}%" for k in NEGATIVE), flush=True)
     ok = [row for row in rows if row[1] <= 0.01] or rows
-    best = max(ok, key=lambda row: (row[2], -(row[3] or 99)))
+    # ties go to the more conservative set: the larger margin and critical threshold, then the shorter delay
+    best = max(ok, key=lambda row: (round(row[2], 3), -round(row[1], 3), row[0]["margin_h"], row[0]["z_critical"],
+                                    -(row[3] or 99)))
     print(f"\nchosen: {best[0]} (worst false alarm {100 * best[1]:.1f}%, worst detection {100 * best[2]:.1f}%, "
           f"median delay {best[3]} evaluations; {time.perf_counter() - t0:.0f} s)")
     return {"chosen": best[0], "rows": rows}

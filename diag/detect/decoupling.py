@@ -42,7 +42,7 @@ class DecouplingParams:
     margin_h: float = 0.05  # practical margin, Cohen's h (2.5 points at 0.50 accuracy, 1.5 at 0.10 or 0.90)
     z_warn: float = 3.0  # standard errors below the best level to open a warning (two or more evaluations)
     z_single: float = 4.5  # one evaluation alone must be this far below to open a warning
-    z_critical: float = 3.0  # a full window this far below makes the alert critical
+    z_critical: float = 3.5  # a level of `window` evaluations this far below makes the alert critical
     z_resolve: float = 1.0  # the level back within this many standard errors of the best resolves it
     collapse_ratio: float = 0.35  # the reward lost at least this times accuracy's share of its level: a collapse
     stall_window: int = 8
