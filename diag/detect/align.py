@@ -33,9 +33,15 @@ class Aligned:
 
     def head(self, k: int) -> "Aligned":
         """The first k evaluations: what an online monitor knew at evaluation k-1."""
-        return Aligned(self.eval_set, self.steps[:k], self.acc[:k], self.n[:k], self.reward[:k],
-                       self.funcs[:k], self.length[:k], self.clipped[:k], self.func_names,
-                       {s: v for s, v in self.items.items() if s in set(self.steps[:k].tolist())})
+        return self.window(0, k)
+
+    def window(self, lo: int, hi: int) -> "Aligned":
+        """Evaluations lo..hi-1 (the recent history a detector judges, bounded however long the run)."""
+        sl = slice(lo, hi)
+        kept = set(self.steps[sl].tolist())
+        return Aligned(self.eval_set, self.steps[sl], self.acc[sl], self.n[sl], self.reward[sl], self.funcs[sl],
+                       self.length[sl], self.clipped[sl], self.func_names,
+                       {s: v for s, v in self.items.items() if s in kept})
 
 
 def _col(steps: pl.DataFrame, name: str) -> np.ndarray:

@@ -39,6 +39,8 @@ class DecouplingParams:
     min_evals: int = 5  # evaluations before judging: the spread between them needs four differences
     window: int = 3  # evaluations in the best block, and in a current level that makes an alert critical
     max_window: int = 6  # the current level is judged over the last 1..max_window evaluations
+    history: int = 64  # evaluations judged at each one (the best level is sought among them): bounded cost,
+    # offline as live (the monitor keeps as many, MonitorConfig.max_evals)
     margin_h: float = 0.05  # practical margin, Cohen's h (2.5 points at 0.50 accuracy, 1.5 at 0.10 or 0.90)
     z_warn: float = 3.0  # standard errors below the best level to open a warning (two or more evaluations)
     z_single: float = 4.5  # one evaluation alone must be this far below to open a warning
@@ -329,7 +331,10 @@ class DecouplingScanner:
         self.collapse_hits = 0  # evaluations in a row showing a collapse while an episode is open
 
     def judge(self, a: Aligned, k: int) -> list[Finding]:
-        """Events at evaluation k, given evaluations 0..k."""
+        """Events at evaluation k, given evaluations 0..k (the last `history` of them are judged)."""
+        lo = max(0, k + 1 - self.p.history)
+        if lo:
+            a, k = a.window(lo, k + 1), k - lo
         out = self._falling(a, k)
         out += self._stall(a, k)
         return out

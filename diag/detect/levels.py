@@ -6,7 +6,7 @@ level is the mean of a block of consecutive evaluations, with its uncertainty, a
 corrected for having been picked as the best:
 
 - noise: the sampling noise (per-item results, paired across the two blocks; else p(1-p)/n from eval
-  sizes) unless the spread between consecutive evaluations is significantly larger (checkpoint-to-
+  sizes) unless the spread between consecutive evaluations is larger than sampling would make it (checkpoint-to-
   checkpoint variation that no eval size shows: greedy decoding on the same items still moves by a
   point or two); then the spread, on a t reference with as many degrees of freedom as differences.
   With neither known the level cannot be judged.
@@ -25,9 +25,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from scipy import special
 from scipy import stats as st
 
+CALIBRATED = 200  # second differences simulated at most; longer histories scale from there
 MIN_SPREAD_DOF = 3.0  # a spread estimate worth fewer degrees of freedom does not overrule known sampling noise
+SPREAD_ALPHA = 0.5  # the spread overrules sampling noise once it exceeds the median a sampling-only spread would have
 PAIRED = "per-item results (paired)"
 SIZES = "eval sizes"
 SPREAD = "spread between evaluations"
@@ -55,14 +58,14 @@ def _d2_rms(d2: np.ndarray) -> np.ndarray:
     Clipping starts from the median-based scale and repeats: kinks where a run turns, drops or recovers
     are far outside the noise and are dropped however many there are, while independent noise loses
     0.3% of its values (the simulated calibration accounts for it)."""
-    sq = np.atleast_2d(d2 ** 2)
-    scale = np.median(sq, axis=-1, keepdims=True) / 0.4549  # median of chi-square(1)
-    keep = np.ones_like(sq, dtype=bool)
+    sq = np.sort(np.atleast_2d(d2) ** 2, axis=-1)
+    m = sq.shape[-1]
+    scale = (sq[:, (m - 1) // 2] + sq[:, m // 2]) / 2 / 0.4549  # the median over that of chi-square(1)
     for _ in range(3):
-        keep = sq <= 9 * np.maximum(scale, 1e-18)
-        scale = np.where(keep, sq, 0).sum(axis=-1, keepdims=True) / np.maximum(keep.sum(axis=-1, keepdims=True), 1)
-    out = np.sqrt(scale[..., 0] / 6)
-    return out if d2.ndim > 1 else out[0]
+        keep = sq <= 9 * np.maximum(scale, 1e-18)[:, None]
+        scale = (sq * keep).sum(axis=-1) / np.maximum(keep.sum(axis=-1), 1)
+    out = np.sqrt(scale / 6)
+    return out if np.ndim(d2) > 1 else out[0]
 
 
 @lru_cache(maxsize=128)
@@ -89,8 +92,9 @@ def spread_sigma(acc: np.ndarray, cut: int | None = None) -> tuple[float, float]
     d2 = np.concatenate(d2) if d2 else np.empty(0)
     if len(d2) < 3:
         return math.nan, 0.0
-    bias, dof = _d2_calibration(len(d2))
-    return float(_d2_rms(d2)) / bias, dof
+    m = len(d2)
+    bias, dof = _d2_calibration(min(m, CALIBRATED))
+    return float(_d2_rms(d2)) / bias, dof * max(1.0, m / CALIBRATED)  # beyond it the bias is flat, dof linear
 
 
 @dataclass(frozen=True)
@@ -113,14 +117,23 @@ class LevelDrop:
         return self.best_corrected - self.now
 
 
+def _block_means(acc: np.ndarray, width: int) -> np.ndarray:
+    """Mean of every `width` consecutive values (NaN where one of them is missing), in one pass."""
+    ok = np.isfinite(acc)
+    sums = np.convolve(np.where(ok, acc, 0.0), np.ones(width), mode="valid")
+    full = np.convolve(ok.astype(float), np.ones(width), mode="valid") == width
+    return np.where(full, sums / width, np.nan)
+
+
 def best_block(acc: np.ndarray, before: int, width: int) -> list[int] | None:
     """Indices of the `width` consecutive evaluations before index `before` with the highest mean."""
-    cands = [list(range(i, i + width)) for i in range(0, before - width + 1)
-             if np.all(np.isfinite(acc[i:i + width]))]
-    if not cands:
+    if width < 1 or before < width:
         return None
-    means = [float(np.mean(acc[c])) for c in cands]
-    return cands[int(np.argmax(means))]
+    means = _block_means(np.asarray(acc[:before], dtype=float), width)
+    if not np.isfinite(means).any():
+        return None
+    i = int(np.nanargmax(means))
+    return list(range(i, i + width))
 
 
 def _sampling_se(acc, n, items, best_idx, now_idx) -> tuple[float, str | None]:
@@ -142,12 +155,13 @@ def _sampling_se(acc, n, items, best_idx, now_idx) -> tuple[float, str | None]:
 
 
 def _sampling_explains(se_sampling: float, se_spread: float, dof: int) -> bool:
-    """Whether the spread between evaluations is within what sampling alone gives (a one-sided chi-square
-    test at 5% on `dof` differences): then the exact sampling noise is used, not a spread estimate that
-    rests on a few differences; beyond it, checkpoints vary more than sampling and the spread is used."""
+    """Whether the spread between evaluations is within what sampling alone would typically give (below
+    the median of the chi-square on `dof` degrees of freedom): then the exact sampling noise is used;
+    above it, checkpoints vary more than sampling and the spread is used. The median, not a 5% test: a
+    test that lets checkpoint noise through until it is certain made 5% of healthy noisy runs alarm."""
     if se_spread <= se_sampling:
         return True
-    return se_sampling > 0 and (se_spread / se_sampling) ** 2 * dof < st.chi2.ppf(0.95, dof)
+    return se_sampling > 0 and (se_spread / se_sampling) ** 2 * dof < special.chdtri(dof, SPREAD_ALPHA)
 
 
 def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], best_idx: list[int],
@@ -160,8 +174,10 @@ def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], bes
     se_s, src = _sampling_se(acc, n, items, best_idx, now_idx)
     sigma, ndiff = spread_sigma(known, cut=min(now_idx))
     se_spread = sigma * math.sqrt(1 / wb + 1 / wn) if math.isfinite(sigma) else math.nan
+    # one evaluation alone is judged against the larger of the two: checkpoint noise hides in a single draw
+    single = wn == 1 and math.isfinite(se_spread) and ndiff >= MIN_SPREAD_DOF
     if math.isfinite(se_s) and (not math.isfinite(se_spread) or ndiff < MIN_SPREAD_DOF
-                                or _sampling_explains(se_s, se_spread, ndiff)):
+                                or (se_s >= se_spread if single else _sampling_explains(se_s, se_spread, ndiff))):
         se, noise, dof = se_s, src, math.inf
     elif math.isfinite(se_spread):
         se, noise, dof = se_spread, SPREAD, float(max(ndiff, 1.0))
@@ -171,14 +187,14 @@ def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], bes
     best, now = float(np.mean(acc[best_idx])), float(np.mean(acc[now_idx]))
     # selection: the blocks (non-overlapping, before the current one) that could have been the best
     se_block = se * math.sqrt(wn / (wb + wn))
-    before = min(now_idx)
-    tiles = [known[i:i + wb] for i in range(0, before - wb + 1, wb)]
-    contenders = max(1, sum(1 for t in tiles if np.all(np.isfinite(t)) and np.mean(t) >= best - 2 * math.sqrt(2) * se_block))
+    tiles = _block_means(known[: min(now_idx)], wb)[::wb]  # non-overlapping blocks before the current level
+    contenders = max(1, int(np.sum(tiles >= best - 2 * math.sqrt(2) * se_block)))
     bias = se_block * expected_max(contenders)
     best_c = best - bias
     t = (best_c - now) / se
-    p = float(st.norm.sf(t) if math.isinf(dof) else st.t.sf(t, dof))
-    z = float(st.norm.isf(max(p, 1e-300)))  # on the normal scale, so few evaluations' spread counts for less
+    # scipy.special's distribution functions: the detector calls these at every evaluation and width
+    p = float(special.ndtr(-t) if math.isinf(dof) else special.stdtr(dof, -t))
+    z = float(-special.ndtri(max(p, 1e-300)))  # on the normal scale, so few evaluations' spread counts for less
     return LevelDrop(best, best_c, now, list(best_idx), list(now_idx), bias, contenders, se, float(z), p,
                      cohens_h(best_c, now), noise)
 
