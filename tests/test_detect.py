@@ -212,7 +212,8 @@ def test_sustained_fall_escalates_to_critical_and_stays_firing():
     ev, items = evals_frame(accs, n_items=1000, jitter=0.05)
     found = detect_decoupling(align(steps_frame(np.full(120, 0.6)), ev, items, ["r"]))
     assert len(found) == 1 and found[0].severity == "critical" and found[0].firing
-    assert found[0].step == 70 and found[0].evidence["critical_at"] == 90  # warned first, confirmed later
+    f = found[0]  # warned at the first evaluation below, confirmed critical at a later one, within three
+    assert f.step == 70 and f.step < f.evidence["critical_at"] <= f.step + 3 * 10
 
 
 def test_fall_after_recovery_is_a_new_episode():
