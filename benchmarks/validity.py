@@ -89,13 +89,16 @@ def judge_real(root: Path, logs: Path, with_peer: bool) -> list[dict]:
     return rows
 
 
+def _header(ours: list[str], peers: list[str], with_peer: bool) -> list[str]:
+    """A Markdown table's two header lines: this project's columns, then rldoctor's when it ran."""
+    cols = ours + (peers if with_peer else [])
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+
 def real_table(rows: list[dict], with_peer: bool) -> str:
-    head = "| label | runs | grpo-diag flagged | grpo-diag right | grpo-diag false critical | grpo-diag warning at end |"
-    sep = "|---|---|---|---|---|---|"
-    if with_peer:
-        head += " rldoctor flagged | rldoctor right | rldoctor false critical |"
-        sep += "---|---|---|"
-    lines = [head, sep]
+    lines = _header(["label", "runs", "grpo-diag flagged", "grpo-diag right", "grpo-diag false critical",
+                     "grpo-diag warning at end"], ["rldoctor flagged", "rldoctor right", "rldoctor false critical"],
+                    with_peer)
     for label in LABEL_ORDER:
         rs = [r for r in rows if r["label"] == label]
         if not rs:
@@ -180,12 +183,8 @@ def peer_generated(v: dict, truth: dict) -> tuple[bool, bool]:
 
 def generated_table(g: dict, with_peer: bool) -> str:
     pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
-    head = "| generated | runs | what is right | grpo-diag right | grpo-diag false alarms | median delay (evals) |"
-    sep = "|---|---|---|---|---|---|"
-    if with_peer:
-        head += " rldoctor right | rldoctor false alarms |"
-        sep += "---|---|"
-    lines = [head, sep]
+    lines = _header(["generated", "runs", "what is right", "grpo-diag right", "grpo-diag false alarms",
+                     "median delay (evals)"], ["rldoctor right", "rldoctor false alarms"], with_peer)
     import shapes
 
     what = {"tiny-healthy": "no alert", "tiny-decoupled": "decoupling firing at the end", "tiny-weak": "signal gap, no decoupling",

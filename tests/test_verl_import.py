@@ -105,7 +105,8 @@ def test_verdicts_match_the_labels_written_first(imported):
 
 def test_check_and_report_on_an_imported_verl_run(imported, tmp_path):
     _, run, _ = imported
-    proc = subprocess.run([sys.executable, "-m", "diag.cli", "check", str(run.path)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "diag.cli", "check", str(run.path), "--fail-on", "warning"],
+                          capture_output=True, text=True)
     assert proc.returncode == 1 and "signal_gap" in proc.stdout and "FIRING" in proc.stdout
     out = tmp_path / "r.html"
     proc = subprocess.run([sys.executable, "-m", "diag.cli", "report", str(run.path), "-o", str(out)],

@@ -145,7 +145,7 @@ def detect_causes(steps: pl.DataFrame, params: CauseParams | None = None) -> lis
     if missing:
         last = int(steps["step"].max()) if steps.height and steps["step"].max() is not None else 0
         keys = "; ".join(f"{ENABLES[n]}: {' or '.join(repr(k) for k in SOURCES[n])}" for n in missing)
-        out.append(no_data(last, "causes", f"Not judged for want of a logged series: {keys}."))
+        out.append(no_data(last, "causes", f"Not enough data to judge these causes, for want of a logged series: {keys}."))
     return out
 
 
