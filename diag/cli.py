@@ -53,13 +53,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
     firing at the end of the run (resolved episodes are listed); 1: something is; 2: error."""
     import json
 
-    from diag.detect import check_run
+    from diag.detect import DecouplingParams, DetectParams, check_run
     from diag.detect.verdict import headline
 
     results, failed = [], False
     for path in args.run:
         run = open_run(path)
-        findings, verdict = check_run(run, eval_size=args.eval_size, reward_range_given=args.reward_range,
+        params = DetectParams(decoupling=DecouplingParams(margin_h=args.margin))
+        findings, verdict = check_run(run, params, eval_size=args.eval_size, reward_range_given=args.reward_range,
                                       fail_on=args.fail_on)
         failed |= verdict["fails"]
         results.append({"run": run.name, "path": str(path), "status": run.status,
@@ -129,6 +130,16 @@ def _reward_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _margin(text: str) -> float:
+    try:
+        h = float(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--margin {text!r}: a number, Cohen's h, e.g. 0.05") from e
+    if not 0 < h < 1:
+        raise argparse.ArgumentTypeError(f"--margin {text!r}: Cohen's h between 0 and 1 (0.05: 2.5 points at 50%)")
+    return h
+
+
 def _judging_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-size", type=int, metavar="N",
                    help="items per held-out evaluation where the log does not say (makes the fall test exact)")
@@ -162,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print findings and the verdict as JSON")
     p.add_argument("--fail-on", choices=["info", "warning", "critical"], default="critical",
                    help="exit 1 when a finding of this severity or worse is still firing at the end (default: critical)")
+    p.add_argument("--margin", type=_margin, default=0.05, metavar="H",
+                   help="practical margin of a decoupling fall, Cohen's h (default 0.05: 2.5 points at 50%% accuracy, "
+                        "1.5 at 10%% or 90%%)")
     _judging_options(p)
     p.set_defaults(func=_cmd_check)
 

@@ -140,3 +140,19 @@ def test_fail_on_and_json_verdict(tmp_path, capsys):
     assert main(["check", str(out)]) == 1
     text_out.write_text(capsys.readouterr().out)
     assert "ends DECOUPLED" in text_out.read_text()
+
+
+def test_the_margin_is_configurable(tmp_path):
+    """A 2.8-point fall at 0.90 accuracy is past Cohen's h 0.05 and under 0.2: --margin decides, and a
+    training config's [monitor] margin_h reaches the live monitor."""
+    from training.config import ConfigError, MonitorCfg
+
+    rng = np.random.default_rng(3)
+    evals = np.r_[[0.88, 0.89, 0.895, 0.904, 0.9, 0.898], 0.878 + rng.normal(0, 0.006, 30)]
+    steps = np.arange(1, 10 * len(evals) + 1)
+    out, _ = _judge(tmp_path, _log(tmp_path, steps, 0.945 + rng.normal(0, 0.01, len(steps)), evals, 10), eval_size=1319)
+    assert main(["check", str(out), "--margin", "0.05"]) == 1
+    assert main(["check", str(out), "--margin", "0.2"]) == 0
+    assert MonitorCfg(margin_h=0.2).monitor_config().params.decoupling.margin_h == 0.2
+    with pytest.raises(ConfigError, match="margin_h"):
+        MonitorCfg(margin_h=2.0)

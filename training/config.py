@@ -162,8 +162,12 @@ class MonitorCfg:
     webhook: str | None = None  # older key: an http(s) URL that receives JSON; kept as json:// / jsons://
     stop_on: list[str] = field(default_factory=list)  # e.g. ["decoupling"]
     keep_best: bool = False  # save the model at each new best held-out accuracy
+    # practical margin of the decoupling verdict, Cohen's h (0.05: 2.5 points at 50% accuracy, 1.5 at 10% or 90%)
+    margin_h: float = 0.05
 
     def __post_init__(self):
+        if not 0 < self.margin_h < 1:
+            raise ConfigError(f"monitor.margin_h = {self.margin_h}: Cohen's h between 0 and 1 (0.05: 2.5 points at 50%)")
         allowed = {"decoupling", "reward_stall", "signal_gap"}
         bad = set(self.stop_on) - allowed
         if bad:
@@ -185,6 +189,14 @@ class MonitorCfg:
                                   "(a JSON webhook: json://host:port/path, or jsons:// for HTTPS)")
         if self.stop_on and not self.keep_best:
             raise ConfigError("monitor.stop_on needs monitor.keep_best = true, so stopping keeps the best checkpoint")
+
+    def monitor_config(self):
+        """The live monitor this section asks for (diag.monitor.MonitorConfig)."""
+        from diag.detect import DecouplingParams, DetectParams
+        from diag.monitor import MonitorConfig
+
+        params = DetectParams(decoupling=DecouplingParams(margin_h=self.margin_h))
+        return MonitorConfig(params=params, console=self.console, notify=tuple(self.notify), stop_on=tuple(self.stop_on))
 
 
 @dataclass

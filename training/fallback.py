@@ -25,7 +25,6 @@ def run_with_fallback(cfg: RunConfig, runs_dir: str, overwrite: bool = False, pr
                       monitor=None, listeners: list[Callable] | None = None) -> Path:
     """`monitor`: a diag.monitor.MonitorConfig replacing the one built from [monitor] (its stop_on gains
     "signal_gap" for the first phase)."""
-    from diag.monitor import MonitorConfig
     from diag.probe import predicts_gap
     from training.grpo import build_trainer, world_size
     from training.sft import sft_phase
@@ -34,7 +33,7 @@ def run_with_fallback(cfg: RunConfig, runs_dir: str, overwrite: bool = False, pr
         raise ConfigError("remedy.on_signal_gap = \"sft\" runs on one process; launch it without accelerate's "
                           "--num_processes, or set on_signal_gap = \"none\" for a multi-process GRPO run")
     m = cfg.monitor
-    mon_cfg = monitor or MonitorConfig(console=m.console, notify=tuple(m.notify), stop_on=tuple(m.stop_on))
+    mon_cfg = monitor or m.monitor_config()
     user_stop = tuple(mon_cfg.stop_on)
     mon_cfg = replace(mon_cfg, stop_on=tuple(dict.fromkeys((*user_stop, "signal_gap"))))
     first = build_trainer(replace(cfg, probe=replace(cfg.probe, enabled=True)), runs_dir, overwrite,

@@ -75,7 +75,6 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
     from datasets import Dataset
 
     from diag.integrations.trl import DiagConfig, DiagGRPOTrainer, DynamicSampling, HeldOut, SkipDead
-    from diag.monitor import MonitorConfig
     from training.models import load_model, model_name, resolve
     from training.tasks import get_reward, get_task, heldout_sets, split
 
@@ -98,7 +97,7 @@ def build_trainer(cfg: RunConfig, runs_dir: str, overwrite: bool = False,
         probe = {k: v for k, v in res.to_dict().items() if k != "pass_rates"}
     m = cfg.monitor
     if monitor is None and m.enabled:
-        monitor = MonitorConfig(console=m.console, notify=tuple(m.notify), stop_on=tuple(m.stop_on))
+        monitor = m.monitor_config()
     diag = DiagConfig(
         root=runs_dir, name=cfg.name, verifier=cfg.grpo.verifier, heldout=heldout, overwrite=overwrite,
         listeners=list(listeners or []), monitor=monitor, keep_best=m.keep_best,
