@@ -91,6 +91,38 @@ def mark_findings(fig: go.Figure, findings: list[dict] | None, shade: bool = Fal
     return fig
 
 
+def mark_levels(fig: go.Figure, findings: list[dict] | None, row: int = 2) -> go.Figure:
+    """The decoupling verdict on the accuracy panel: the best level and the current level it was judged
+    on (each over its evaluations, with a band of one standard error of the drop), and the drop between
+    them labelled in points. A fall of a few points is invisible on a [0, 1] axis; its two levels are
+    not. The finding shown is the one still firing, else the latest."""
+    dec = [f for f in findings or [] if f.get("kind") == "decoupling" and (f.get("evidence") or {}).get("peak_block")]
+    if not dec:
+        return fig
+    f = max(dec, key=lambda f: (f.get("state") == "firing", f.get("step") or 0))
+    ev, color = f["evidence"], _color(f)
+    end = "end_level" in ev  # a firing episode: where the level stands at the end of the run
+    now_steps, now_level = (ev["end_block"], ev["end_level"]) if end else (ev["recent_block"], ev.get("acc_now_level"))
+    se = float(ev.get("end_se" if end else "se") or 0.0)
+    for name, steps, level in (("best level", ev["peak_block"], ev.get("acc_best_corrected", ev.get("acc_best_level"))),
+                               ("current level", now_steps, now_level)):
+        if level is None or not steps:
+            continue
+        x0, x1 = min(steps), max(steps)
+        fig.add_trace(go.Scatter(x=[x0, x1, x1, x0, x0], y=[level - se, level - se, level + se, level + se, level - se],
+                                 fill="toself", mode="lines", line={"width": 0}, fillcolor="rgba(127,127,127,0.18)",
+                                 hoverinfo="skip", showlegend=False), row=row, col=1)
+        fig.add_trace(go.Scatter(x=[x0, x1], y=[level, level], mode="lines", name=name,
+                                 line={"color": color, "width": 3, "dash": "solid" if name == "best level" else "dot"},
+                                 hovertemplate=f"{name}: %{{y:.3f}}<extra></extra>"), row=row, col=1)
+    drop = 100 * float(ev.get("end_drop" if end else "drop") or 0.0)
+    axis = "" if row == 1 else str(row)
+    fig.add_annotation(x=max(now_steps), y=now_level, xref=f"x{axis}", yref=f"y{axis}",
+                       text=f"-{drop:.1f} points ({f.get('state')})", showarrow=True, arrowhead=2, ax=-40, ay=30,
+                       font={"color": color, "size": 12})
+    return fig
+
+
 def mark_phases(fig: go.Figure, phases: list[dict] | None) -> go.Figure:
     """A run in phases: each SFT phase shaded, and every phase's first step labelled at the foot of the
     chart, so a reader sees where GRPO stopped, the warm-start ran, and GRPO resumed."""
@@ -154,6 +186,7 @@ def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: l
                                      mode=_mode(x), line={"color": SET_COLORS[i % len(SET_COLORS)],
                                                           "width": 2.5 if i == 0 else 1.8}), row=2, col=1)
     mark_findings(fig, findings, shade=True)
+    mark_levels(fig, findings)
     mark_phases(fig, phases)
     fig.update_layout(title="Training reward and held-out accuracy", **{**LAYOUT, "height": 480})
     fig.update_yaxes(title_text="reward", row=1, col=1)

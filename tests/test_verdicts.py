@@ -156,3 +156,24 @@ def test_the_margin_is_configurable(tmp_path):
     assert MonitorCfg(margin_h=0.2).monitor_config().params.decoupling.margin_h == 0.2
     with pytest.raises(ConfigError, match="margin_h"):
         MonitorCfg(margin_h=2.0)
+
+
+def test_the_accuracy_panel_draws_both_levels_and_labels_the_drop(tmp_path):
+    """A fall of a few points is invisible on a [0, 1] axis: the panel draws the best and the current
+    level and labels the drop in points (the same figure serves the dashboard and the HTML report)."""
+    import re
+
+    from diag.detect import detect_all
+    from diag.figures import reward_vs_accuracy
+
+    rng = np.random.default_rng(9)
+    evals = np.r_[[0.55, 0.6, 0.62, 0.63, 0.625], 0.60 + rng.normal(0, 0.004, 8)]
+    steps = np.arange(1, 10 * len(evals) + 1)
+    out, (findings, _) = _judge(tmp_path, _log(tmp_path, steps, np.linspace(0.4, 0.5, len(steps)), evals, 10),
+                                eval_size=2000)
+    run = diag.open_run(out)
+    fig = reward_vs_accuracy(run.steps, run.evals, run.reward_funcs, [f.to_dict() for f in detect_all(run)]).to_plotly_json()
+    names = {t.get("name") for t in fig["data"]}
+    assert {"best level", "current level"} <= names
+    drops = [a["text"] for a in fig["layout"]["annotations"] if re.fullmatch(r"-\d+\.\d points \(firing\)", a.get("text", ""))]
+    assert len(drops) == 1 and 1.5 <= float(drops[0][1:].split()[0]) <= 4.5

@@ -394,9 +394,33 @@ def fold(events: list[Finding]) -> list[Finding]:
 
 
 def detect_decoupling(a: Aligned, params: DecouplingParams | None = None) -> list[Finding]:
-    """Scan evaluations in order as a monitor would: one finding per episode, in its final state."""
-    scanner = DecouplingScanner(params)
-    return fold([f for k in range(len(a)) for f in scanner.judge(a, k)])
+    """Scan evaluations in order as a monitor would: one finding per episode, in its final state; an
+    episode still firing also says where the level stands at the end of the run."""
+    p = params or DecouplingParams()
+    scanner = DecouplingScanner(p)
+    return [_at_end(a, f, p) for f in fold([f for k in range(len(a)) for f in scanner.judge(a, k)])]
+
+
+def _at_end(a: Aligned, f: Finding, p: DecouplingParams) -> Finding:
+    """A firing falling episode with the current level recomputed over the run's last evaluations (at
+    most `window`, after its best block): the verdict at the end, not at detection time."""
+    if f.kind != "decoupling" or not f.firing or not len(a):
+        return f
+    steps = [int(x) for x in a.steps]
+    best = [steps.index(s) for s in f.evidence.get("peak_block", []) if s in steps]
+    k = len(a) - 1
+    now = list(range(max(best[-1] + 1, k - p.window + 1), k + 1)) if best else []
+    if not now or not np.all(np.isfinite(a.acc[now])):
+        return f
+    lo = max(0, k + 1 - p.history)
+    if best[0] < lo:
+        return f
+    d = level_drop(a.acc[lo:], a.n[lo:], {i - lo: v for i, v in _items_by_index(a).items() if i >= lo},
+                   [i - lo for i in best], [i - lo for i in now], k - lo)
+    if d is None:
+        return f
+    return replace(f, evidence={**f.evidence, "end_block": [steps[i] for i in now], "end_level": d.now,
+                                "end_drop": d.drop, "end_se": d.se, "end_z": d.z})
 
 
 def best_checkpoint(a: Aligned, min_gap: float = 0.0) -> Finding | None:
