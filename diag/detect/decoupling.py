@@ -3,18 +3,15 @@
 Judged on the evaluation axis (diag.detect.align), on accuracy *levels* (diag.detect.levels): the mean
 of a block of evaluations with its uncertainty, never one evaluation.
 
-- falling: the current level (the last `window` evaluations) sits below the best level the run
-  reached (its best block, corrected for having been picked as the best) by more than noise (z) AND
-  by a practical margin (Cohen's h), while the training reward holds or rises, or falls by a much
+- falling: the current level (the last 1..`max_window` evaluations) sits below the best level the
+  run reached (its best block, corrected for having been picked as the best) by more than noise (z)
+  AND by a practical margin (Cohen's h), while the training reward holds or rises, or falls by a much
   smaller share of its level than accuracy does (both falling alike is a collapse, not a deceptive
-  reward). A warning opens on the first evidence (two evaluations below, or one far below); the alert
-  is critical once a full window sits below; it resolves only when the *level* is back within noise
-  of the best block, and a later fall is a new episode.
-- stall: the training reward trends up (Theil-Sen interval above zero) over the last `stall_window`
-  evaluations while held-out accuracy does not rise. A warning when one reward component carries the
-  rise (format, length, partial credit: named); with a single reward it is information only, since a
-  reward that keeps rising on training prompts while held-out accuracy has plateaued is also what
-  ordinary late convergence looks like.
+  reward). A warning opens on the first evidence; the alert is critical from a later evaluation at
+  which a level of `window` evaluations is `z_critical` below; it resolves only when the *level* is
+  back within noise of the best block, and a later fall is a new episode.
+- stall (diag.detect.stall, its episodes here): the training reward trends up while held-out accuracy
+  does not rise; a warning when one component carries the rise, information with a single reward.
 
 Each finding says which reward component carries the rise, and adds completion length and the
 clipped share as supporting evidence (a policy padding answers with junk runs to the length cap).
@@ -27,10 +24,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from diag import stats
 from diag.detect.align import Aligned
 from diag.detect.base import Finding
+from diag.detect.carriers import components, mean, support
 from diag.detect.levels import SPREAD, LevelDrop, cohens_h, current_drop, expected_max, level_drop, spread_sigma
+from diag.detect.stall import stall_at
 from diag.summary import best_checkpoints
 
 
@@ -56,38 +54,8 @@ class DecouplingParams:
     stall_resolve: int = 2  # evaluations without the stall pattern that end a stall episode
 
 
-def _mean(x) -> float:
-    x = np.asarray(x, dtype=float)
-    x = x[np.isfinite(x)]
-    return float(x.mean()) if x.size else math.nan
-
-
 def _items_by_index(a: Aligned) -> dict[int, np.ndarray]:
     return {i: a.items[int(s)] for i, s in enumerate(a.steps) if int(s) in a.items}
-
-
-def _components(a: Aligned, before: slice, after: slice) -> tuple[str | None, dict]:
-    rises = {}
-    for f, name in enumerate(a.func_names):
-        if a.funcs.ndim == 2 and f < a.funcs.shape[1]:
-            rises[name] = _mean(a.funcs[after, f]) - _mean(a.funcs[before, f])
-    finite = {k: v for k, v in rises.items() if math.isfinite(v)}
-    carrier = max(finite, key=finite.get) if finite else None
-    if carrier is not None and len(finite) > 1 and finite[carrier] <= 0:
-        carrier = None  # no component rose: none to blame
-    return carrier, rises
-
-
-def _support(a: Aligned, before: slice, after: slice) -> tuple[str, dict]:
-    l0, l1 = _mean(a.length[before]), _mean(a.length[after])
-    c0, c1 = _mean(a.clipped[before]), _mean(a.clipped[after])
-    ev = {"length_before": l0, "length_after": l1, "clipped_before": c0, "clipped_after": c1}
-    parts = []
-    if math.isfinite(l0) and math.isfinite(l1) and l1 > l0 * 1.15:
-        parts.append(f"mean completion length {l0:.1f} -> {l1:.1f} tokens")
-    if math.isfinite(c0) and math.isfinite(c1) and c1 - c0 > 0.03:
-        parts.append(f"completions cut at the length cap {100 * c0:.0f}% -> {100 * c1:.0f}%")
-    return ("; ".join(parts), ev)
 
 
 def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float, keep: bool = False) -> dict | None:
@@ -100,13 +68,13 @@ def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float, keep:
     of its 31 points while accuracy loses 7 of its 26 no longer tracks the task. The reward's reference
     is its own high point between the two blocks (over windows as wide as the best block): a reward that
     kept rising after accuracy's best and then fell with it has collapsed from where it stood."""
-    r_best, r_now = _mean(a.reward[d.best_idx]), _mean(a.reward[d.now_idx])
+    r_best, r_now = mean(a.reward[d.best_idx]), mean(a.reward[d.now_idx])
     if not (math.isfinite(r_best) and math.isfinite(r_now)):
         return {} if keep else None
     w = len(d.best_idx)
     sigma, _ = spread_sigma(a.reward[: k + 1])  # the reward's own noise between evaluations
     sigma = sigma if math.isfinite(sigma) else 0.0
-    between = [r for r in (_mean(a.reward[i:i + w]) for i in range(d.best_idx[0], d.now_idx[0] - w + 1))
+    between = [r for r in (mean(a.reward[i:i + w]) for i in range(d.best_idx[0], d.now_idx[0] - w + 1))
                if math.isfinite(r)]
     # the highest of several noisy windows is biased up, as accuracy's best block is: corrected alike
     r_ref = max(r_best, max(between, default=r_best) - sigma / math.sqrt(w) * expected_max(len(between) // w + 1))
@@ -189,8 +157,8 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
     peak = d.best_idx[int(np.nanargmax(a.acc[d.best_idx]))]  # the best evaluation inside the best block
     before = slice(d.best_idx[0], d.best_idx[-1] + 1)
     after = slice(d.now_idx[0], k + 1)
-    carrier, rises = _components(a, before, after)
-    support, sev = _support(a, before, after)
+    carrier, rises = components(a, before, after)
+    backing, sev = support(a, before, after)
     pts = 100 * d.drop
     corr = (f", {d.best_corrected:.3f} after correcting for picking the best of {d.contenders} blocks"
             if d.contenders > 1 else "")
@@ -206,8 +174,8 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
         msg += f" The rise runs through '{carrier}' ({rises[carrier]:+.3f})."
     elif carrier is not None:
         msg += f" The only reward function, '{carrier}', pays for what the held-out verifier rejects."
-    if support:
-        msg += f" Supporting evidence: {support}."
+    if backing:
+        msg += f" Supporting evidence: {backing}."
     msg += f" Best checkpoint by held-out accuracy: step {a.steps[peak]}."
     if d.noise == SPREAD and not np.isfinite(a.n[d.best_idx + d.now_idx]).all():
         msg += (" The log has no eval size, so the noise was judged from the spread between evaluations, "
@@ -224,55 +192,6 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
                   "se": d.se, "test": d.noise, "peak_block": [int(a.steps[i]) for i in d.best_idx],
                   "recent_block": [int(a.steps[i]) for i in d.now_idx], **moves, "carrier": carrier,
                   "component_rise": rises, "eval_steps": [int(a.steps[d.best_idx[0]]), int(a.steps[k])], **sev},
-    )
-
-
-def stall_at(a: Aligned, k: int, p: DecouplingParams) -> Finding | None:
-    w = p.stall_window
-    if k + 1 < max(w, p.min_evals) or k >= len(a):
-        return None
-    sl = slice(k - w + 1, k + 1)
-    x = a.steps[sl].astype(float)
-    rt = stats.theil_sen(x, a.reward[sl])
-    at = stats.theil_sen(x, a.acc[sl])
-    span = float(x[-1] - x[0])
-    if not (math.isfinite(rt.lo) and rt.significant_up and rt.slope * span >= p.stall_min_reward_rise):
-        return None
-    if not math.isfinite(at.slope) or at.slope * span > p.stall_max_acc_rise or at.significant_up:
-        return None
-    if at.significant_down:
-        return None  # accuracy is falling, not flat: the falling pattern's to judge
-    first, last = int(a.steps[sl][0]), int(a.steps[k])
-    if first in a.items and last in a.items and len(a.items[first]) == len(a.items[last]):
-        cmp = stats.paired_compare(a.items[first], a.items[last])
-        if cmp.diff > 0 and cmp.p < p.stall_alpha:
-            return None
-    before, after = slice(sl.start, sl.start + w // 2), slice(sl.start + w // 2, k + 1)
-    carrier, rises = _components(a, before, after)
-    total = sum(v for v in rises.values() if math.isfinite(v) and v > 0)
-    carried = (carrier is not None and len(rises) > 1 and total > 0
-               and rises[carrier] >= p.stall_carrier_share * total)
-    if not carried and (not math.isfinite(at.hi) or at.hi * span > p.stall_acc_ci_max):
-        return None  # one reward and accuracy may still be rising: too uncertain to say anything
-    support, sev = _support(a, before, after)
-    msg = (f"Training reward rose by {rt.slope * span:+.3f} over steps {first}-{last} (Theil-Sen slope "
-           f"{rt.slope:.2g}/step, 95% CI {rt.lo:.2g}..{rt.hi:.2g}) while held-out accuracy ({a.eval_set}) "
-           f"did not ({at.slope * span:+.3f}): the reward gain is not reaching the task.")
-    if carried:
-        msg += (f" The rise runs through '{carrier}' ({rises[carrier]:+.3f} of {total:+.3f}): that component pays "
-                "for something the held-out verifier does not.")
-    else:
-        msg += (" With a single reward this is also what ordinary late convergence on the training prompts looks "
-                "like: information, not an alert (record the strict verifier's verdict on training completions, "
-                "truth=, to tell the two apart).")
-    if support:
-        msg += f" Supporting evidence: {support}."
-    return Finding(
-        kind="reward_stall", severity="warning" if carried else "info", step=last, onset=first, window_start=first,
-        window_end=last, message=msg,
-        evidence={"pattern": "stall", "eval_set": a.eval_set, "reward_slope": rt.slope, "reward_ci": [rt.lo, rt.hi],
-                  "reward_rise": rt.slope * span, "acc_slope": at.slope, "acc_rise": at.slope * span,
-                  "carrier": carrier if carried else None, "component_rise": rises, **sev},
     )
 
 
@@ -307,7 +226,7 @@ def collapsed(a: Aligned, k: int, p: DecouplingParams) -> str | None:
     d = _level_at(a, k, p)
     if d is None or not _reward_fell(a, d, k, p.collapse_ratio):
         return None
-    return (f"the training reward fell with held-out accuracy (to {_mean(a.reward[d.now_idx]):.3f} over "
+    return (f"the training reward fell with held-out accuracy (to {mean(a.reward[d.now_idx]):.3f} over "
             f"{_span(a, d.now_idx)}): a collapse, not a reward that stopped tracking the task")
 
 

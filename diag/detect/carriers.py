@@ -1,0 +1,44 @@
+"""The evidence next to a reward-accuracy finding: which reward component carries the rise, and what
+completion length and the clipped share did over the same evaluations (diag.detect.decoupling, .stall)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from diag.detect.align import Aligned
+
+
+def mean(x) -> float:
+    """Mean of the finite values (NaN if none)."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else math.nan
+
+
+def components(a: Aligned, before: slice, after: slice) -> tuple[str | None, dict]:
+    """(the component whose mean rose most between the two spans, or None if none rose; every rise)."""
+    rises = {}
+    for f, name in enumerate(a.func_names):
+        if a.funcs.ndim == 2 and f < a.funcs.shape[1]:
+            rises[name] = mean(a.funcs[after, f]) - mean(a.funcs[before, f])
+    finite = {k: v for k, v in rises.items() if math.isfinite(v)}
+    carrier = max(finite, key=finite.get) if finite else None
+    if carrier is not None and len(finite) > 1 and finite[carrier] <= 0:
+        carrier = None  # no component rose: none to blame
+    return carrier, rises
+
+
+def support(a: Aligned, before: slice, after: slice) -> tuple[str, dict]:
+    """Completion length and the clipped share before and after, in words where they moved (a policy
+    padding answers to the length cap shows here first) and as numbers."""
+    l0, l1 = mean(a.length[before]), mean(a.length[after])
+    c0, c1 = mean(a.clipped[before]), mean(a.clipped[after])
+    ev = {"length_before": l0, "length_after": l1, "clipped_before": c0, "clipped_after": c1}
+    parts = []
+    if math.isfinite(l0) and math.isfinite(l1) and l1 > l0 * 1.15:
+        parts.append(f"mean completion length {l0:.1f} -> {l1:.1f} tokens")
+    if math.isfinite(c0) and math.isfinite(c1) and c1 - c0 > 0.03:
+        parts.append(f"completions cut at the length cap {100 * c0:.0f}% -> {100 * c1:.0f}%")
+    return ("; ".join(parts), ev)
