@@ -111,7 +111,7 @@ def mark_levels(fig: go.Figure, findings: list[dict] | None, row: int = 2) -> go
         x0, x1 = min(steps), max(steps)
         fig.add_trace(go.Scatter(x=[x0, x1, x1, x0, x0], y=[level - se, level - se, level + se, level + se, level - se],
                                  fill="toself", mode="lines", line={"width": 0}, fillcolor="rgba(127,127,127,0.18)",
-                                 hoverinfo="skip", showlegend=False), row=row, col=1)
+                                 name=f"{name}: one standard error", hoverinfo="skip", showlegend=False), row=row, col=1)
         fig.add_trace(go.Scatter(x=[x0, x1], y=[level, level], mode="lines", name=name,
                                  line={"color": color, "width": 3, "dash": "solid" if name == "best level" else "dot"},
                                  hovertemplate=f"{name}: %{{y:.3f}}<extra></extra>"), row=row, col=1)
