@@ -70,7 +70,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     else:
         from rich.console import Console
 
-        con = Console(markup=False, highlight=False)
+        con = Console(markup=False, highlight=False, soft_wrap=True)  # CI logs: one line a line
         for r in results:
             fired = [f for f in r["findings"] if f["severity"] != "info"]
             firing = [f for f in fired if f["state"] == "firing"]
