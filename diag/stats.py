@@ -264,26 +264,3 @@ def cusum_down(x, target: float | None = None, k: float = 0.0) -> np.ndarray:
         s = max(0.0, s + (target - v - k))
         out[i] = s
     return out
-
-
-def spread_drop_p(series, before_idx, after_idx) -> float:
-    """One-sided p that the evaluations `after_idx` sit below `before_idx`, judged from the series alone.
-
-    Without eval sizes or per-item data the sampling noise of one evaluation is unknown; it is
-    estimated from the spread between consecutive evaluations (median absolute first difference,
-    scaled to a standard deviation: robust to the trend and to the drop itself). A t-test on the two
-    block means with that noise. Weaker than a test that knows n: say so wherever it is used."""
-    y = np.asarray(series, dtype=float)
-    d = np.diff(y[np.isfinite(y)])
-    if len(d) < 3:
-        return 1.0
-    sigma = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2)
-    b, a = y[list(before_idx)], y[list(after_idx)]
-    b, a = b[np.isfinite(b)], a[np.isfinite(a)]
-    if not len(b) or not len(a):
-        return 1.0
-    gap = float(b.mean() - a.mean())
-    if sigma <= 0:
-        return 0.0 if gap > 0 else 1.0
-    t = gap / (sigma * math.sqrt(1 / len(b) + 1 / len(a)))
-    return float(st.t.sf(t, len(d) - 1))

@@ -58,11 +58,11 @@ def _items_by_index(a: Aligned) -> dict[int, np.ndarray]:
     return {i: a.items[int(s)] for i, s in enumerate(a.steps) if int(s) in a.items}
 
 
-def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float, keep: bool = False) -> dict | None:
-    """How the training reward moved between the two blocks accuracy is judged on; None when it is
-    missing or fell alike (the reward lost at least `collapse_ratio` times the share of its level that
-    accuracy lost: a collapse, or not yet told apart from one). `_reward_fell` asks the stricter question
-    an open episode is withdrawn on: fell alike by more than three standard errors of its own noise.
+def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> dict | None:
+    """How the training reward moved between the two blocks accuracy is judged on (None without a
+    reward). `alike`: it lost at least `collapse_ratio` times the share of its level that accuracy lost
+    (a collapse, or not yet told apart from one: no decoupling finding); `collapse`: alike by more than
+    three standard errors of its own noise, the stricter question an open episode is withdrawn on.
 
     Shares of the level, not raw differences: rewards have any scale, and a lenient reward that loses 2
     of its 31 points while accuracy loses 7 of its 26 no longer tracks the task. The reward's reference
@@ -70,7 +70,7 @@ def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float, keep:
     kept rising after accuracy's best and then fell with it has collapsed from where it stood."""
     r_best, r_now = mean(a.reward[d.best_idx]), mean(a.reward[d.now_idx])
     if not (math.isfinite(r_best) and math.isfinite(r_now)):
-        return {} if keep else None
+        return None
     w = len(d.best_idx)
     sigma, _ = spread_sigma(a.reward[: k + 1])  # the reward's own noise between evaluations
     sigma = sigma if math.isfinite(sigma) else 0.0
@@ -85,15 +85,8 @@ def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float, keep:
     noise = 3 * sigma * math.sqrt(1 / w + 1 / len(d.now_idx))
     alike = rel_a > 0 and rel_r >= collapse_ratio * rel_a
     trend = "rose" if rel_r < -0.02 else "held" if rel_r <= 0.02 else "fell less"
-    moves = {"reward_before": r_best, "reward_high": r_ref, "reward_after": r_now, "reward_share_lost": rel_r,
-             "accuracy_share_lost": rel_a, "trend": trend,
-             "collapse": alike and r_ref - r_now > noise}  # fell alike, beyond its noise: a collapse for sure
-    return moves if keep or not alike else None
-
-
-def _reward_fell(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> bool:
-    """The reward fell alike, beyond its noise (see _reward_moves)."""
-    return _reward_moves(a, d, k, collapse_ratio, keep=True).get("collapse", False)
+    return {"reward_before": r_best, "reward_high": r_ref, "reward_after": r_now, "reward_share_lost": rel_r,
+            "accuracy_share_lost": rel_a, "trend": trend, "alike": alike, "collapse": alike and r_ref - r_now > noise}
 
 
 def _span(a: Aligned, idx: list[int]) -> str:
@@ -128,11 +121,14 @@ def falling_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None
     reward fell with accuracy: a collapse)."""
     if k + 1 < p.min_evals or k >= len(a):
         return None
-    d = _level_at(a, k, p, width)
-    if d is None:
-        return None
-    moves = _reward_moves(a, d, k, p.collapse_ratio)
-    if moves is None:
+    return _judge_level(a, k, _level_at(a, k, p, width), p)
+
+
+def _judge_level(a: Aligned, k: int, d: LevelDrop | None, p: DecouplingParams) -> Finding | None:
+    """The finding a level below the best gives at evaluation k: None without one, or when the reward
+    fell alike (a collapse, not a deceptive reward)."""
+    moves = None if d is None else _reward_moves(a, d, k, p.collapse_ratio)
+    if moves is None or moves["alike"]:
         return None
     critical = len(d.now_idx) >= p.window and d.z >= p.z_critical
     return _finding(a, k, d, moves, p, "critical" if critical else "warning")
@@ -195,21 +191,26 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
     )
 
 
-def recovered(a: Aligned, k: int, open_: Finding, p: DecouplingParams) -> str | None:
-    """Why the level at evaluation k is back within noise of the episode's best block, or None.
-
-    The level is the mean of the evaluations after the best block, at most `window` of them: one good
-    evaluation among bad ones moves it by a third, not all the way."""
+def _level_since(a: Aligned, f: Finding, k: int, p: DecouplingParams) -> tuple[list[int], LevelDrop] | None:
+    """The level at evaluation k against an episode's best block: the evaluations after that block, at
+    most `window` of them (one good evaluation among bad ones moves it by a third, not all the way)."""
     steps = [int(x) for x in a.steps]
-    best = [steps.index(s) for s in open_.evidence.get("peak_block", []) if s in steps]
-    if not best or not np.isfinite(a.acc[k]):
+    best = [steps.index(s) for s in f.evidence.get("peak_block", []) if s in steps]
+    if not best:
         return None
     now = list(range(max(best[-1] + 1, k - p.window + 1), k + 1))
-    if not np.all(np.isfinite(a.acc[now])):
+    if not now or not np.all(np.isfinite(a.acc[now])):
         return None
     d = level_drop(a.acc[: k + 1], a.n, _items_by_index(a), best, now, k)
-    if d is None:
+    return None if d is None else (now, d)
+
+
+def recovered(a: Aligned, k: int, open_: Finding, p: DecouplingParams) -> str | None:
+    """Why the level at evaluation k is back within noise of the episode's best block, or None."""
+    level = _level_since(a, open_, k, p)
+    if level is None:
         return None
+    now, d = level
     if d.z < p.z_resolve:
         return (f"the held-out accuracy level {d.now:.3f} over {_span(a, now)} is back within noise of the best "
                 f"level ({d.best_corrected:.3f}; {d.z:.1f} standard errors, noise from {d.noise})")
@@ -219,12 +220,12 @@ def recovered(a: Aligned, k: int, open_: Finding, p: DecouplingParams) -> str | 
     return None
 
 
-def collapsed(a: Aligned, k: int, p: DecouplingParams) -> str | None:
-    """Why evaluation k shows a collapse (accuracy clearly below its best and the training reward fallen
-    alike, by more than three standard errors of its noise), or None: an open episode that turns out to
-    be a collapse (two evaluations in a row say so) is withdrawn, since the reward tells the truth."""
-    d = _level_at(a, k, p)
-    if d is None or not _reward_fell(a, d, k, p.collapse_ratio):
+def collapsed(a: Aligned, k: int, d: LevelDrop | None, p: DecouplingParams) -> str | None:
+    """Why evaluation k, whose level below the best is `d` (_level_at), shows a collapse (the training
+    reward fallen alike, by more than three standard errors of its noise), or None: an open episode that
+    turns out to be a collapse (two evaluations in a row say so) is withdrawn: the reward tells the truth."""
+    moves = None if d is None else _reward_moves(a, d, k, p.collapse_ratio)
+    if moves is None or not moves["collapse"]:
         return None
     return (f"the training reward fell with held-out accuracy (to {mean(a.reward[d.now_idx]):.3f} over "
             f"{_span(a, d.now_idx)}): a collapse, not a reward that stopped tracking the task")
@@ -261,7 +262,8 @@ class DecouplingScanner:
     def _falling(self, a: Aligned, k: int) -> list[Finding]:
         p, step = self.p, int(a.steps[k])
         if self.open is not None:
-            gone = collapsed(a, k, p)
+            level = _level_at(a, k, p)  # once per evaluation: the collapse check and the escalation share it
+            gone = collapsed(a, k, level, p)
             self.collapse_hits = self.collapse_hits + 1 if gone else 0
             why = recovered(a, k, self.open, p) or (gone if self.collapse_hits >= 2 else None)
             if why is not None:
@@ -269,7 +271,7 @@ class DecouplingScanner:
                 return [done]
             if self.open.severity == "critical" or gone:
                 return []
-            crit = falling_at(a, k, p)
+            crit = _judge_level(a, k, level, p)
             if crit is None or crit.severity != "critical":
                 return []
             self.open = replace(crit, step=self.open.step, onset=self.open.onset, episode=self.open.episode,
@@ -325,20 +327,14 @@ def _at_end(a: Aligned, f: Finding, p: DecouplingParams) -> Finding:
     most `window`, after its best block): the verdict at the end, not at detection time."""
     if f.kind != "decoupling" or not f.firing or not len(a):
         return f
-    steps = [int(x) for x in a.steps]
-    best = [steps.index(s) for s in f.evidence.get("peak_block", []) if s in steps]
-    k = len(a) - 1
-    now = list(range(max(best[-1] + 1, k - p.window + 1), k + 1)) if best else []
-    if not now or not np.all(np.isfinite(a.acc[now])):
+    recent = a.window(max(0, len(a) - p.history), len(a))  # the history the scanner judged last
+    if not set(f.evidence.get("peak_block", [])) <= set(recent.steps.tolist()):
         return f
-    lo = max(0, k + 1 - p.history)
-    if best[0] < lo:
+    level = _level_since(recent, f, len(recent) - 1, p)
+    if level is None:
         return f
-    d = level_drop(a.acc[lo:], a.n[lo:], {i - lo: v for i, v in _items_by_index(a).items() if i >= lo},
-                   [i - lo for i in best], [i - lo for i in now], k - lo)
-    if d is None:
-        return f
-    return replace(f, evidence={**f.evidence, "end_block": [steps[i] for i in now], "end_level": d.now,
+    now, d = level
+    return replace(f, evidence={**f.evidence, "end_block": [int(recent.steps[i]) for i in now], "end_level": d.now,
                                 "end_drop": d.drop, "end_se": d.se, "end_z": d.z})
 
 
