@@ -76,20 +76,23 @@ def diagnose(run) -> dict:
 RANK = {"SKIPPED": 0, "OK": 1, "INFO": 2, "WARNING": 3, "CRITICAL": 4}
 
 
+def raised(v: dict, *checks: str, severity: str = "WARNING") -> bool:
+    """Whether any of rldoctor's `checks` reached `severity` or worse on this run."""
+    return any(RANK.get(v["checks"].get(c, "SKIPPED"), 0) >= RANK[severity] for c in checks)
+
+
 def expectation_met(expect: str, v: dict) -> bool:
     """The validity benchmark's expectations, read off rldoctor's whole-run verdict (see the docstring)."""
-    checks = v["checks"]
-    at = lambda name, sev: RANK.get(checks.get(name, "SKIPPED"), 0) >= RANK[sev]  # noqa: E731
     if expect in ("decoupling", "decoupling_firing", "decoupling_resolved"):
-        return at("reward_hacking", "WARNING")
+        return raised(v, "reward_hacking")
     if expect == "signal_gap":
-        return at("advantage_collapse", "WARNING")
+        return raised(v, "advantage_collapse")
     if expect == "no_signal_gap":
-        return not at("advantage_collapse", "WARNING")
+        return not raised(v, "advantage_collapse")
     if expect in ("no_critical", "no_critical_at_end"):
         return RANK[v["worst"]] < RANK["CRITICAL"]
     if expect == "no_decoupling_critical":
-        return not at("reward_hacking", "CRITICAL")
+        return not raised(v, "reward_hacking", severity="CRITICAL")
     if expect == "no_warning_at_end":
         return RANK[v["worst"]] < RANK["WARNING"]
     raise KeyError(f"unknown expectation {expect!r}")
@@ -99,4 +102,19 @@ def flagged(v: dict) -> bool:
     return RANK[v["worst"]] >= RANK["WARNING"]
 
 
-__all__ = ["available", "records", "diagnose", "expectation_met", "flagged"]
+def generated_verdict(v: dict, expect: str) -> tuple[bool, bool]:
+    """rldoctor's (right, false alarm) on a generated run (benchmarks/shapes.py's expectations), read as
+    the real-run table reads it; whole-run, so nothing is "before the onset" for a decoupled shape."""
+    if expect == "no_alert":
+        return not flagged(v), flagged(v)
+    if expect == "signal_gap_only":
+        wrong = raised(v, "reward_hacking")
+        return raised(v, "advantage_collapse") and not wrong, wrong
+    if expect == "no_decoupling":
+        return not raised(v, "reward_hacking"), raised(v, "reward_hacking")
+    if expect == "stall_warning":
+        return raised(v, "reward_hacking", "reward_composition"), False
+    return raised(v, "reward_hacking"), False
+
+
+__all__ = ["available", "records", "diagnose", "expectation_met", "flagged", "raised", "generated_verdict"]

@@ -151,7 +151,7 @@ def judge_generated(n_runs: int, seed: int, with_peer: bool) -> dict:
                 res["delays"].append(v["delay"])
             if with_peer:
                 pv = peer.diagnose(run)
-                right, false = peer_generated(pv, truth)
+                right, false = peer.generated_verdict(pv, truth["expect"])
                 res["peer_right"] += right
                 res["peer_false"] += false
         n = res["runs"]
@@ -160,25 +160,6 @@ def judge_generated(n_runs: int, seed: int, with_peer: bool) -> dict:
                      "peer_right": res["peer_right"] / n if with_peer else None,
                      "peer_false_alarm": res["peer_false"] / n if with_peer else None}
     return out
-
-
-def peer_generated(v: dict, truth: dict) -> tuple[bool, bool]:
-    """rldoctor's (right, false alarm) on a generated run, read as the real-run table reads it."""
-    import peer
-
-    checks = v["checks"]
-    hit = lambda *names: any(peer.RANK.get(checks.get(n, "SKIPPED"), 0) >= peer.RANK["WARNING"] for n in names)  # noqa: E731
-    expect = truth["expect"]
-    if expect == "no_alert":
-        return not peer.flagged(v), peer.flagged(v)
-    if expect == "signal_gap_only":
-        wrong = hit("reward_hacking")
-        return hit("advantage_collapse") and not wrong, wrong
-    if expect == "no_decoupling":
-        return not hit("reward_hacking"), hit("reward_hacking")
-    if expect == "stall_warning":
-        return hit("reward_hacking", "reward_composition"), False
-    return hit("reward_hacking"), False  # whole-run: no "before the onset" to be wrong about
 
 
 def generated_table(g: dict, with_peer: bool) -> str:
