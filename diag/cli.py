@@ -140,9 +140,19 @@ def _margin(text: str) -> float:
     return h
 
 
+def _eval_size(text: str):
+    from diag.sizes import parse_eval_size
+
+    try:
+        return parse_eval_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
 def _judging_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--eval-size", type=int, metavar="N",
-                   help="items per held-out evaluation where the log does not say (makes the fall test exact)")
+    p.add_argument("--eval-size", type=_eval_size, metavar="N|SET=N,...",
+                   help="items per held-out evaluation where the log does not say (makes the fall test exact): one "
+                        "number for every set, or per set, e.g. eval_math500=4000,eval_aime24=240")
     p.add_argument("--reward-range", type=_reward_range, metavar="LO,HI",
                    help="the reward's range, to split zero-std shares into all-fail / all-pass (default: inferred)")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from diag.alerts import ConsoleSink, Dispatcher, NotifySink, StoreSink, delivery_state
-from diag.detect.align import Aligned, build, func_matrix
+from diag.detect.align import Aligned, build, func_matrix, independent
 from diag.detect.base import Finding
 from diag.detect.decoupling import DecouplingScanner
 from diag.detect.run import DetectParams
@@ -53,6 +53,8 @@ class Monitor:
         self.series: dict[str, list] = {"reward": [], "length": [], "clipped": [], "funcs": []}
         self.evals: list[tuple[int, float, float, np.ndarray | None]] = []
         self.eval_set: str | None = None
+        self.others: dict[str, dict[int, tuple[float, float]]] = {}  # other held-out sets: step -> (value, n)
+        self.pending: int | None = None  # the primary evaluation waiting for the other sets of its step
         self.scanner = DecouplingScanner(c.params.decoupling)
         self.gap_alert: Finding | None = None
         self.findings: list[Finding] = []
@@ -81,6 +83,8 @@ class Monitor:
 
     def on_step(self, row: dict) -> None:
         step = int(row["step"])
+        if self.pending is not None and step > self.pending:
+            self._judge()  # training moved on: every set evaluated at that step has reported
         if self.step_ids and step <= self.step_ids[-1]:
             return  # a repeated step (e.g. several generation calls per step) keeps the first
         self.step_ids.append(step)
@@ -107,17 +111,26 @@ class Monitor:
     def on_eval(self, payload: dict) -> None:
         frame = payload["frame"]
         rows = [r for r in frame.iter_rows(named=True) if r["bucket"] == "all" and r["metric"] == "accuracy"]
-        if not rows:
-            return
-        r = rows[0]
-        if self.eval_set is None:
-            self.eval_set = r["eval_set"]
-        if r["eval_set"] != self.eval_set or r["value"] is None:
-            return
-        if self.evals and int(r["step"]) <= self.evals[-1][0]:
-            return  # an evaluation repeated at a step counts once, its first record (as offline)
-        self.evals.append((int(r["step"]), float(r["value"]), _num(r["n"]), payload.get("correct")))
-        self.evals = self.evals[-self.config.max_evals:]
+        for r in rows:
+            if self.eval_set is None:
+                self.eval_set = r["eval_set"]
+            step = int(r["step"])
+            if r["value"] is None:
+                continue
+            if r["eval_set"] != self.eval_set:
+                self.others.setdefault(r["eval_set"], {}).setdefault(step, (float(r["value"]), _num(r["n"])))
+            elif not self.evals or step > self.evals[-1][0]:  # a repeated evaluation counts once, its first (as offline)
+                self.evals.append((step, float(r["value"]), _num(r["n"]), payload.get("correct")))
+                self.evals = self.evals[-self.config.max_evals:]
+                lo = self.evals[0][0]
+                self.others = {k: {s: v for s, v in d.items() if s >= lo} for k, d in self.others.items()}  # bounded
+                self.pending = step
+        # judged once the other sets of its step have reported (offline sees them all), or at the next step
+        if self.pending is not None and all(self.pending in d for d in self.others.values()):
+            self._judge()
+
+    def _judge(self) -> None:
+        self.pending = None
         a = self.aligned()
         for f in self.scanner.judge(a, len(a) - 1):
             self._emit(f)
@@ -129,10 +142,13 @@ class Monitor:
         spacing = float(np.median(np.diff(steps))) if len(steps) > 1 else 10.0
         lo = bisect.bisect_right(self.step_ids, steps[0] - spacing)
         series = {k: np.array(self.series[k][lo:], dtype=float) for k in ("reward", "length", "clipped")}
-        return build(self.eval_set or "heldout", steps, np.array([e[1] for e in ev]), np.array([e[2] for e in ev]),
+        acc = np.array([e[1] for e in ev])
+        others = {name: (np.array([d.get(int(s), (np.nan, np.nan))[0] for s in steps]),
+                         np.array([d.get(int(s), (np.nan, np.nan))[1] for s in steps])) for name, d in self.others.items()}
+        return build(self.eval_set or "heldout", steps, acc, np.array([e[2] for e in ev]),
                      np.array(self.step_ids[lo:], dtype=float), series,
                      func_matrix(self.series["funcs"][lo:], len(self.func_names)), self.func_names,
-                     {e[0]: np.asarray(e[3], dtype=bool) for e in ev if e[3] is not None})
+                     {e[0]: np.asarray(e[3], dtype=bool) for e in ev if e[3] is not None}, independent(acc, others))
 
     # ----------------------------------------------------------------------------- output
 
@@ -150,6 +166,8 @@ class Monitor:
             self.recorder.log_alert({**finding.to_row(), "delivered": json.dumps(delivered)})
 
     def close(self, timeout: float = 30.0) -> None:
+        if self.pending is not None:
+            self._judge()
         if self.notifier is not None:
             self.notifier.wait(timeout)
 

@@ -27,6 +27,9 @@ class Aligned:
     clipped: np.ndarray  # [k] share of completions cut at the length cap
     func_names: list[str]
     items: dict[int, np.ndarray] = field(default_factory=dict)  # step -> per-item correctness
+    # the run's other held-out sets on the same evaluation steps: name -> (accuracy [k], items [k]), NaN
+    # where a set was not evaluated; they corroborate a fall of this one (diag.detect.decoupling)
+    companions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -41,7 +44,8 @@ class Aligned:
         kept = set(self.steps[sl].tolist())
         return Aligned(self.eval_set, self.steps[sl], self.acc[sl], self.n[sl], self.reward[sl], self.funcs[sl],
                        self.length[sl], self.clipped[sl], self.func_names,
-                       {s: v for s, v in self.items.items() if s in kept})
+                       {s: v for s, v in self.items.items() if s in kept},
+                       {k: (acc[sl], n[sl]) for k, (acc, n) in self.companions.items()})
 
 
 def _col(steps: pl.DataFrame, name: str) -> np.ndarray:
@@ -70,7 +74,8 @@ def window_means(step_axis: np.ndarray, values: np.ndarray, eval_steps: np.ndarr
 
 def build(eval_set: str, eval_steps: np.ndarray, acc: np.ndarray, n: np.ndarray, step_axis: np.ndarray,
           series: dict[str, np.ndarray], funcs: np.ndarray, func_names: list[str],
-          items: dict[int, np.ndarray]) -> Aligned:
+          items: dict[int, np.ndarray],
+          companions: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Aligned:
     """The one way evaluations meet the training series, offline (`align`) and live (diag.monitor):
     `step_axis` sorted, one entry per step; `series` holds reward, length and clipped per step."""
     return Aligned(
@@ -80,7 +85,7 @@ def build(eval_set: str, eval_steps: np.ndarray, acc: np.ndarray, n: np.ndarray,
         funcs=window_means(step_axis, funcs, eval_steps),
         length=window_means(step_axis, series["length"], eval_steps),
         clipped=window_means(step_axis, series["clipped"], eval_steps),
-        func_names=list(func_names), items=items,
+        func_names=list(func_names), items=items, companions=dict(companions or {}),
     )
 
 
@@ -111,4 +116,48 @@ def align(steps: pl.DataFrame, evals: pl.DataFrame, eval_items: pl.DataFrame | N
             items[int(st)] = part["correct"].to_numpy().astype(bool)
     series = {"reward": _col(s, "reward_mean"), "length": _col(s, "len_mean"), "clipped": _col(s, "frac_clipped")}
     return build(eval_set or "", eval_steps, e["value"].to_numpy().astype(float),
-                 e["n"].cast(pl.Float64).to_numpy(), step_axis, series, fm, names, items)
+                 e["n"].cast(pl.Float64).to_numpy(), step_axis, series, fm, names, items,
+                 companions_on(evals, eval_set, eval_steps, metric))
+
+
+def companions_on(evals: pl.DataFrame, eval_set: str | None, eval_steps: np.ndarray,
+                  metric: str = "accuracy") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The other held-out sets' accuracy and sizes on `eval_steps` (NaN where a set has no evaluation),
+    without the sets that repeat another (a log's `eval_accuracy` copied from one benchmark, or one
+    set's average of two others): counted twice they would double their evidence."""
+    if eval_set is None or not evals.height:
+        return {}
+    names = [s for s in evals.filter((pl.col("metric") == metric) & (pl.col("bucket") == "all"))["eval_set"]
+             .unique(maintain_order=True).to_list() if s != eval_set]
+    pos = {int(s): i for i, s in enumerate(eval_steps)}
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in names:
+        acc, n = np.full(len(eval_steps), np.nan), np.full(len(eval_steps), np.nan)
+        for st, v, k in accuracy_series(evals, name, metric).iter_rows():
+            if int(st) in pos and v is not None:
+                acc[pos[int(st)]], n[pos[int(st)]] = v, np.nan if k is None else k
+        out[name] = (acc, n)
+    primary = accuracy_series(evals, eval_set, metric)
+    own = np.full(len(eval_steps), np.nan)
+    own[[pos[int(s)] for s in primary["step"]]] = primary["value"].to_numpy()
+    return independent(own, out)
+
+
+def independent(primary: np.ndarray, sets: dict[str, tuple[np.ndarray, np.ndarray]],
+                tol: float = 5e-4) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`sets` less any that equals the primary or a set kept before it, or the mean of two others,
+    on the steps they share (at least 3): a copy or an average is not a second measurement."""
+    def same(x, y) -> bool:
+        both = np.isfinite(x) & np.isfinite(y)
+        return int(both.sum()) >= 3 and bool(np.all(np.abs(x[both] - y[both]) <= tol))
+
+    series = {k: v[0] for k, v in sets.items()}
+    kept: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, (acc, n) in sets.items():
+        others = [v for k, v in series.items() if k != name]
+        if same(acc, primary) or any(same(acc, v[0]) for v in kept.values()):
+            continue
+        if any(same(acc, (x + y) / 2) for i, x in enumerate(others) for y in others[i + 1:]):
+            continue
+        kept[name] = (acc, n)
+    return kept

@@ -23,11 +23,13 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import special
 
 from diag.detect.align import Aligned
 from diag.detect.base import Finding
 from diag.detect.carriers import components, mean, support
-from diag.detect.levels import SPREAD, LevelDrop, cohens_h, current_drop, expected_max, level_drop, spread_sigma
+from diag.detect.levels import (SPREAD, LevelDrop, cohens_h, combined_z, current_drop, expected_max, level_drop,
+                                spread_sigma)
 from diag.detect.stall import stall_at
 from diag.summary import best_checkpoints
 
@@ -89,6 +91,27 @@ def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> di
             "accuracy_share_lost": rel_a, "trend": trend, "alike": alike, "collapse": alike and r_ref - r_now > noise}
 
 
+def corroborated(a: Aligned, d: LevelDrop | None, k: int) -> LevelDrop | None:
+    """`d` with the run's other held-out sets judged on the same two blocks (each with its own noise, no
+    selection correction: the blocks were picked on this set). When their combined (Stouffer) z is the
+    larger, it replaces this set's: a 2-point fall on MATH-500 alone may be noise, the same fall on AIME
+    and MMLU at the same checkpoints is not. Never smaller than this set's own z, so a set evaluated
+    alone, or sets that disagree, leave the verdict as this set gives it."""
+    if d is None or not a.companions:
+        return d
+    idx = d.best_idx + d.now_idx
+    parts = []
+    for name, (acc, n) in a.companions.items():
+        if np.all(np.isfinite(acc[idx])):
+            c = level_drop(acc[: k + 1], n, {}, d.best_idx, d.now_idx, k, selected=False)
+            if c is not None:
+                parts.append((name, c.drop, c.z))
+    z = combined_z([d.z] + [z for _, _, z in parts])
+    if not parts or not z > d.z:
+        return d
+    return replace(d, z=z, p=float(special.ndtr(-z)), z_alone=d.z, sets=tuple(parts))
+
+
 def _span(a: Aligned, idx: list[int]) -> str:
     s0, s1 = int(a.steps[idx[0]]), int(a.steps[idx[-1]])
     return f"step {s0}" if s0 == s1 else f"steps {s0}-{s1}"
@@ -103,7 +126,7 @@ def _level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None)
     for w in ([width] if width else range(1, p.max_window + 1)):
         if k + 1 <= w:
             break
-        d = current_drop(a.acc[: k + 1], a.n, items, k, w, p.window)
+        d = corroborated(a, current_drop(a.acc[: k + 1], a.n, items, k, w, p.window), k)
         if d is None or d.z < (p.z_warn if w > 1 else p.z_single) or d.h < p.margin_h:
             continue
         if np.any(a.acc[d.now_idx] >= d.best_corrected):
@@ -166,6 +189,10 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
            f"(noise from {d.noise}; Cohen's h {d.h:.2f}, margin {p.margin_h:.2f}), while the training reward "
            f"{reward} ({moves['reward_before']:.3f} -> {moves['reward_after']:.3f}): the reward no longer tracks "
            "the task.")
+    if d.sets:
+        others = ", ".join(f"{name} {-100 * drop:+.1f} points" for name, drop, _ in d.sets)
+        msg += (f" The other held-out sets at the same steps ({others}) raise the evidence from {d.z_alone:.1f} on "
+                f"{a.eval_set} alone to {d.z:.1f} standard errors combined.")
     if carrier is not None and len(rises) > 1:
         msg += f" The rise runs through '{carrier}' ({rises[carrier]:+.3f})."
     elif carrier is not None:
@@ -185,7 +212,8 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
                   "acc_peak_step": int(a.steps[peak]), "acc_best_level": d.best, "acc_best_corrected": d.best_corrected,
                   "acc_now_level": d.now, "acc_now": float(a.acc[k]), "drop": d.drop, "z": d.z, "p": d.p,
                   "cohens_h": d.h, "margin_h": p.margin_h, "selection_bias": d.bias, "contenders": d.contenders,
-                  "se": d.se, "test": d.noise, "peak_block": [int(a.steps[i]) for i in d.best_idx],
+                  "se": d.se, "test": d.noise, "z_alone": d.z_alone,
+                  "other_sets": [{"eval_set": s, "drop": dr, "z": z} for s, dr, z in d.sets], "peak_block": [int(a.steps[i]) for i in d.best_idx],
                   "recent_block": [int(a.steps[i]) for i in d.now_idx], **moves, "carrier": carrier,
                   "component_rise": rises, "eval_steps": [int(a.steps[d.best_idx[0]]), int(a.steps[k])], **sev},
     )
@@ -201,7 +229,7 @@ def _level_since(a: Aligned, f: Finding, k: int, p: DecouplingParams) -> tuple[l
     now = list(range(max(best[-1] + 1, k - p.window + 1), k + 1))
     if not now or not np.all(np.isfinite(a.acc[now])):
         return None
-    d = level_drop(a.acc[: k + 1], a.n, _items_by_index(a), best, now, k)
+    d = corroborated(a, level_drop(a.acc[: k + 1], a.n, _items_by_index(a), best, now, k), k)
     return None if d is None else (now, d)
 
 

@@ -111,6 +111,8 @@ class LevelDrop:
     p: float  # one-sided p that the current level is below the best
     h: float  # Cohen's h, corrected best vs now
     noise: str  # which noise set the standard error
+    z_alone: float | None = None  # this set's own z, where other held-out sets raised it (z is then combined)
+    sets: tuple = ()  # (name, drop, z) of each other held-out set judged on the same blocks
 
     @property
     def drop(self) -> float:
@@ -165,9 +167,11 @@ def _sampling_explains(se_sampling: float, se_spread: float, dof: int) -> bool:
 
 
 def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], best_idx: list[int],
-               now_idx: list[int], upto: int) -> LevelDrop | None:
+               now_idx: list[int], upto: int, selected: bool = True) -> LevelDrop | None:
     """How far the level over `now_idx` sits below the level over `best_idx`, with evaluations 0..upto
-    known (the spread and the selection correction use only those). None without any noise estimate."""
+    known (the spread and the selection correction use only those). None without any noise estimate.
+    `selected=False`: the blocks were chosen on another series (a companion held-out set judged on the
+    primary set's blocks), so this one's best block was not picked as its maximum: no correction."""
     acc = np.asarray(acc, dtype=float)
     known = acc[: upto + 1]
     wb, wn = len(best_idx), len(now_idx)
@@ -188,7 +192,7 @@ def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], bes
     # selection: the blocks (non-overlapping, before the current one) that could have been the best
     se_block = se * math.sqrt(wn / (wb + wn))
     tiles = _block_means(known[: min(now_idx)], wb)[::wb]  # non-overlapping blocks before the current level
-    contenders = max(1, int(np.sum(tiles >= best - 2 * math.sqrt(2) * se_block)))
+    contenders = max(1, int(np.sum(tiles >= best - 2 * math.sqrt(2) * se_block))) if selected else 1
     bias = se_block * expected_max(contenders)
     best_c = best - bias
     t = (best_c - now) / se
@@ -210,3 +214,9 @@ def current_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], k
     if best is None:
         return None
     return level_drop(acc, n, items, best, now_idx, k)
+
+
+def combined_z(zs: list[float]) -> float:
+    """Stouffer's combination of one-sided z's from independent held-out sets: sum / sqrt(count). Each
+    set's evidence keeps its own noise; a set that rose counts against the fall."""
+    return float(sum(zs) / math.sqrt(len(zs))) if zs else math.nan

@@ -18,6 +18,7 @@ from diag.detect.decoupling import DecouplingParams, best_checkpoint, detect_dec
 from diag.detect.signal_gap import SignalGapParams, detect_signal_gap
 from diag.detect.transfer import TransferParams, detect_transfer
 from diag.detect.verdict import end_verdict
+from diag.sizes import EvalSize, size_of
 from diag.summary import best_checkpoints
 
 
@@ -29,7 +30,7 @@ class DetectParams:
     causes: CauseParams = field(default_factory=CauseParams)
 
 
-def detect_all(run, params: DetectParams | None = None, eval_size: int | None = None,
+def detect_all(run, params: DetectParams | None = None, eval_size: EvalSize | None = None,
                reward_range_given: tuple[float, float] | None = None) -> list[Finding]:
     """Findings for a diag.Run (or anything with .steps/.groups/.evals/.eval_items/.meta).
 
@@ -38,7 +39,7 @@ def detect_all(run, params: DetectParams | None = None, eval_size: int | None = 
     return _detect(run, params, eval_size, reward_range_given)[0]
 
 
-def check_run(run, params: DetectParams | None = None, eval_size: int | None = None,
+def check_run(run, params: DetectParams | None = None, eval_size: EvalSize | None = None,
               reward_range_given: tuple[float, float] | None = None, fail_on: str = "critical") -> tuple[list[Finding], dict]:
     """`grpo-diag check` for one run: its findings and the end-of-run verdict (diag.detect.verdict)."""
     findings, a = _detect(run, params, eval_size, reward_range_given)
@@ -55,7 +56,9 @@ def _detect(run, params, eval_size, reward_range_given):
                             reward_range_given=given)
     evals = run.evals
     if eval_size is not None and evals.height:
-        evals = evals.with_columns(pl.col("n").fill_null(int(eval_size)))
+        sizes = {s: size_of(eval_size, s) for s in evals["eval_set"].unique().to_list()}
+        evals = evals.with_columns(pl.col("n").fill_null(pl.col("eval_set").replace_strict(sizes, default=None,
+                                                                                            return_dtype=pl.Int64)))
     a = align(steps, evals, run.eval_items, list(run.meta.get("reward_funcs", [])))
     n_acc = int(np.isfinite(a.acc).sum()) if len(a) else 0
     if n_acc < p.decoupling.min_evals:

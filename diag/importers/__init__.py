@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from diag.importers import generic, tinker, trainer_state, trl_completions, trl_console, verl_console, verl_files
-from diag.importers.base import ImportFailure, Parsed, write_run
+from diag.importers.base import EvalSize, ImportFailure, Parsed, size_of, write_run
 
 FORMATS = ("trainer-state", "trl-console", "verl-console", "verl-rollouts", "verl-file", "trl-completions", "tinker",
            "generic")
@@ -56,7 +56,7 @@ def default_name(path: Path) -> str:
 def import_log(path: str | Path, fmt: str = "auto", name: str | None = None, root: str = "runs",
                accuracy_key: str | None = None, overwrite: bool = False,
                logging_steps: int | None = None, maps: list[str] | None = None, profile: str | None = None,
-               eval_size: int | None = None, reward_range: tuple[float, float] | None = None,
+               eval_size: EvalSize | None = None, reward_range: tuple[float, float] | None = None,
                save_profile: str | None = None, validation_dir: str | None = None,
                metrics: str | None = None, pass_threshold: float | None = None) -> tuple[Path, list[str]]:
     """Import one log; returns the run directory and the importer's notes (what it chose, and why).
@@ -97,19 +97,21 @@ def import_log(path: str | Path, fmt: str = "auto", name: str | None = None, roo
         mapping = generic.parse_maps(maps)
         if accuracy_key and "accuracy" not in mapping:
             mapping["accuracy"] = accuracy_key
-        parsed = generic.parse(path, mapping, profile, eval_size)
+        parsed = generic.parse(path, mapping, profile, size_of(eval_size, "heldout"))
         if save_profile:
             saved = generic.save_profile(parsed.meta["import_mapping"], save_profile)
             parsed.notes.append(f"mapping saved as profile {saved} (reuse with --profile {save_profile})")
     else:
         parsed = verl_console.parse(path, accuracy_key)
-    sized = [e for e in parsed.evals if e.get("n") is None]
-    if eval_size is not None:
-        for e in sized:
-            e["n"] = int(eval_size)
-    elif sized:
-        parsed.notes.append(f"{len(sized)} evaluation(s) without an eval size: a fall of accuracy is judged from the "
-                            "spread between evaluations, a weaker test (pass --eval-size N)")
+    for e in parsed.evals:
+        if e.get("n") is None:
+            e["n"] = size_of(eval_size, e["eval_set"])
+    unsized = [e for e in parsed.evals if e.get("n") is None]
+    if unsized:
+        sets = sorted({str(e["eval_set"]) for e in unsized})
+        parsed.notes.append(f"{len(unsized)} evaluation(s) without an eval size ({', '.join(sets)}): a fall of "
+                            "accuracy is judged from the spread between evaluations, a weaker test (pass --eval-size "
+                            "N, or SET=N per set)")
     if reward_range is not None:
         lo, hi = float(reward_range[0]), float(reward_range[1])
         if not hi > lo:

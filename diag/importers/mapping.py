@@ -35,6 +35,27 @@ ACCURACY_CANDIDATES = (
 )
 
 
+# eval_* keys that are not a held-out accuracy however their values fall in [0, 1]
+_NOT_ACCURACY = re.compile(r"loss|runtime|per_second|epoch|step|entropy|kl|len|time|grad|lr|reward|score|std|tokens|"
+                           r"clip|ratio|perplexity|memory")
+
+
+def other_eval_keys(rows: list[dict], acc_key: str | None) -> list[str]:
+    """The evaluation keys besides `acc_key` that read as accuracies of other held-out sets (every value
+    a number in [0, 1], no name of a loss, a length, a timing or a reward): a run evaluated on MATH-500,
+    AIME and MMLU logs one `eval_<set>` key per benchmark."""
+    if not acc_key:
+        return []
+    seen: dict[str, bool] = {}
+    for r in rows:
+        for k, v in r.items():
+            if not k.startswith("eval_") or k == acc_key or _NOT_ACCURACY.search(k[5:]):
+                continue
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+            seen[k] = seen.get(k, True) and ok
+    return sorted(k for k, ok in seen.items() if ok)
+
+
 def trl_reward_funcs(keys: set[str]) -> list[str]:
     """Reward function names from `rewards/<f>/mean` (new) or `rewards/<f>` (old) keys."""
     names = []

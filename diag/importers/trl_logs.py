@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from diag.importers.base import Parsed, finite
-from diag.importers.mapping import TRL_STEP_KEYS, pick_accuracy_key, trl_func_key, trl_reward_funcs
+from diag.importers.mapping import TRL_STEP_KEYS, other_eval_keys, pick_accuracy_key, trl_func_key, trl_reward_funcs
 
 SKIP_SCALARS = {"step", "epoch_float"}
 
@@ -24,6 +24,10 @@ def parse_trl_rows(rows: list[tuple[int, dict]], p: Parsed, accuracy_key: str | 
         p.notes.append(f"held-out accuracy read from {acc_key!r}" + ("" if accuracy_key else " (recognised)"))
     else:
         p.notes.append("no held-out accuracy in the log: decoupling cannot be judged (use --accuracy-key)")
+    others = other_eval_keys([r for _, r in rows if _is_eval(r)], acc_key)
+    if others:
+        p.notes.append(f"other held-out sets: {', '.join(others)} (they corroborate a fall of {acc_key!r}; "
+                       "one that copies or averages others is left out of the combined evidence)")
     used = {col: next((k for k in keys_ if k in train_keys), None) for col, keys_ in TRL_STEP_KEYS.items()}
     p.meta["column_sources"] = {c: k for c, k in used.items() if k}
     if used["frac_zero_signal"]:
@@ -40,9 +44,10 @@ def parse_trl_rows(rows: list[tuple[int, dict]], p: Parsed, accuracy_key: str | 
                 bad += isinstance(v, (int, float))
                 continue
             p.scalars.append({"step": step, "mode": mode, "key": k, "value": f})
-        if acc_key and acc_key in r and finite(r[acc_key]) is not None:
-            p.evals.append({"step": step, "eval_set": eval_set, "metric": "accuracy", "bucket": "all",
-                            "value": finite(r[acc_key]), "n": None})
+        for key, name in ([(acc_key, eval_set)] if acc_key else []) + [(k, k) for k in others]:
+            if key in r and finite(r[key]) is not None:
+                p.evals.append({"step": step, "eval_set": name, "metric": "accuracy", "bucket": "all",
+                                "value": finite(r[key]), "n": None})
         if mode == "train" and any(k in r for k in ("reward", "loss", "rewards/mean")):
             row = {"step": step, **{c: finite(r.get(k)) if k else None for c, k in used.items()}}
             row["func_mean"] = [finite(r.get(trl_func_key(train_keys, f))) for f in funcs]
