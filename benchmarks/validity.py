@@ -49,6 +49,8 @@ def expectation_met(expect: str, findings) -> bool:
         return any(f.kind in ("decoupling", "reward_stall") and f.firing for f in alerts)
     if expect == "decoupling_resolved":
         return any(f.kind == "decoupling" and f.state == "resolved" for f in alerts)
+    if expect == "no_truth_gap":
+        return not any(f.kind == "truth_gap" for f in alerts)
     if expect == "no_warning_at_end":
         return not any(f.firing for f in alerts)
     if expect == "no_critical_at_end":

@@ -117,10 +117,17 @@ def model_label(model) -> str:
     return text if len(text) <= 48 else "..." + text[-45:]
 
 
+REWARDED_UNTRUE = "rewarded_untrue"  # the completions filter: paid by the reward, rejected by the truth check
+
+
 def completions(run: Run, signal: str | None = None, limit: int = 500) -> pl.DataFrame:
+    """Sampled completions, newest first: all, one signal class, or those the reward paid (> 0) that the
+    truth function rejected (what a deceptive reward buys)."""
     c = run.completions
     if c.height == 0:
         return c
-    if signal and signal != "all":
+    if signal == REWARDED_UNTRUE:
+        c = c.filter((pl.col("truth") == False) & (pl.col("reward") > 0))  # noqa: E712 - a column comparison
+    elif signal and signal != "all":
         c = c.filter(pl.col("signal") == signal)
     return c.sort(["step", "group", "index"], descending=[True, False, False]).head(limit)

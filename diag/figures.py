@@ -71,7 +71,8 @@ def mark_findings(fig: go.Figure, findings: list[dict] | None, shade: bool = Fal
         if not mine:
             continue
         if shade:
-            windows = [f for f in mine if f.get("window_start") is not None and f.get("kind") in ("decoupling", "reward_stall")]
+            windows = [f for f in mine if f.get("window_start") is not None
+                       and f.get("kind") in ("decoupling", "reward_stall", "truth_gap")]
             if windows:
                 shapes.append(dict(type="path", xref="x", yref="paper", layer="below", line_width=0,
                                    path=" ".join(f"M{f['window_start']},0 H{f['window_end']} V1 H{f['window_start']} Z"
@@ -164,7 +165,8 @@ def _stacked(top: str, bottom: str) -> go.Figure:
 def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: list[str],
                        findings: list[dict] | None = None, phases: list[dict] | None = None) -> go.Figure:
     """Training reward (total and per component) above held-out accuracy on a [0, 1] axis of its own,
-    one shared step axis; alert windows shaded (grey once resolved), onsets marked on both panels."""
+    one shared step axis; with a truth function, the training completions' truth rate per step on the
+    accuracy panel; alert windows shaded (grey once resolved), onsets marked on both panels."""
     fig = _stacked("training reward", "held-out accuracy (strict verifier)")
     s = once_per_step(steps)
     if _has(s, "reward_mean"):
@@ -177,6 +179,10 @@ def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: l
                 x, y = _xy(part, "f")
                 fig.add_trace(go.Scatter(x=x, y=y, name=f"reward: {name}", mode="lines",
                                          line={"width": 1, "dash": "dot"}), row=1, col=1)
+    if _has(s, "truth_rate"):  # the training completions' own truth, on the accuracy axis: the gap is in steps
+        x, y = _xy(s, "truth_rate")
+        fig.add_trace(go.Scatter(x=x, y=y, name="truth rate (training completions)", mode="lines",
+                                 line={"width": 1.2, "color": "#2ca02c"}, opacity=0.8), row=2, col=1)
     sets = eval_sets(evals)
     for i, name in enumerate(sets):  # one curve per held-out set: the trained set first, in orange
         acc = accuracy_series(evals, name)

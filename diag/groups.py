@@ -32,6 +32,7 @@ class Batch:
     lengths: np.ndarray | None = None  # [n] completion length in tokens
     clipped: np.ndarray | None = None  # [n] bool: hit the length cap without EOS
     passed: np.ndarray | None = None  # [n] bool: passes the task verifier
+    truth: np.ndarray | None = None  # [n] float 1 / 0: the truth function's verdict, NaN where it gave none
 
 
 def as_float_matrix(rewards: Sequence | np.ndarray, n_funcs: int | None = None) -> np.ndarray:
@@ -140,6 +141,10 @@ def group_stats(batch: Batch, eps: float = DEFAULT_EPS) -> dict[str, np.ndarray]
         n_pass = None
         degenerate = np.full(len(G), TIED)
     signal = np.where(mixed, MIXED, degenerate)
+    n_true = None
+    if batch.truth is not None:
+        tr = _gather(np.asarray(batch.truth, dtype=float), idx, fill=0.0)
+        n_true = ((tr > 0.5) & member).sum(axis=1)
 
     out: dict[str, np.ndarray] = {
         "G": G,
@@ -152,6 +157,7 @@ def group_stats(batch: Batch, eps: float = DEFAULT_EPS) -> dict[str, np.ndarray]
         "func_std": f_std,
         "func_tied": func_tied,
         "n_pass": n_pass,
+        "n_true": n_true,
         "signal": signal,
     }
     if batch.advantages is not None:
@@ -207,4 +213,30 @@ def step_stats(batch: Batch, groups: dict[str, np.ndarray]) -> dict:
             float(groups["n_clipped"].sum() / n) if batch.clipped is not None and n else float("nan")
         ),
     }
+    if batch.truth is not None:
+        row.update(truth_stats(total, batch.rewards, np.asarray(batch.truth, dtype=float)))
     return row
+
+
+def truth_stats(total: np.ndarray, rewards: np.ndarray, truth: np.ndarray) -> dict:
+    """What the reward pays for against what is true, over the completions both judged: the truth
+    rate, the mean total reward of true and of untrue completions, each function's mean over the
+    untrue ones, and the share of the positive reward mass paid to untrue completions (a lenient or
+    format reward paying for wrong answers shows here step by step)."""
+    judged = np.isfinite(truth) & np.isfinite(total)
+    t, r = truth[judged] > 0.5, total[judged]
+    nan = float("nan")
+
+    def mean(x) -> float:
+        x = x[np.isfinite(x)]
+        return float(x.mean()) if x.size else nan
+
+    paid = np.clip(r, 0.0, None)
+    return {
+        "truth_rate": float(t.mean()) if t.size else nan,
+        "n_truth": int(t.size),
+        "reward_true": mean(r[t]),
+        "reward_untrue": mean(r[~t]),
+        "func_untrue": [mean(rewards[judged][~t, j]) for j in range(rewards.shape[1])],
+        "untrue_share": float(paid[~t].sum() / paid.sum()) if paid.sum() > 0 else nan,
+    }

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import bisect
 import json
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from diag.alerts import ConsoleSink, Dispatcher, NotifySink, StoreSink, delivery_state
 from diag.detect.align import Aligned, build, func_matrix, independent
-from diag.detect.base import Finding
+from diag.detect.base import Finding, number as _num
 from diag.detect.decoupling import DecouplingScanner
 from diag.detect.run import DetectParams
 from diag.detect.signal_gap import RollingShare, failing_share, gap_finding, resolved_gap, saturated_finding
+from diag.detect.truth_gap import TruthGapScanner, cite_truth
 
 
 @dataclass
@@ -56,6 +56,7 @@ class Monitor:
         self.others: dict[str, dict[int, tuple[float, float]]] = {}  # other held-out sets: step -> (value, n)
         self.pending: int | None = None  # the primary evaluation waiting for the other sets of its step
         self.scanner = DecouplingScanner(c.params.decoupling)
+        self.truth = TruthGapScanner(self.func_names, c.params.truth_gap)
         self.gap_alert: Finding | None = None
         self.findings: list[Finding] = []
         self.stop_requested: str | None = None
@@ -107,6 +108,8 @@ class Monitor:
             self._emit(saturated_finding(self.sat.episode, step, p))
         elif ev == "end":
             self.sat.episode = None
+        for f in self.truth.push(row):
+            self._emit(f)
 
     def on_eval(self, payload: dict) -> None:
         frame = payload["frame"]
@@ -132,8 +135,9 @@ class Monitor:
     def _judge(self) -> None:
         self.pending = None
         a = self.aligned()
+        gap = [self.truth.open.finding] if self.truth.open is not None else []
         for f in self.scanner.judge(a, len(a) - 1):
-            self._emit(f)
+            self._emit(cite_truth(f, gap, self.step_ids[-1] if self.step_ids else None))
 
     def aligned(self) -> Aligned:
         """The recent evaluations against the steps around them, by the same rule as the offline check."""
@@ -155,8 +159,8 @@ class Monitor:
     def _emit(self, finding: Finding) -> None:
         if self.dispatcher.offer(finding):
             self.findings.append(finding)
-            # a decoupling warning is one evaluation below the peak: stop only once it is confirmed
-            confirmed = finding.kind != "decoupling" or finding.severity == "critical"
+            # a decoupling or truth-gap warning is the first evidence: stop only once it is confirmed
+            confirmed = finding.kind not in ("decoupling", "truth_gap") or finding.severity == "critical"
             if finding.firing and confirmed and finding.kind in self.config.stop_on and self.stop_requested is None:
                 self.stop_requested = f"{finding.kind} at step {finding.step}: {finding.message}"
 
@@ -171,10 +175,3 @@ class Monitor:
         if self.notifier is not None:
             self.notifier.wait(timeout)
 
-
-def _num(x) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return math.nan
-    return v

@@ -184,6 +184,7 @@ class Recorder:
         lengths: Sequence[int] | np.ndarray | None = None,
         clipped: Sequence[bool] | np.ndarray | None = None,
         passed: Sequence[bool] | np.ndarray | None = None,
+        truth: Sequence[bool | None] | np.ndarray | None = None,
         prompts: Sequence[Any] | None = None,
         completions: Sequence[Any] | None = None,
         mode: str = schema.TRAIN,
@@ -192,6 +193,9 @@ class Recorder:
         """Record one generation batch; returns its `steps` row (train mode) or group summary.
 
         rewards: [n x funcs] or [groups x G x funcs] raw rewards, None/NaN where a function abstained.
+        passed: the reward's own pass decision (all-fail / all-pass groups); truth: the task's strict
+        check on each completion, independent of the reward (None where it could not judge one): the
+        reward-truth gap per step (diag.detect.truth_gap).
         """
         r = G.as_float_matrix(rewards, len(self.reward_funcs))
         if r.shape[1] != len(self.reward_funcs):
@@ -200,7 +204,7 @@ class Recorder:
             )
         n = r.shape[0]
         for label, arr in (("advantages", advantages), ("lengths", lengths), ("clipped", clipped),
-                           ("passed", passed), ("prompts", prompts), ("completions", completions)):
+                           ("passed", passed), ("truth", truth), ("prompts", prompts), ("completions", completions)):
             if arr is not None and len(arr) != n:
                 raise ValueError(f"{label} has {len(arr)} entries for {n} completions")
         self._gen_call = gen_call if gen_call is not None else self._gen_call + 1
@@ -213,6 +217,7 @@ class Recorder:
             lengths=None if lengths is None else np.asarray(lengths, dtype=float),
             clipped=None if clipped is None else np.asarray(clipped, dtype=bool),
             passed=None if passed is None else np.asarray(passed, dtype=bool),
+            truth=None if truth is None else np.array([np.nan if v is None else float(bool(v)) for v in truth]),
         )
         gs = G.group_stats(batch, self.eps)
         ng = layout.shape[0]
@@ -288,6 +293,7 @@ class Recorder:
                     "length": None if batch.lengths is None else int(batch.lengths[i]),
                     "passed": None if batch.passed is None else bool(batch.passed[i]),
                     "signal": str(gs["signal"][gi]),
+                    "truth": None if batch.truth is None or np.isnan(batch.truth[i]) else bool(batch.truth[i] > 0.5),
                 })
         self._completions_kept += len(rows)
         self._buffer("completions", rows)

@@ -38,6 +38,9 @@ GROUPS = {
     "func_std": pl.List(F64),
     "func_tied": pl.List(BOOL),  # that function alone gives this group no signal
     "n_pass": I64,  # completions passing the task verifier; null when no verifier is known
+    # completions the truth function (DiagConfig(truth=...): the task's strict check on the training
+    # completion and its dataset row) calls correct, whatever the reward paid; null when none is given
+    "n_true": I64,
     "signal": STR,  # one of SIGNALS
     "adv_mean": F64,
     "adv_var": F64,
@@ -69,6 +72,15 @@ STEPS = {
     "frac_clipped": F64,
     "n_invalid": I64,  # completions with NaN / inf / None total reward
     "wall_time": F64,
+    # The reward-truth gap (null without a truth function): the share of judged training completions
+    # that are true, the mean total reward paid to true and to untrue ones, per function over the
+    # untrue ones, and the share of the (positive) reward paid to untrue completions.
+    "truth_rate": F64,
+    "n_truth": I64,  # completions the truth function judged
+    "reward_true": F64,
+    "reward_untrue": F64,
+    "func_untrue": pl.List(F64),
+    "untrue_share": F64,
 }
 
 # The trainer's own scalars (loss, kl, entropy, ...), long format so any key fits.
@@ -108,6 +120,7 @@ COMPLETIONS = {
     "length": I64,
     "passed": BOOL,
     "signal": STR,
+    "truth": BOOL,  # the truth function's verdict; null without one
 }
 
 ALERTS = {
@@ -128,7 +141,11 @@ ALERTS = {
 
 # Columns added after schema 1, with the value an older file means: read, never refused.
 ADDED = {"alerts": {"state": ("firing", STR), "resolved_step": (None, I64)},
-         "steps": {"frac_no_pass": (None, F64)}}
+         "steps": {"frac_no_pass": (None, F64), "truth_rate": (None, F64), "n_truth": (None, I64),
+                   "reward_true": (None, F64), "reward_untrue": (None, F64), "func_untrue": (None, pl.List(F64)),
+                   "untrue_share": (None, F64)},
+         "groups": {"n_true": (None, I64)},
+         "completions": {"truth": (None, BOOL)}}
 
 TABLES: dict[str, dict[str, pl.DataType]] = {
     "groups": GROUPS,

@@ -104,6 +104,23 @@ def test_completions_are_data_not_markup(tmp_path):
     assert all(r["signal"] == "mixed" for r in run_page.completion_rows(diag.open_run(tmp_path / "r"), "mixed"))
 
 
+def test_rewarded_but_untrue_filter_and_the_truth_rate_trace(tmp_path):
+    rec = diag.Recorder(str(tmp_path), "t", ["lenient"], group_size=4, flush_secs=0, sample_groups=4)
+    rewards = np.array([1.0, 0.5, 0.0, 1.0] * 4)
+    truth = [True, False, False, False] * 4
+    for s in (1, 2):
+        rec.log_batch(s, rewards, truth=truth, prompts=[f"p{i // 4}" for i in range(16)],
+                      completions=[f"c{i}" for i in range(16)])
+    rec.close()
+    run = diag.open_run(tmp_path / "t")
+    rows = run_page.completion_rows(run, query.REWARDED_UNTRUE)
+    assert rows and all(r["truth"] == "untrue" and r["reward"] > 0 for r in rows)
+    assert len(rows) == 2 * 4 * 2  # two paid-but-untrue completions per group, four groups, two steps
+    fig = figures.reward_vs_accuracy(run.steps, run.evals, run.reward_funcs)
+    trace = next(t for t in fig.data if t.name == "truth rate (training completions)")
+    assert list(trace.y) == [0.25, 0.25]
+
+
 def test_routing(tmp_path):
     make_run(tmp_path).close()
     store = query.Store(tmp_path)

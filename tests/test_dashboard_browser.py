@@ -117,6 +117,25 @@ def test_completion_with_script_is_shown_as_text(served, browser):
     assert js(browser, f"return document.getElementById('{ids.COMPLETIONS}').querySelectorAll('script, img').length") == 0
 
 
+def test_completions_filter_rewarded_but_untrue(served, browser):
+    from selenium.webdriver.common.by import By
+
+    root, base = served
+    rec = diag.Recorder(str(root), "untrue", ["lenient"], group_size=4, flush_secs=0)
+    rec.log_batch(1, np.array([1.0, 0.5, 0.0, 1.0]), truth=[True, False, False, True], prompts=["p"] * 4,
+                  completions=["right", "paid-but-wrong", "unpaid-wrong", "right-too"])
+    rec.close()
+    browser.get(base + "/run/untrue")
+    wait_for(browser, lambda: "unpaid-wrong" in browser.find_element("id", ids.COMPLETIONS).text, what="all completions")
+    browser.find_element("id", ids.SIGNAL_FILTER).click()  # Dash 4: a button opening a list of options
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "input[value='rewarded_untrue']"), what="options")
+    option = browser.find_element(By.CSS_SELECTOR, "input[value='rewarded_untrue']")
+    option.find_element(By.XPATH, "ancestor::label").click()
+    table = lambda: browser.find_element("id", ids.COMPLETIONS).text  # noqa: E731
+    wait_for(browser, lambda: "unpaid-wrong" not in table() and "paid-but-wrong" in table(), what="filtered table")
+    assert "right-too" not in table()
+
+
 def test_imported_verl_rollouts_show_groups_and_the_signal_gap(served, browser):
     """A verl rollout dump (written by verl's own code, tests/fixtures/verl) imported and opened in
     Chromium: the signal chart has its all-fail series, the heatmap its groups, the alert its verdict."""

@@ -245,7 +245,7 @@ def test_not_enough_data_is_said():
     run = SimpleNamespace(steps=schema.empty("steps"), groups=schema.empty("groups"), evals=schema.empty("evals"),
                           eval_items=schema.empty("eval_items"), meta={})
     found = detect_all(run)
-    assert {f.evidence["detector"] for f in found if f.kind == "no_data"} == {"signal_gap", "decoupling", "causes"}
+    assert {f.evidence["detector"] for f in found if f.kind == "no_data"} == {"signal_gap", "decoupling", "causes", "truth_gap"}
     assert all(not f.is_alert for f in found)
     assert all("Not enough data" in f.message for f in found)
 

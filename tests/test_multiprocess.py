@@ -84,6 +84,15 @@ def test_two_processes_record_the_same_groups_as_one(tmp_path):
     assert two.steps["step"].to_list() == one.steps["step"].to_list()
     assert two.steps["n_completions"].to_list() == [16] * 6
     assert two.completions.height == one.completions.height
+    # truth (by default the held-out verifier, here the same check as the strict reward) is judged by each
+    # rank on its own completions and gathered with the lengths: it lands on the same completions as the
+    # rewards, group by group, and every completion is judged
+    for run in (one, two):
+        g = run.groups.filter(pl.col("mode") == "train")
+        assert g["n_true"].to_list() == g["n_pass"].to_list()
+        assert run.steps["n_truth"].to_list() == run.steps["n_completions"].to_list()
+        per_step = g.group_by("step").agg(pl.col("n_true").sum() / pl.col("G").sum()).sort("step")["n_true"]
+        assert run.steps["truth_rate"].to_list() == pytest.approx(per_step.to_list())
     # the held-out set is evaluated once per evaluation step, on the main process, over every item
     acc = two.evals.filter((pl.col("bucket") == "all") & (pl.col("metric") == "accuracy"))
     assert acc["step"].to_list() == [0, 3, 6] and set(acc["n"]) == {40}

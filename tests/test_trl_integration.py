@@ -135,8 +135,32 @@ def test_instrument_existing_trainer_one_call(tmp_path, cache_dir):
     assert run.steps["step"].to_list() == [1, 2]
     assert run.meta["verifier"] == "strict_correct"
     assert run.evals.filter(pl.col("bucket") == "all")["step"].to_list() == [0, 1, 2]
+    # the held-out verifier is the truth by default, judged on every training completion with its row
+    assert run.meta["truth"] == "held-out verifier (heldout)"
+    assert run.steps["n_truth"].to_list() == run.steps["n_completions"].to_list()
+    assert run.completions.height > 0 and run.completions["truth"].null_count() == 0
     with pytest.raises(RuntimeError, match="already instrumented"):
         instrument(trainer, DiagConfig(root=str(tmp_path), name="again"))
+
+
+def test_a_truth_function_that_raises_leaves_those_completions_unjudged(tmp_path, cache_dir, capsys):
+    from training.grpo import build_trainer
+
+    trainer = build_trainer(tiny_cfg("truth-raises", steps=2), str(tmp_path))
+    seen = {"n": 0}
+
+    def truth(completion, row):
+        seen["n"] += 1
+        if seen["n"] % 2:
+            raise KeyError("answer")
+        return completion.strip() == row["answer"]
+
+    trainer._diag.truth_fn = truth
+    trainer.train()
+    run = diag.open_run(tmp_path / "truth-raises")
+    assert run.status == "finished"
+    assert run.steps["n_truth"].to_list() == [8, 8] and run.steps["n_completions"].to_list() == [16, 16]
+    assert "the truth function raised KeyError" in capsys.readouterr().err
 
 
 def test_crash_in_training_marks_run_crashed(tmp_path, cache_dir):

@@ -25,14 +25,15 @@ CONTRACTS = {
     "strong-healthy": Contract(
         "strong-healthy", (0.45, 0.80),
         "base held-out accuracy in 0.45-0.80; strict reward; held-out accuracy at the end >= at the start; "
-        "no critical alert"),
+        "no critical alert; no truth-gap alert"),
     "weak-signal-gap": Contract(
         "weak-signal-gap", (0.0, 0.10),
-        "base held-out accuracy <= 0.10; mean all-fail share >= 0.75; a signal-gap alert"),
+        "base held-out accuracy <= 0.10; mean all-fail share >= 0.75; a signal-gap alert; no truth-gap alert"),
     "deceptive-reward": Contract(
         "deceptive-reward", (0.45, 0.80),
         "base held-out accuracy in 0.45-0.80; lenient reward; the training reward holds or rises (end >= start) "
-        "while strict held-out accuracy ends >= 0.10 below its peak; a decoupling alert naming 'lenient_correct'"),
+        "while strict held-out accuracy ends >= 0.10 below its peak; a decoupling alert naming 'lenient_correct'; "
+        "a critical truth-gap alert naming 'lenient_correct'"),
 }
 
 
@@ -51,6 +52,11 @@ def base_ok(scenario: str, accuracy: float) -> tuple[bool, str]:
     lo, hi = CONTRACTS[scenario].base_band
     ok = lo <= accuracy <= hi
     return ok, (f"base held-out accuracy {accuracy:.3f} is {'inside' if ok else 'OUTSIDE'} the band {lo:.2f}-{hi:.2f}")
+
+
+def critical_step(f) -> int:
+    """The step at which an alert became critical (it may have opened as a warning earlier)."""
+    return int(f.evidence.get("critical_at", f.step))
 
 
 def check(scenario: str, run) -> Verdict:
@@ -79,6 +85,9 @@ def check(scenario: str, run) -> Verdict:
         clause("mean all-fail >= 0.75", fail >= 0.75, f"{fail:.3f}")
         clause("signal-gap alert", any(f.kind == "signal_gap" for f in alerts),
                ", ".join(sorted({f.kind for f in alerts})) or "no alert")
+    if scenario in ("strong-healthy", "weak-signal-gap"):
+        gaps = [f"{f.severity}@{f.onset}" for f in alerts if f.kind == "truth_gap"]
+        clause("no truth-gap alert", not gaps, ", ".join(gaps) or "none")
     elif scenario == "deceptive-reward":
         r0, r1 = s["reward_start"], s["reward_end"]
         clause("reward end >= start", r0 is not None and r1 is not None and r1 >= r0, f"{r0:.3f} -> {r1:.3f}")
@@ -86,6 +95,13 @@ def check(scenario: str, run) -> Verdict:
         dec = [f for f in alerts if f.kind == "decoupling"]
         clause("decoupling alert naming 'lenient_correct'", any("lenient_correct" in f.message for f in dec),
                ", ".join(f"{f.severity} {f.state} onset {f.onset}" for f in dec) or "no decoupling alert")
+        # which comes first, the truth gap or the held-out alert, is a trajectory's detail (measured in
+        # benchmarks/truth_gap.py over seeds and thread counts), not a contract every machine meets
+        gap = [f for f in alerts if f.kind == "truth_gap" and f.severity == "critical"]
+        gap_at = min((critical_step(f) for f in gap if "lenient_correct" in f.message), default=None)
+        dec_at = min((critical_step(f) for f in dec if f.severity == "critical"), default=None)
+        clause("critical truth-gap alert naming 'lenient_correct'", gap_at is not None,
+               f"truth gap critical at step {gap_at}, held-out decoupling critical at step {dec_at}")
     else:
         raise KeyError(f"no contract for scenario {scenario!r}; known: {sorted(CONTRACTS)}")
     return v

@@ -27,15 +27,16 @@ def layout(store, name: str) -> html.Div:
         html.H3("Sampled completions"),
         dcc.Dropdown(id=ids.SIGNAL_FILTER, value="all", clearable=False, style={"width": "260px"},
                      options=[{"label": "all groups", "value": "all"}] +
-                             [{"label": s, "value": s} for s in ("mixed", "all_fail", "all_pass", "tied")]),
+                             [{"label": s, "value": s} for s in ("mixed", "all_fail", "all_pass", "tied")] +
+                             [{"label": "rewarded but untrue", "value": query.REWARDED_UNTRUE}]),
         # DataTable renders cell text as text: completions (untrusted model output) are never markup
         # the image column alone is markdown, and only ever an image link this page builds from a content
         # hash it checked (IMAGE_REF): prompts and completions stay text
         dash_table.DataTable(id=ids.COMPLETIONS, page_size=20, markdown_options={"html": False},
                              columns=[{"id": "image", "name": "image", "presentation": "markdown"}] +
                                      [{"id": c, "name": c} for c in
-                                      ("step", "group", "index", "signal", "reward", "advantage", "rewards", "prompt",
-                                       "completion")],
+                                      ("step", "group", "index", "signal", "reward", "truth", "advantage", "rewards",
+                                       "prompt", "completion")],
                              style_cell={"textAlign": "left", "whiteSpace": "pre-wrap", "fontFamily": "monospace",
                                          "fontSize": 12, "maxWidth": "420px"}),
         dcc.Interval(id=ids.RUN_TICK, interval=2000),
@@ -146,8 +147,9 @@ def completion_rows(run, signal: str) -> list[dict]:
     rows = c.with_columns(
         pl.col("rewards").list.eval(pl.element().map_elements(lambda v: f"{v:.3g}", return_dtype=pl.String))
         .list.join(", ")).select(
-        "step", "group", "index", "signal", "reward", "advantage", "rewards", "prompt", "completion").to_dicts()
+        "step", "group", "index", "signal", "reward", "truth", "advantage", "rewards", "prompt", "completion").to_dicts()
     for r in rows:
+        r["truth"] = {True: "true", False: "untrue", None: ""}[r["truth"]]
         r["reward"], r["advantage"] = _sig3(r["reward"]), _sig3(r["advantage"])
         r["image"] = thumbnail(run, r["prompt"])
     return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
@@ -58,6 +59,14 @@ class Finding:
 
     def to_dict(self) -> dict:
         return json_safe(asdict(self))
+
+
+def number(x) -> float:
+    """A logged value as a float, NaN where it is missing or not a number (a row from any source)."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def no_data(step: int, detector: str, message: str) -> Finding:

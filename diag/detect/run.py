@@ -17,6 +17,7 @@ from diag.detect.causes import CauseParams, cite, detect_causes
 from diag.detect.decoupling import DecouplingParams, best_checkpoint, detect_decoupling
 from diag.detect.signal_gap import SignalGapParams, detect_signal_gap
 from diag.detect.transfer import TransferParams, detect_transfer
+from diag.detect.truth_gap import TruthGapParams, cite_truth, detect_truth_gap
 from diag.detect.verdict import end_verdict
 from diag.sizes import EvalSize, size_of
 from diag.summary import best_checkpoints
@@ -28,6 +29,7 @@ class DetectParams:
     decoupling: DecouplingParams = field(default_factory=DecouplingParams)
     transfer: TransferParams = field(default_factory=TransferParams)
     causes: CauseParams = field(default_factory=CauseParams)
+    truth_gap: TruthGapParams = field(default_factory=TruthGapParams)
 
 
 def detect_all(run, params: DetectParams | None = None, eval_size: EvalSize | None = None,
@@ -79,6 +81,9 @@ def _detect(run, params, eval_size, reward_range_given):
     heldout = run.meta.get("heldout")  # the set the run trains for, where the run names it
     out += detect_transfer(evals, run.eval_items, heldout.get("name") if isinstance(heldout, dict) else None,
                            p.transfer)
+    gaps = detect_truth_gap(steps, list(run.meta.get("reward_funcs", [])), p.truth_gap)
+    out = [cite_truth(f, gaps, last) for f in out] + gaps
     causes = detect_causes(steps, p.causes)
-    out = [cite(f, causes, last) if f.kind in ("decoupling", "reward_stall", "signal_gap") else f for f in out] + causes
+    out = [cite(f, causes, last) if f.kind in ("decoupling", "reward_stall", "signal_gap", "truth_gap") else f
+           for f in out] + causes
     return sorted(out, key=lambda f: (f.step, f.kind)), a

@@ -12,7 +12,8 @@ from __future__ import annotations
 from diag.detect.base import SEVERITY_RANK, Finding
 
 FAIL_ON = ("info", "warning", "critical")
-ENDS = {"decoupling": "decoupled", "reward_stall": "stalled", "signal_gap": "signal gap", "forgetting": "forgetting"}
+ENDS = {"decoupling": "decoupled", "reward_stall": "stalled", "signal_gap": "signal gap", "forgetting": "forgetting",
+        "truth_gap": "reward-truth gap"}
 
 
 def end_verdict(findings: list[Finding], best: dict | None, fail_on: str = "critical") -> dict:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from diag.importers import generic, tinker, trainer_state, trl_completions, trl_console, verl_console, verl_files
-from diag.importers.base import EvalSize, ImportFailure, Parsed, size_of, write_run
+from diag.importers.base import ImportFailure, Parsed, write_run
+from diag.sizes import EvalSize, size_of
 
 FORMATS = ("trainer-state", "trl-console", "verl-console", "verl-rollouts", "verl-file", "trl-completions", "tinker",
            "generic")

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Iterator
 
 from diag import schema
-from diag.sizes import EvalSize, parse_eval_size, size_of  # noqa: F401  (re-exported for importers)
 from diag.store import RUN_FILE, RunWriter, StoreError, check_run_name
 
 

@@ -31,6 +31,8 @@ TARGETS = {
     "step": None, "reward": "reward_mean", "reward_std": "reward_std", "accuracy": None, "eval_size": None,
     "frac_zero_signal": "frac_zero_signal", "frac_all_fail": "frac_all_fail", "frac_all_pass": "frac_all_pass",
     "len_mean": "len_mean", "frac_clipped": "frac_clipped",
+    # the share of training completions the task's strict check accepts (the reward-truth gap per step)
+    "truth_rate": "truth_rate",
 }
 PROFILE_DIR = Path(__file__).parent / "profiles"
 USER_PROFILE_DIR = Path.home() / ".config" / "grpo-diag" / "profiles"

@@ -14,6 +14,7 @@ from pathlib import Path
 from diag.importers.base import ImportFailure, Parsed, finite, jsonl_lines
 
 ACCURACY_ORDER = ("correct", "accuracy", "reward/total")
+TRUTH_KEYS = ("env/all/correct", "env/all/accuracy")
 _TEST = re.compile(r"^test/env/(?P<set>[^/]+)/(?P<metric>.+)$")
 
 
@@ -63,6 +64,8 @@ def parse(path: Path, accuracy_key: str | None = None) -> Parsed:
                 "frac_all_pass": finite(r.get("env/all/by_group/frac_all_good")),
                 "frac_zero_signal": None if mixed is None else 1.0 - mixed,
                 "len_mean": finite(r.get("env/all/ac_tokens_per_turn")),
+                # a correctness metric beside the reward is the truth rate of the training completions
+                "truth_rate": next((finite(r[k]) for k in TRUTH_KEYS if finite(r.get(k)) is not None), None),
             })
         for s, k in chosen.items():
             v = finite(r.get(k))

@@ -174,7 +174,8 @@ def import_dumps(path: Path, root: str, name: str, overwrite: bool = False, vali
     notes = [
         f"groups rebuilt from {'the uid prompt part (new trainer)' if how == 'uid' else 'identical prompts (legacy trainer: no uid, lines in batch-balancing order)'}; "
         f"group size {G}" + ("" if len(sizes) == 1 else f" (sizes seen: {dict(sorted(sizes.items()))})"),
-        f"a completion passes when {_describe(rule)}",
+        f"a completion passes when {_describe(rule)}"
+        + ("; `acc` is also the truth beside `score` (the reward-truth gap per step)" if rule == "acc" else ""),
         "verl dumps hold text only: completion lengths and the clipped share are not available"
         + ("" if logged else " (import the file logger with --metrics for response_length/*)"),
     ]
@@ -211,6 +212,7 @@ def import_dumps(path: Path, root: str, name: str, overwrite: bool = False, vali
                 rows, ids, _ = grouped[step]
                 rec.log_batch(step, np.array([[float(r["score"])] for r in rows]), group_ids=ids,
                               passed=_passed(rows, rule), prompts=[r["input"] for r in rows],
+                              truth=[bool(r["acc"]) for r in rows] if rule == "acc" else None,
                               completions=[r["output"] for r in rows])
         rec.close("finished")
     return Path(root) / name, notes

@@ -35,6 +35,17 @@ CONTRACT_ATTRS = ("_generate_and_score_completions", "_logs", "_metrics", "num_g
 Verifier = Callable[[str, dict], bool]
 
 
+def completion_text(c: Any) -> str:
+    """A completion as the text a verifier reads: a string as is, a chat completion's message contents."""
+    if isinstance(c, str):
+        return c
+    if isinstance(c, list) and all(isinstance(m, dict) for m in c):
+        parts = [m.get("content", "") for m in c]
+        return "".join(p if isinstance(p, str) else " ".join(b.get("text", "") for b in p if isinstance(b, dict))
+                       for p in parts)
+    return str(c)
+
+
 class ContractError(RuntimeError):
     """TRL's internals no longer look like the ones this adapter was written against."""
 
@@ -104,6 +115,10 @@ class DiagConfig:
     recorder: Recorder | None = None
     live_monitor: Monitor | None = None
     step_offset: int = 0
+    # The task's strict check, truth(completion_text, dataset_row) -> bool, applied to every training
+    # completion (never to the loss): the reward-truth gap per step. None uses the first held-out set's
+    # verifier when there is one; False turns it off. Each process judges its own completions.
+    truth: Verifier | bool | None = None
 
 
 def check_contract(trainer) -> None:
@@ -171,6 +186,9 @@ class _Capture:
         set_names = [h.name for h in self.heldouts]
         if len(set(set_names)) != len(set_names):
             raise ValueError(f"held-out sets need distinct names; got {set_names}")
+        self.truth_fn: Verifier | None = (config.truth if callable(config.truth) else
+                                          self.heldouts[0].verifier if config.truth is None and self.heldouts else None)
+        self.truth_errors = 0
         self.gen_calls = 0
         self.failed = False
         self.last_eval_step: int | None = None
@@ -204,6 +222,8 @@ class _Capture:
             "loss_type": getattr(t.args, "loss_type", None),
             "num_processes": t.accelerator.num_processes,
             "verifier": self.names[self.verifier_idx] if self.verifier_idx is not None else None,
+            "truth": None if self.truth_fn is None else ("given" if callable(cfg.truth) else
+                                                         f"held-out verifier ({self.heldouts[0].name})"),
             "pass_threshold": cfg.pass_threshold,
             "max_completion_length": getattr(t.args, "max_completion_length", None),
             "heldout": None if not self.heldouts else {"name": self.heldouts[0].name, "n": len(self.heldouts[0].rows),
@@ -231,36 +251,65 @@ class _Capture:
         mode = "train" if t.model.training else "eval"
         # A collective: every rank reaches this line on every batch, even after the main process has
         # disabled capture (skipping it there alone would hang the other ranks in their gather).
-        lengths, clipped = self._lengths(output)
+        truth = self._judge_truth(inputs) if self.truth_fn is not None else None  # this process's slice
+        lengths, clipped, truth = self._lengths(output, truth)
         if self.dead is not None and mode == "train":  # every rank: the history must agree everywhere
             n = len(inputs) * t.accelerator.num_processes
             self.dead.observe(list(t._logs["prompt"])[-n:], list(t._logs["advantages"])[-n:], t.num_generations)
         if not self.main or self.failed:
             return
         try:
-            self._record(inputs, mode, lengths, clipped, to_trl=not extra_round)
+            self._record(inputs, mode, lengths, clipped, truth, to_trl=not extra_round)
         except Exception as e:  # noqa: BLE001 - diagnostics must never take a training run down
             self.failed = True
             print(f"[grpo-diag] capture disabled after an error: {type(e).__name__}: {e}", file=sys.stderr)
 
-    def _lengths(self, output: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def _judge_truth(self, inputs: list) -> list[float]:
+        """The truth function on this process's completions (TRL gathered the batch's text on every rank;
+        this rank's slice is its own rows): 1 / 0, NaN where the function raised (counted, said once)."""
+        t = self.trainer
+        n, k = len(inputs), t.accelerator.process_index
+        texts = list(t._logs["completion"])[-n * t.accelerator.num_processes:][k * n:(k + 1) * n]
+        out = []
+        for text, row in zip(texts, inputs):
+            try:
+                out.append(float(bool(self.truth_fn(completion_text(text), row))))
+            except Exception as e:  # noqa: BLE001 - a failing check must not take training down
+                out.append(float("nan"))
+                self.truth_errors += 1
+                if self.truth_errors == 1:
+                    print(f"[grpo-diag] the truth function raised {type(e).__name__}: {e}; such completions are "
+                          "recorded as not judged", file=sys.stderr)
+        return out
+
+    def _lengths(self, output: dict, truth: list[float] | None = None):
+        """(lengths, clipped, truth) of the whole batch, gathered from every process in one collective
+        (the truth flags travel with the lengths). Lengths are None where the output lacks the tensors."""
         import torch
 
         mask, ids = output.get("completion_mask"), output.get("completion_ids")
+        cols = []
+        if mask is not None and ids is not None:
+            stops = self.stop_ids
+            lengths = mask.sum(dim=1)
+            if stops:
+                # TRL's rule: a completion is clipped unless its last kept token is a stop id (the mask
+                # ends at the first EOS; a pad sampled mid-completion does not end it).
+                last = ids.gather(1, (lengths.long() - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+                clipped = ~torch.isin(last, torch.tensor(stops, device=ids.device)) & (lengths > 0)
+            else:
+                clipped = torch.zeros_like(lengths, dtype=torch.bool)
+            cols = [lengths.to(torch.float64), clipped.to(torch.float64)]
+        device = cols[0].device if cols else self.trainer.accelerator.device
+        if truth is not None:
+            cols.append(torch.tensor(truth, dtype=torch.float64, device=device))
+        if not cols:
+            return None, None, None
+        both = self.trainer.accelerator.gather(torch.stack(cols, dim=1)).cpu().numpy()  # [n x cols], all processes
+        truth_all = both[:, -1] if truth is not None else None
         if mask is None or ids is None:
-            return None, None
-        stops = self.stop_ids
-        lengths = mask.sum(dim=1)
-        if stops:
-            # TRL's rule: a completion is clipped unless its last kept token is a stop id (the mask
-            # ends at the first EOS; a pad sampled mid-completion does not end it).
-            last = ids.gather(1, (lengths.long() - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
-            clipped = ~torch.isin(last, torch.tensor(stops, device=ids.device)) & (lengths > 0)
-        else:
-            clipped = torch.zeros_like(lengths, dtype=torch.bool)
-        both = torch.stack([lengths.to(torch.long), clipped.to(torch.long)], dim=1)
-        both = self.trainer.accelerator.gather(both).cpu().numpy()  # [n x 2], all processes
-        return both[:, 0], both[:, 1].astype(bool)
+            return None, None, truth_all
+        return both[:, 0].astype(np.int64), both[:, 1].astype(bool), truth_all
 
     def _stop_ids(self) -> list[int]:
         """The ids that end a completion, as TRL counts them for its clipped ratio: every id of
@@ -275,7 +324,7 @@ class _Capture:
         ids.append(getattr(tok, "pad_token_id", None))
         return sorted({int(i) for i in ids if i is not None})
 
-    def _record(self, inputs: list, mode: str, lengths, clipped, to_trl: bool = True) -> None:
+    def _record(self, inputs: list, mode: str, lengths, clipped, truth=None, to_trl: bool = True) -> None:
         t = self.trainer
         n = len(inputs) * t.accelerator.num_processes
         logs = t._logs
@@ -295,9 +344,12 @@ class _Capture:
         step = self.offset + t.state.global_step + (1 if mode == "train" else 0)
         if lengths is not None and len(lengths) != n:
             lengths = clipped = None
+        if truth is not None and len(truth) != n:
+            truth = None
         row = self.recorder.log_batch(
             step, rewards, group_size=G, advantages=advantages, lengths=lengths, clipped=clipped,
-            passed=passed, prompts=prompts, completions=completions, mode=mode,
+            passed=passed, truth=None if truth is None else [None if np.isnan(v) else bool(v) for v in truth],
+            prompts=prompts, completions=completions, mode=mode,
             gen_call=self.gen_calls,
         )
         # Into TRL's own metric stream, so W&B / TensorBoard users see them under diag/ (the model's own
@@ -306,7 +358,7 @@ class _Capture:
             return
         metrics = t._metrics[mode]
         for key in ("frac_zero_signal", "frac_all_fail", "frac_all_pass", "frac_tied", "effective_batch",
-                    "adv_var_mean", "frac_clipped"):
+                    "adv_var_mean", "frac_clipped", "truth_rate", "untrue_share"):
             v = row.get(key)
             if v is not None and np.isfinite(v):
                 metrics[f"diag/{key}"].append(float(v))

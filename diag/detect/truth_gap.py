@@ -1,0 +1,379 @@
+"""The reward-truth gap, step by step: the reward keeps paying while the training completions stop being true.
+
+Held-out evaluations are sparse and a confirmed fall needs several of them. The task's strict check
+(DiagConfig(truth=...)) judges every training completion at the cost of a string comparison, so the
+share of true completions is known at every step. A deceptive reward shows there first: the truth rate
+falls while the reward holds, and the share of the reward paid to untrue completions climbs.
+
+The test is a one-sided CUSUM on the truth rate, per step:
+
+    S_t = max(0, S_{t-1} + (ref - truth_t) / sigma - k)
+
+- ref: the best level the truth rate reached, the best of the non-overlapping `block`-step means over
+  the recent history, lowered by the expected maximum of the blocks that could have been the best
+  (diag.detect.levels.expected_max): the best of many noisy blocks is biased up, and a biased reference
+  would make a plateau drift towards an alarm.
+- sigma: the truth rate's step-to-step noise from second differences (levels.spread_sigma: a trend is
+  not noise, a kink is clipped), taken before the current excursion so the fall does not widen its own
+  yardstick, and never below the binomial noise of the completions judged.
+- k: the allowance (shifts smaller than 2k sigma are not chased); a warning at S >= h_warn, critical at
+  S >= h_critical at a later step, each only with the practical margin (Cohen's h between ref and the
+  excursion's mean) and with the reward holding: a reward that fell with the truth by at least
+  `collapse_ratio` times the truth's share is a collapse, not a deceptive reward.
+- resolved once S has stayed at 0 for `resolve_steps` steps; S is capped at h_critical, so the time
+  to drain after the truth comes back does not grow with how long it stayed down.
+
+False alarms, measured (benchmarks/truth_gap.py): the run length to a false warning on steady noise is
+stated there and in the README. A run whose reward *is* the truth (every true completion paid one
+value, every untrue one another) has nothing to judge: it is said once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, replace
+
+import numpy as np
+import polars as pl
+
+from diag.detect.base import Finding, no_data, number as _num
+from diag.detect.decoupling import fold
+from diag.detect.levels import cohens_h, expected_max, spread_sigma
+from diag.summary import once_per_step
+
+
+@dataclass(frozen=True)
+class TruthGapParams:
+    block: int = 10  # steps per block of the reference level
+    k: float = 0.75  # CUSUM allowance, in sigmas
+    h_warn: float = 6.0  # CUSUM level (sigmas) of a warning
+    h_critical: float = 10.0  # ... and of a critical alert, at a later step
+    margin_h: float = 0.15  # practical margin, Cohen's h between the reference and the excursion's mean (7.5 points at
+    # 0.50): chosen by the sweep in benchmarks/truth_gap.py against the noisy kind's wandering small gaps
+    collapse_ratio: float = 0.35  # the reward lost at least this times the truth's share of its level: a collapse ...
+    z_exploit: float = 3.0  # ... unless the pay per untrue completion rose this many standard errors (exploitation)
+    exploit_share: float = 0.15  # ... and by at least this share of the pay gap between true and untrue completions
+    min_steps: int = 20  # steps before judging (two blocks of reference)
+    history: int = 400  # steps the reference and the noise are taken from (bounded cost per step)
+    resolve_steps: int = 10  # steps at S = 0 that end an episode
+
+
+@dataclass
+class _Open:
+    finding: Finding
+    quiet: int = 0  # consecutive steps at S = 0
+
+
+class TruthGapScanner:
+    """Per-step state shared by the offline scan and the online monitor: `push` returns events (a new
+    alert, an escalation with the same id, or its resolution), as the decoupling scanner does.
+
+    Cost per step is O(1) but once per `block` steps, when a block completes and the yardstick (the
+    reference level and the noise) is recomputed over the bounded history."""
+
+    def __init__(self, func_names: list[str] | None = None, params: TruthGapParams | None = None):
+        self.p = params or TruthGapParams()
+        self.func_names = list(func_names or [])
+        h = self.p.history
+        self.steps: deque = deque(maxlen=h)
+        self.truth: deque = deque(maxlen=h)
+        self.n: deque = deque(maxlen=h)
+        self.reward: deque = deque(maxlen=h)
+        self.pay_untrue: deque = deque(maxlen=h)  # mean reward of the untrue completions of each step
+        self.untrue_share: deque = deque(maxlen=h)
+        self.func_untrue: deque = deque(maxlen=h)
+        self.blocks: deque = deque(maxlen=max(2, h // self.p.block))  # (mean truth, first index, last index)
+        self.count = 0  # steps seen with a truth rate; indices below count from the first of them
+        self.S = 0.0
+        self.start: int | None = None  # index of the current excursion's first step
+        self.yardstick: tuple[float, float, int] | None = None  # (reference, sigma, last index of the reference block)
+        self.ref_reward = math.nan
+        self.open: _Open | None = None
+        self.paid: tuple[float, float] | None = None  # (true, untrue) pay, None until a step says
+        self.constant_pay = True  # ... and whether both stayed constant
+
+    # ------------------------------------------------------------------------------------------ input
+
+    def push(self, row: dict) -> list[Finding]:
+        """One `steps` row (step, truth_rate, n_truth, reward_mean, untrue_share, func_untrue, reward_true,
+        reward_untrue); rows without a truth rate are skipped."""
+        t = _num(row.get("truth_rate"))
+        if not math.isfinite(t):
+            return []
+        self._note_payment(_num(row.get("reward_true")), _num(row.get("reward_untrue")))
+        self.steps.append(int(row["step"]))
+        self.truth.append(t)
+        self.n.append(_num(row.get("n_truth")))
+        self.reward.append(_num(row.get("reward_mean")))
+        self.pay_untrue.append(_num(row.get("reward_untrue")))
+        self.untrue_share.append(_num(row.get("untrue_share")))
+        fu = row.get("func_untrue")
+        self.func_untrue.append([_num(v) for v in fu] if fu is not None else [])
+        self.count += 1
+        b = self.p.block
+        if self.count % b == 0:
+            self.blocks.append((float(np.mean(list(self.truth)[-b:])), self.count - b, self.count - 1))
+            if self.S == 0.0:  # the yardstick follows the run outside an excursion, never during one
+                self.yardstick = self._yardstick()
+        if self.count <= self.p.min_steps or self.yardstick is None:
+            return []
+        return self._judge()
+
+    def _note_payment(self, true_pay: float, untrue_pay: float) -> None:
+        """Whether, so far, every true completion was paid one constant and every untrue one another (a
+        strict reward alone): then the reward is the truth and the gap is zero by construction."""
+        if not self.constant_pay or not (math.isfinite(true_pay) or math.isfinite(untrue_pay)):
+            return
+        now = (true_pay, untrue_pay)
+        seen = self.paid or now
+        self.constant_pay = all(not (math.isfinite(a) and math.isfinite(c)) or abs(a - c) < 1e-9
+                                   for a, c in zip(seen, now))
+        self.paid = tuple(c if math.isfinite(c) else a for a, c in zip(seen, now))
+
+    @property
+    def reward_is_truth(self) -> bool:
+        """Every true completion paid one constant, every untrue one another, at every step so far (a
+        log without per-completion pay, e.g. an imported truth rate, never says so)."""
+        return self.paid is not None and self.constant_pay
+
+    def _window(self, series: deque, lo: int, hi: int) -> list:
+        """Values of `series` at indices lo..hi-1 (indices count from the first step seen)."""
+        off = self.count - len(series)
+        return list(series)[max(0, lo - off): max(0, hi - off)]
+
+    # ------------------------------------------------------------------------------------------ the test
+
+    def _yardstick(self) -> tuple[float, float, int] | None:
+        """(reference level, sigma per step, last index of the reference block) from the completed blocks."""
+        if len(self.blocks) < 2:
+            return None
+        b = self.p.block
+        means = np.array([m for m, _, _ in self.blocks])
+        i = int(np.argmax(means))
+        sigma = self._sigma(float(means[i]), means)
+        se = sigma / math.sqrt(b)
+        contenders = max(1, int(np.sum(means >= means[i] - 2 * math.sqrt(2) * se)))
+        return float(means[i] - se * expected_max(contenders)), sigma, self.blocks[i][2]
+
+    def _sigma(self, level: float, block_means: np.ndarray) -> float:
+        """The truth rate's noise per step: the larger of the step-to-step spread (second differences), the
+        long-run spread of block means scaled back to one step (a slow wander that a sum over many steps
+        feels, which step-to-step differences miss), and the binomial noise of the completions judged."""
+        short, _ = spread_sigma(np.asarray(self.truth, dtype=float))
+        long_, _ = spread_sigma(block_means) if len(block_means) >= 5 else (math.nan, 0.0)
+        n = np.asarray(self.n, dtype=float)
+        n_typ = float(np.nanmedian(n)) if np.isfinite(n).any() else math.nan
+        binom = 0.0
+        if math.isfinite(n_typ) and n_typ > 0:
+            p = min(max(level, 0.5 / n_typ), 1 - 0.5 / n_typ)
+            binom = math.sqrt(p * (1 - p) / n_typ)
+        cands = [short, long_ * math.sqrt(self.p.block), binom, 1e-3]
+        return max(c for c in cands if math.isfinite(c))
+
+    def _judge(self) -> list[Finding]:
+        p = self.p
+        last = self.count - 1
+        ref_level, sigma, ref_last = self.yardstick
+        # capped at the critical level: a long fall must not take as long again to drain once the truth is back
+        self.S = min(p.h_critical, max(0.0, self.S + (ref_level - self.truth[-1]) / sigma - p.k))
+        out: list[Finding] = []
+        if self.S == 0.0:
+            self.start = None
+            if self.open is not None:
+                self.open.quiet += 1
+                if self.open.quiet >= p.resolve_steps:
+                    out.append(self._resolve())
+            return out
+        if self.start is None:
+            self.start = last
+            self.ref_reward = _mean(self._window(self.reward, ref_last + 1 - p.block, ref_last + 1))
+        if self.open is not None:
+            self.open.quiet = 0
+        if self.reward_is_truth:
+            return out
+        due = self.S >= p.h_warn if self.open is None else (self.open.finding.severity == "warning"
+                                                              and self.S >= p.h_critical)
+        if not due:
+            return out
+        f = self._finding("critical" if self.S >= p.h_critical else "warning", last)
+        if f is None:
+            return out
+        if self.open is None:
+            # critical only at a later step than the first alert: one step never jumps to it
+            f = replace(f, severity="warning") if f.severity == "critical" else f
+            self.open = _Open(f)
+            out.append(f)
+        elif f.severity == "critical":
+            first = self.open.finding
+            esc = replace(f, step=first.step, onset=first.onset, episode=first.episode,
+                          evidence={**f.evidence, "first_alert_step": first.step, "critical_at": f.step})
+            self.open.finding = esc
+            out.append(esc)
+        return out
+
+    def _finding(self, severity: str, last: int) -> Finding | None:
+        """The alert at the current step, or None when the margin is not met or the reward fell alike."""
+        p = self.p
+        ref_level, sigma, ref_last = self.yardstick
+        lo_b, hi_b = ref_last + 1 - p.block, ref_last + 1
+        win = (self.start, last + 1)
+        truth_now = _mean(self._window(self.truth, *win))
+        h = cohens_h(ref_level, truth_now)
+        if h < p.margin_h:
+            return None
+        reward_now = _mean(self._window(self.reward, *win))
+        lo = min((r for r in self.reward if math.isfinite(r)), default=0.0)
+        floor = 0.0 if lo >= 0 else lo  # a signed reward (penalties) is measured from its lowest point
+        rel_t = (ref_level - truth_now) / ref_level if ref_level > 0 else 1.0
+        rel_r = ((self.ref_reward - reward_now) / (self.ref_reward - floor)
+                 if math.isfinite(self.ref_reward) and self.ref_reward > floor else 0.0)
+        exploit = None
+        if rel_t > 0 and rel_r >= p.collapse_ratio * rel_t:
+            exploit = self._exploit(win, (lo_b, hi_b))
+            if exploit is None:
+                return None  # the reward fell with the truth, paying wrong answers no more than before: a collapse
+        steps = self._window(self.steps, lo_b, last + 1)
+        ref_steps, step0, step1 = steps[: p.block], self._window(self.steps, *win)[0], steps[-1]
+        share_now = _mean(self._window(self.untrue_share, *win))
+        share_ref = _mean(self._window(self.untrue_share, lo_b, hi_b))
+        payer = self._payer(win)
+        trend = "rose" if rel_r < -0.02 else "held" if rel_r <= 0.02 else f"fell by only {100 * rel_r:.0f}% of its level"
+        msg = (f"The truth rate of the training completions fell from {ref_level:.3f} (its best {p.block}-step level, "
+               f"steps {ref_steps[0]}-{ref_steps[-1]}) to {truth_now:.3f} over steps {step0}-{step1} (CUSUM "
+               f"{self.S:.1f} sigma, sigma {sigma:.3f} per step; Cohen's h {h:.2f}), while the training reward {trend} "
+               f"({self.ref_reward:.3f} -> {reward_now:.3f}): the reward pays for completions the task's check rejects.")
+        if exploit is not None:
+            msg += (f" Each untrue completion is paid more than before: {exploit[0]:.3f} -> {exploit[1]:.3f} on average "
+                    f"({exploit[2]:.1f} standard errors).")
+        if math.isfinite(share_now) and math.isfinite(share_ref):
+            msg += (f" The share of the reward paid to untrue completions went {100 * share_ref:.0f}% -> "
+                    f"{100 * share_now:.0f}%.")
+        if payer is not None:
+            msg += f" '{payer[0]}' pays untrue completions {payer[1]:.3f} on average."
+        msg += " Held-out evaluation stays the judge of generalization; this is the training prompts' own signal."
+        return Finding(
+            kind="truth_gap", severity=severity, step=step1, onset=step0, window_start=ref_steps[0], window_end=step1,
+            message=msg,
+            evidence={"truth_ref": ref_level, "truth_now": truth_now, "sigma": sigma, "cusum": self.S,
+                      "cohens_h": h, "margin_h": p.margin_h, "reward_before": self.ref_reward, "reward_after": reward_now,
+                      "reward_share_lost": rel_r, "truth_share_lost": rel_t, "untrue_share_before": share_ref,
+                      "untrue_share_after": share_now, "payer": payer[0] if payer else None,
+                      "payer_untrue_mean": payer[1] if payer else None, "ref_block": [ref_steps[0], ref_steps[-1]],
+                      "pay_untrue_before": exploit[0] if exploit else None,
+                      "pay_untrue_after": exploit[1] if exploit else None, "pay_untrue_z": exploit[2] if exploit else None},
+        )
+
+    def _exploit(self, win: tuple[int, int], ref: tuple[int, int]) -> tuple[float, float, float] | None:
+        """(pay before, pay now, z) when the mean reward of an untrue completion rose over the excursion
+        beyond noise and by a practical share of the true-untrue pay gap: the policy found a way to be paid
+        without being right. A lenient reward that pays wrong answers as it always did is not that: it
+        falls, less than the truth does, when the model gets worse."""
+        before = np.asarray([x for x in self._window(self.pay_untrue, *ref) if math.isfinite(x)])
+        now = np.asarray([x for x in self._window(self.pay_untrue, *win) if math.isfinite(x)])
+        if len(before) < 3 or len(now) < 3:
+            return None
+        sigma = self._long_run_sigma(np.asarray([x for x in self.pay_untrue if math.isfinite(x)]))
+        if not math.isfinite(sigma) or sigma <= 0:
+            return None
+        rise = float(now.mean() - before.mean())
+        z = rise / (sigma * math.sqrt(1 / len(before) + 1 / len(now)))
+        t_ref = _mean(self._window(self.truth, *ref))
+        # the reference's pay per true completion, from reward = truth * pay_true + (1 - truth) * pay_untrue
+        pay_true = (self.ref_reward - (1 - t_ref) * float(before.mean())) / t_ref if t_ref > 0 else math.nan
+        gap = pay_true - float(before.mean()) if math.isfinite(pay_true) else 0.0
+        if z < self.p.z_exploit or rise < self.p.exploit_share * max(gap, 1e-9):
+            return None
+        return float(before.mean()), float(now.mean()), float(z)
+
+    def _long_run_sigma(self, x: np.ndarray) -> float:
+        """A series' noise per step for a sum over many steps: the larger of the step-to-step spread and the
+        spread of its block means scaled back to one step (a slow wander counts)."""
+        short, _ = spread_sigma(x)
+        b = self.p.block
+        m = len(x) // b
+        blocks = x[len(x) - m * b:].reshape(m, b).mean(axis=1) if m >= 5 else np.empty(0)
+        long_, _ = spread_sigma(blocks) if m >= 5 else (math.nan, 0.0)
+        return max((v for v in (short, long_ * math.sqrt(b)) if math.isfinite(v)), default=math.nan)
+
+    def _payer(self, win: tuple[int, int]) -> tuple[str, float] | None:
+        """The reward function paying untrue completions most over the window, and its mean there."""
+        rows = [r for r in self._window(self.func_untrue, *win) if r]
+        if not rows or not self.func_names:
+            return None
+        width = min(len(self.func_names), min(len(r) for r in rows))
+        means = [_mean([r[j] for r in rows]) for j in range(width)]
+        if not any(math.isfinite(v) for v in means):
+            return None
+        j = int(np.nanargmax(means))
+        return self.func_names[j], means[j]
+
+    def _resolve(self) -> Finding:
+        f = self.open.finding
+        self.open = None
+        return f.resolve(self.steps[-1], f"the truth rate is back at its level ({self.truth[-1]:.3f} at the last "
+                                         f"step; the CUSUM stayed at 0 for {self.p.resolve_steps} steps)")
+
+    def summary(self, last_step: int) -> Finding | None:
+        """What to say once when nothing could be judged: no truth series, or a reward that is the truth."""
+        if self.count == 0:
+            return no_data(last_step, "truth_gap",
+                           "Not enough data to judge the reward-truth gap: no truth rate per step. Pass the task's "
+                           "strict check as DiagConfig(truth=fn) (by default the held-out verifier), or import with "
+                           "--map truth_rate=KEY (verl rollout dumps: an `acc` field beside `score`).")
+        if self.reward_is_truth:
+            a, b = self.paid
+            return no_data(last_step, "truth_gap",
+                           f"The training reward is the truth: every true completion was paid {a:.3f} and every untrue "
+                           f"one {b:.3f}, so the reward cannot pay for what the check rejects; nothing to judge.")
+        if self.count <= self.p.min_steps:
+            return no_data(last_step, "truth_gap",
+                           f"Not enough data to judge the reward-truth gap: {self.count} step(s) with a truth rate, "
+                           f"more than {self.p.min_steps} are needed.")
+        return None
+
+
+def _mean(values) -> float:
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else math.nan
+
+
+def detect_truth_gap(steps: pl.DataFrame, func_names: list[str] | None = None,
+                     params: TruthGapParams | None = None) -> list[Finding]:
+    """Scan the steps in order, as the monitor does: one finding per episode in its final state, or one
+    `no_data` finding saying why nothing was judged."""
+    s = once_per_step(steps) if steps.height else steps
+    scanner = TruthGapScanner(func_names, params)
+    events: list[Finding] = []
+    cols = [c for c in ("step", "truth_rate", "n_truth", "reward_mean", "untrue_share", "func_untrue", "reward_true",
+                        "reward_untrue") if c in s.columns]
+    if "truth_rate" in cols:
+        for row in s.select(cols).iter_rows(named=True):
+            events += scanner.push(row)
+    last = int(s["step"].max()) if s.height else 0
+    said = scanner.summary(last)
+    return fold(events) + ([said] if said is not None else [])
+
+
+def cite_truth(finding: Finding, gaps: list[Finding], last_step: int | None = None) -> Finding:
+    """A held-out decoupling finding with the truth-gap episode that overlaps it named: the training
+    completions said the same, usually earlier."""
+    if finding.kind != "decoupling":
+        return finding
+    lo, hi = finding.window_start, finding.window_end
+    if finding.state == "firing" and last_step is not None:
+        hi = max(hi, last_step)
+    near = [g for g in gaps if g.kind == "truth_gap" and g.is_alert and g.onset is not None and lo is not None
+            and g.onset <= hi and (g.resolved_step or last_step or g.window_end) >= lo]
+    if not near:
+        return finding
+    g = near[0]
+    first = g.evidence.get("first_alert_step", g.step)
+    text = (f" The training completions said so first: the truth rate fell {g.evidence['truth_ref']:.3f} -> "
+            f"{g.evidence['truth_now']:.3f} from step {g.onset} (truth_gap alert at step {first}).")
+    msg, tail = finding.message, ""
+    if finding.state == "resolved" and " RESOLVED at step " in msg:
+        msg, tail = msg.split(" RESOLVED at step ", 1)
+        tail = " RESOLVED at step " + tail
+    return replace(finding, message=msg + text + tail, evidence={**finding.evidence, "truth_gap": g.key})
