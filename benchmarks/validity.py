@@ -209,6 +209,8 @@ def main(argv: list[str] | None = None) -> dict:
         print("\nMisses:\n" + ("\n".join(misses(rows, with_peer)) or "none"))
     else:
         print(f"real logs not found at {logs} (set GRPO_DIAG_REAL_LOGS): real-run table skipped")
+    if a.runs < 1:
+        return out  # --runs 0: the real-run table alone
     t0 = time.perf_counter()
     g = judge_generated(a.runs, a.seed, with_peer)
     out["generated"] = g

@@ -120,6 +120,33 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_watch(args: argparse.Namespace) -> int:
+    """Follow a log another engine writes; exit 0 when the run ends (finished or stale), 1 while an alert at
+    or above --fail-on fires at the end, 2 on an error."""
+    from diag.detect import check_run
+    from diag.monitor import MonitorConfig
+    from diag.watch import Follower, WatchOptions
+
+    opts = WatchOptions(
+        fmt=args.format, name=args.name, root=args.root, interval=args.interval,
+        idle=None if args.idle <= 0 else args.idle,
+        import_options={k: v for k, v in {"accuracy_key": args.accuracy_key, "logging_steps": args.logging_steps,
+                                          "maps": args.map, "profile": args.profile, "eval_size": args.eval_size,
+                                          "reward_range": args.reward_range}.items() if v is not None},
+        monitor=MonitorConfig(notify=tuple(args.notify or ())),
+    )
+    follower = Follower(args.path, opts)
+    status = follower.run()
+    if follower.writer is None:
+        print(f"grpo-diag watch: nothing readable appeared in {args.path}", file=sys.stderr)
+        return EXIT_ERROR
+    _, verdict = check_run(open_run(follower.writer.path), fail_on=args.fail_on)
+    from diag.detect.verdict import headline
+
+    print(headline(follower.writer.path.name, verdict) + f" (run {status})")
+    return 1 if verdict["fails"] else EXIT_OK
+
+
 def _reward_range(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(x) for x in text.split(","))
@@ -216,6 +243,25 @@ def build_parser() -> argparse.ArgumentParser:
     _judging_options(p)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_import)
+
+    p = sub.add_parser("watch", help="follow a log another engine is writing (trainer_state.json, verl file logger, "
+                                     "tinker / generic JSONL, console output) and alert live")
+    p.add_argument("path")
+    p.add_argument("--format", choices=["auto", "trainer-state", "trl-console", "verl-console", "verl-file", "tinker",
+                                        "generic"], default="auto")
+    p.add_argument("--name", help="run name (default: from the file or folder name)")
+    p.add_argument("--root", default="runs", help="runs directory (default: runs)")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between polls (default 2)")
+    p.add_argument("--idle", type=float, default=600.0,
+                   help="seconds without new data before the run is called stale and the watch ends (0: never)")
+    p.add_argument("--notify", action="append", metavar="URL", help="apprise URL to notify on alerts (repeatable)")
+    p.add_argument("--fail-on", choices=["info", "warning", "critical"], default="critical")
+    p.add_argument("--accuracy-key", help="logged metric holding held-out accuracy (default: recognised names)")
+    p.add_argument("--logging-steps", type=int, help="TRL console logs: optimizer steps between logged rows")
+    p.add_argument("--map", action="append", metavar="TARGET=KEY", help="generic format: as for import")
+    p.add_argument("--profile", help="generic format: a saved mapping (name or .toml path)")
+    _judging_options(p)
+    p.set_defaults(func=_cmd_watch)
 
     for name, ep in sorted(_plugins().items()):
         try:

@@ -160,7 +160,7 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
 PROMPT_CHARS = 2000
 COMPLETION_CHARS = 4000
 
-RUN_STATUSES = ("running", "finished", "crashed")
+RUN_STATUSES = ("running", "finished", "crashed", "stale")  # stale: a watched log went quiet without an end marker
 
 
 def empty(table: str) -> pl.DataFrame:

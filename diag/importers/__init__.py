@@ -84,26 +84,23 @@ def import_log(path: str | Path, fmt: str = "auto", name: str | None = None, roo
     if fmt == "trl-completions":
         out = trl_completions.import_completions(path, root, name, overwrite)
         return out, ["groups rebuilt from consecutive rows sharing a prompt"]
-    if path.is_dir():
-        path = path / "trainer_state.json"
-    if fmt == "trainer-state":
-        parsed: Parsed = trainer_state.parse(path, accuracy_key)
-    elif fmt == "trl-console":
-        parsed = trl_console.parse(path, accuracy_key, logging_steps)
-    elif fmt == "verl-file":
-        parsed = verl_files.parse_file_logger(path, accuracy_key)
-    elif fmt == "tinker":
-        parsed = tinker.parse(path, accuracy_key)
-    elif fmt == "generic":
-        mapping = generic.parse_maps(maps)
-        if accuracy_key and "accuracy" not in mapping:
-            mapping["accuracy"] = accuracy_key
-        parsed = generic.parse(path, mapping, profile, size_of(eval_size, "heldout"))
-        if save_profile:
-            saved = generic.save_profile(parsed.meta["import_mapping"], save_profile)
-            parsed.notes.append(f"mapping saved as profile {saved} (reuse with --profile {save_profile})")
-    else:
-        parsed = verl_console.parse(path, accuracy_key)
+    parsed = parse_log(path, fmt, accuracy_key, logging_steps, maps, profile, eval_size, reward_range)
+    if save_profile and fmt == "generic":
+        saved = generic.save_profile(parsed.meta["import_mapping"], save_profile)
+        parsed.notes.append(f"mapping saved as profile {saved} (reuse with --profile {save_profile})")
+    return write_run(parsed, root, name, overwrite), parsed.notes
+
+
+STREAMED = ("trainer-state", "trl-console", "verl-console", "verl-file", "tinker", "generic")  # parsed to a Parsed
+
+
+def parse_log(path: Path, fmt: str, accuracy_key: str | None = None, logging_steps: int | None = None,
+              maps: list[str] | None = None, profile: str | None = None,
+              eval_size: EvalSize | None = None, reward_range: tuple[float, float] | None = None) -> Parsed:
+    """One log of a STREAMED format parsed as it stands, evaluations sized and the reward range set: the
+    one-shot import and `grpo-diag watch` (diag.watch, which hands it the complete lines written so far)
+    read it the same way."""
+    parsed = _parse(Path(path), fmt, accuracy_key, logging_steps, maps, profile, eval_size)
     for e in parsed.evals:
         if e.get("n") is None:
             e["n"] = size_of(eval_size, e["eval_set"])
@@ -118,7 +115,28 @@ def import_log(path: str | Path, fmt: str = "auto", name: str | None = None, roo
         if not hi > lo:
             raise ImportFailure(f"--reward-range {lo},{hi}: the top must be above the bottom, e.g. --reward-range 0,1")
         parsed.meta["reward_range"] = [lo, hi]
-    return write_run(parsed, root, name, overwrite), parsed.notes
+    return parsed
 
 
-__all__ = ["import_log", "detect_format", "ImportFailure", "FORMATS"]
+def _parse(path: Path, fmt: str, accuracy_key, logging_steps, maps, profile, eval_size) -> Parsed:
+    if path.is_dir():
+        path = path / "trainer_state.json"
+    if fmt == "trainer-state":
+        return trainer_state.parse(path, accuracy_key)
+    if fmt == "trl-console":
+        return trl_console.parse(path, accuracy_key, logging_steps)
+    if fmt == "verl-file":
+        return verl_files.parse_file_logger(path, accuracy_key)
+    if fmt == "tinker":
+        return tinker.parse(path, accuracy_key)
+    if fmt == "generic":
+        mapping = generic.parse_maps(maps)
+        if accuracy_key and "accuracy" not in mapping:
+            mapping["accuracy"] = accuracy_key
+        return generic.parse(path, mapping, profile, size_of(eval_size, "heldout"))
+    if fmt == "verl-console":
+        return verl_console.parse(path, accuracy_key)
+    raise ImportFailure(f"{path}: format {fmt!r} is not read line by line; choose one of {', '.join(STREAMED)}")
+
+
+__all__ = ["import_log", "parse_log", "STREAMED", "detect_format", "ImportFailure", "FORMATS"]

@@ -1,0 +1,202 @@
+"""`grpo-diag watch`: a real writer process, a follower, faults, and the store it leaves behind."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import diag
+from diag.importers import import_log
+from diag.watch import Follower, WatchOptions
+from diag.monitor import MonitorConfig
+from tests.test_alerts import Server
+
+MAPS = ["step=step", "reward=reward", "frac_all_fail=all_fail", "accuracy=acc"]
+OPTS = {"maps": MAPS}
+
+WRITER = textwrap.dedent("""
+    import json, sys, time
+    path, steps, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    with open(path, "a") as f:
+        for s in range(1, steps + 1):
+            row = {"step": s, "reward": 0.05, "all_fail": 0.9}
+            if s % 10 == 0:
+                row["acc"] = 0.1
+            line = json.dumps(row) + "\\n"
+            half = len(line) // 2
+            f.write(line[:half]); f.flush()      # a line half written when the follower may read it
+            time.sleep(pause / 2)
+            f.write(line[half:]); f.flush()
+            time.sleep(pause / 2)
+    """)
+
+
+def lines(n: int) -> list[str]:
+    out = []
+    for s in range(1, n + 1):
+        row = {"step": s, "reward": 0.05, "all_fail": 0.9}
+        if s % 10 == 0:
+            row["acc"] = 0.1
+        out.append(json.dumps(row))
+    return out
+
+
+def tables(run: diag.Run) -> dict[str, pl.DataFrame]:
+    return {t: run.table(t).drop("wall_time", strict=False).sort(run.table(t).columns[:2]) for t in ("steps", "scalars", "evals")}
+
+
+def same_as_import(run: diag.Run, src: Path, tmp: Path) -> None:
+    ref = diag.open_run(import_log(src, maps=MAPS, root=str(tmp / "oneshot"), name="ref")[0])
+    got, want = tables(run), tables(ref)
+    for t in want:
+        assert got[t].equals(want[t]), f"{t} differs from the one-shot import"
+
+
+def test_follows_a_growing_log_and_alerts_before_the_writer_ends(tmp_path):
+    """A writer process emits a step every 50 ms, each line in two halves; the follower delivers the
+    signal-gap alert to a local HTTP server while the writer is still writing, and what it stores at the
+    end equals a one-shot import of the final file, table for table."""
+    src = tmp_path / "log.jsonl"
+    src.write_text("")
+    server = Server()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(src), "120", "0.05"])
+    opts = WatchOptions(fmt="generic", name="live", root=str(tmp_path / "runs"), interval=0.1, idle=2.0,
+                        import_options=OPTS, monitor=MonitorConfig(console=False, notify=(server.url,)))
+    follower = Follower(src, opts, out=open(os.devnull, "w"))
+    delivered_while_writing = []
+
+    def watch_server():
+        while writer.poll() is None:
+            if server.received:
+                delivered_while_writing.append(True)
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=watch_server)
+    t.start()
+    status = follower.run()
+    t.join()
+    writer.wait()
+    server.close()
+    assert delivered_while_writing, "the signal-gap alert reached the HTTP server only after the writer ended"
+    assert "signal_gap" in json.dumps(server.received[0])
+    assert status == "stale"  # a generic log has no end marker: the writer went quiet
+    run = diag.open_run(tmp_path / "runs" / "live")
+    assert run.status == "stale" and run.steps["step"].to_list() == list(range(1, 121))
+    assert run.alerts["kind"].to_list()[0] == "signal_gap"
+    same_as_import(run, src, tmp_path)
+
+
+def test_a_malformed_line_is_named_skipped_and_the_watch_goes_on(tmp_path):
+    src = tmp_path / "log.jsonl"
+    body = lines(30)
+    body.insert(5, "{not json")
+    src.write_text("\n".join(body) + "\n")
+    log = tmp_path / "watch.log"
+    with open(log, "w") as out:
+        Follower(src, WatchOptions(fmt="generic", name="bad", root=str(tmp_path / "runs"), interval=0.01, idle=0.05,
+                                   import_options=OPTS, monitor=MonitorConfig(console=False)), out=out).run()
+    said = log.read_text()
+    assert f"{src}: line 6 is not JSON" in said and said.count("line 6 is not JSON") == 1
+    assert diag.open_run(tmp_path / "runs" / "bad").steps["step"].to_list() == list(range(1, 31))
+
+
+def test_killed_and_restarted_it_resumes_without_a_step_twice(tmp_path):
+    """SIGKILL mid-follow, then a new watcher on the same run: every step once, none lost."""
+    src = tmp_path / "log.jsonl"
+    src.write_text("")
+    cmd = [sys.executable, "-m", "diag.cli", "watch", str(src), "--format", "generic", "--name", "k",
+           "--root", str(tmp_path / "runs"), "--interval", "0.05", "--idle", "3", *sum((["--map", m] for m in MAPS), [])]
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(src), "200", "0.02"])
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # kill it once it has stored part of the run
+        try:
+            stored = diag.open_run(tmp_path / "runs" / "k").steps.height
+        except Exception:  # noqa: BLE001 - the run may not exist yet
+            stored = 0
+        if stored >= 40:
+            break
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    writer.wait()
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert "resumed" in second.stdout + second.stderr
+    run = diag.open_run(tmp_path / "runs" / "k")
+    assert run.steps["step"].to_list() == list(range(1, 201))
+    assert run.evals["step"].to_list() == list(range(10, 201, 10))
+    assert run.alerts.filter(pl.col("kind") == "signal_gap")["id"].n_unique() == 1  # not alerted twice
+    same_as_import(run, src, tmp_path)
+
+
+def test_a_trainer_state_rewritten_whole_ends_at_its_final_marker(tmp_path):
+    """The Hugging Face Trainer rewrites trainer_state.json whole at each save: a half-written rewrite is
+    skipped, and the run is finished when global_step reaches max_steps."""
+    src = tmp_path / "trainer_state.json"
+    hist: list[dict] = []
+
+    def write(step: int, partial: bool = False):
+        state = {"global_step": step, "max_steps": 30, "log_history": hist}
+        text = json.dumps(state)
+        src.write_text(text[: len(text) // 2] if partial else text)
+
+    follower = Follower(src, WatchOptions(fmt="trainer-state", name="ts", root=str(tmp_path / "runs"), interval=0.01,
+                                          idle=5, monitor=MonitorConfig(console=False)), out=open(os.devnull, "w"))
+
+    def writer():
+        for s in range(1, 31):
+            hist.append({"step": s, "reward": 0.5, "loss": 0.1})
+            if s % 10 == 0:
+                hist.append({"step": s, "eval_accuracy": 0.6})
+            if s % 7 == 0:
+                write(s, partial=True)
+                time.sleep(0.03)
+            write(s)
+            time.sleep(0.01)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    status = follower.run()
+    t.join()
+    assert status == "finished"
+    run = diag.open_run(tmp_path / "runs" / "ts")
+    assert run.status == "finished" and run.steps["step"].to_list() == list(range(1, 31))
+    assert run.evals.filter(pl.col("bucket") == "all")["step"].to_list() == [10, 20, 30]
+
+
+def test_a_name_taken_by_another_run_is_refused(tmp_path):
+    src = tmp_path / "log.jsonl"
+    src.write_text("\n".join(lines(5)) + "\n")
+    import_log(src, maps=MAPS, root=str(tmp_path / "runs"), name="taken")
+    f = Follower(src, WatchOptions(fmt="generic", name="taken", root=str(tmp_path / "runs"), interval=0.01, idle=0.05,
+                                   import_options=OPTS, monitor=MonitorConfig(console=False)), out=open(os.devnull, "w"))
+    with pytest.raises(Exception, match="not written by a watch"):
+        f.run()
+
+
+def test_an_alert_cut_off_by_a_kill_is_stored_on_resume(tmp_path):
+    """Killed after storing steps but before storing the alert they raise: the resumed watch, rebuilding
+    the monitor from the store, stores (and sends) it then, once."""
+    src = tmp_path / "log.jsonl"
+    src.write_text("\n".join(lines(60)) + "\n")
+    opts = dict(fmt="generic", name="cut", root=str(tmp_path / "runs"), interval=0.01, idle=0.05, import_options=OPTS,
+                monitor=MonitorConfig(console=False))
+    Follower(src, WatchOptions(**opts), out=open(os.devnull, "w")).run()
+    alerts = tmp_path / "runs" / "cut" / "alerts"
+    for seg in alerts.glob("seg-*.parquet"):
+        seg.unlink()  # as if the kill came between the steps' segment and the alert's
+    meta = json.loads((tmp_path / "runs" / "cut" / "run.json").read_text())
+    (tmp_path / "runs" / "cut" / "run.json").write_text(json.dumps({**meta, "status": "running"}))
+    Follower(src, WatchOptions(**opts), out=open(os.devnull, "w")).run()
+    run = diag.open_run(tmp_path / "runs" / "cut")
+    assert run.alerts.filter(pl.col("kind") == "signal_gap").height == 1
+    assert run.steps["step"].to_list() == list(range(1, 61))
