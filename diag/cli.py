@@ -125,17 +125,19 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     or above --fail-on fires at the end, 2 on an error."""
     from diag.detect import check_run
     from diag.monitor import MonitorConfig
-    from diag.watch import Follower, WatchOptions
+    from diag.watch import WatchOptions, follower_for
 
     opts = WatchOptions(
         fmt=args.format, name=args.name, root=args.root, interval=args.interval,
         idle=None if args.idle <= 0 else args.idle,
         import_options={k: v for k, v in {"accuracy_key": args.accuracy_key, "logging_steps": args.logging_steps,
                                           "maps": args.map, "profile": args.profile, "eval_size": args.eval_size,
-                                          "reward_range": args.reward_range}.items() if v is not None},
+                                          "reward_range": args.reward_range, "validation_dir": args.validation_dir,
+                                          "metrics": args.metrics, "pass_threshold": args.pass_threshold}.items()
+                        if v is not None},
         monitor=MonitorConfig(notify=tuple(args.notify or ())),
     )
-    follower = Follower(args.path, opts)
+    follower = follower_for(args.path, opts)
     status = follower.run()
     if follower.writer is None:
         print(f"grpo-diag watch: nothing readable appeared in {args.path}", file=sys.stderr)
@@ -247,8 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("watch", help="follow a log another engine is writing (trainer_state.json, verl file logger, "
                                      "tinker / generic JSONL, console output) and alert live")
     p.add_argument("path")
-    p.add_argument("--format", choices=["auto", "trainer-state", "trl-console", "verl-console", "verl-file", "tinker",
-                                        "generic"], default="auto")
+    p.add_argument("--format", choices=["auto", "verl-rollouts", "trainer-state", "trl-console", "verl-console",
+                                        "verl-file", "tinker", "generic"], default="auto")
     p.add_argument("--name", help="run name (default: from the file or folder name)")
     p.add_argument("--root", default="runs", help="runs directory (default: runs)")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between polls (default 2)")
@@ -260,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logging-steps", type=int, help="TRL console logs: optimizer steps between logged rows")
     p.add_argument("--map", action="append", metavar="TARGET=KEY", help="generic format: as for import")
     p.add_argument("--profile", help="generic format: a saved mapping (name or .toml path)")
+    p.add_argument("--validation-dir", help="verl rollout dumps: trainer.validation_data_dir")
+    p.add_argument("--metrics", help="verl rollout dumps: the file logger's JSONL")
+    p.add_argument("--pass-threshold", type=float, help="verl rollout dumps without `acc`: the score that passes")
     _judging_options(p)
     p.set_defaults(func=_cmd_watch)
 

@@ -106,6 +106,7 @@ class Recorder:
         overwrite: bool = False,
         background: bool = True,
         seed: int = 0,
+        writer: RunWriter | None = None,
     ):
         if on_write_error not in ("warn", "raise"):
             raise ValueError("on_write_error must be 'warn' (keep training, keep rows buffered) or 'raise'")
@@ -144,7 +145,8 @@ class Recorder:
             "eps": eps,
             **(meta or {}),
         }
-        self.writer = RunWriter.create(root, name, full_meta, overwrite=overwrite)
+        # `writer`: a run being resumed (grpo-diag watch after a restart) is appended to, not created
+        self.writer = writer or RunWriter.create(root, name, full_meta, overwrite=overwrite)
         # A writer thread flushes every `flush_secs` (and so keeps the heartbeat fresh): the training
         # thread only appends to buffers. flush_secs=0 or background=False flushes inline instead.
         self._stop = threading.Event()

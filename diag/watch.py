@@ -35,10 +35,11 @@ from pathlib import Path
 import polars as pl
 
 from diag import schema
-from diag.importers import STREAMED, ImportFailure, default_name, detect_format, parse_log
+from diag.importers import STREAMED, ImportFailure, default_name, detect_format, parse_log, verl_files
 from diag.importers.base import Parsed
 from diag.alerts import delivery_state
 from diag.monitor import Monitor, MonitorConfig
+from diag.recorder import Recorder
 from diag.store import RUN_FILE, RunWriter, StoreError, open_run
 
 TABLES = ("steps", "scalars", "evals")
@@ -169,17 +170,21 @@ class Follower:
         log = _AlertLog(self.writer)
         self.monitor = Monitor(log, self.opts.monitor, run_name=self.writer.path.name, func_names=funcs,
                                group_size=self.writer.meta.get("group_size"))
-        if replay is not None:  # rebuild the detectors' state from what is stored, without alerting again
-            d = self.monitor.dispatcher
-            sinks, d.sinks = d.sinks, []
-            _feed(self.monitor, replay.steps, replay.evals)
-            d.sinks = sinks
-            # ... except what a kill cut off between storing a step and alerting on it
-            stored = {r["id"]: (r["severity"], r["state"]) for r in replay.table("alerts").iter_rows(named=True)}
-            for key, f in d.sent.items():
-                if stored.get(key) != (f.severity, f.state):
-                    for sink in sinks:
-                        sink.send(f, {"run": d.run, "delivered": delivery_state(sinks)})
+        if replay is not None:
+            self._replay(replay)
+
+    def _replay(self, stored_run) -> None:
+        """Rebuild the detectors' state from what is stored, without alerting again, except for what a
+        kill cut off between storing a step and alerting on it."""
+        d = self.monitor.dispatcher
+        sinks, d.sinks = d.sinks, []
+        _feed(self.monitor, stored_run.steps, stored_run.evals)
+        d.sinks = sinks
+        stored = {r["id"]: (r["severity"], r["state"]) for r in stored_run.table("alerts").iter_rows(named=True)}
+        for key, f in d.sent.items():
+            if stored.get(key) != (f.severity, f.state):
+                for sink in sinks:
+                    sink.send(f, {"run": d.run, "delivered": delivery_state(sinks)})
 
     def _commit(self, parsed: Parsed, final: bool) -> int:
         """Store the rows of steps above each table's mark and below the frontier (the latest step seen,
@@ -240,6 +245,9 @@ class Follower:
         snap = self._snapshot()
         if snap is None:
             return
+        extra = sorted(set(self.opts.import_options) & {"validation_dir", "metrics", "pass_threshold"})
+        if extra:
+            raise ImportFailure(f"{self.source}: {', '.join(extra)} go with a verl rollout directory, not {self.fmt}")
         try:
             parsed = parse_log(snap, self.fmt, **self.opts.import_options)
         except ImportFailure as e:
@@ -286,3 +294,166 @@ def _feed(monitor: Monitor, steps: pl.DataFrame, evals: pl.DataFrame) -> None:
     for row in rows[i:]:
         monitor("step", row)
 
+
+
+class RolloutFollower(Follower):
+    """A verl rollout directory (`trainer.rollout_data_dir`, one `{step}.jsonl` per step), with its
+    validation dumps and file-logger metrics when given (import options `validation_dir`, `metrics`,
+    `pass_threshold`): groups rebuilt and logged by the same code as the one-shot import
+    (verl_files.log_dump_step), a dump taken once a later step's dump exists (or at the end)."""
+
+    def __init__(self, source: str | Path, opts: WatchOptions | None = None, out=sys.stdout):
+        super().__init__(source, opts, out)
+        self.fmt = "verl-rollouts"
+        o = self.opts.import_options
+        self.val_dir = Path(o["validation_dir"]) if o.get("validation_dir") else None
+        self.metrics = Path(o["metrics"]) if o.get("metrics") else None
+        self.threshold = o.get("pass_threshold")
+        self.rec: Recorder | None = None
+        self.rules: dict[str, str | float] = {}
+        self.done = {"train": -1, "validation": -1, "metrics": -1}
+
+    def _changed(self) -> bool:
+        sig = []
+        for d in (self.source, self.val_dir):
+            if d is not None:
+                sig += [(f.name, f.stat().st_size) for f in verl_files.dump_files(d)]
+        if self.metrics is not None and self.metrics.exists():
+            sig.append(("metrics", self.metrics.stat().st_size))
+        now = (len(sig), hash(tuple(sig)))
+        if now == self.seen:
+            return False
+        self.seen = now
+        return True
+
+    def _dumps(self, folder: Path | None, kind: str, final: bool) -> list[tuple[int, list[dict]]]:
+        """(step, rows) of the complete dumps not yet logged: every one but the newest (still being
+        written) unless at the end; a malformed line is named once and skipped."""
+        if folder is None:
+            return []
+        files = [f for f in verl_files.dump_files(folder) if int(f.stem) > self.done[kind]]
+        if files and not final:
+            files = files[:-1]
+        out = []
+        for f in files:
+            rows = []
+            for i, line in enumerate(f.read_bytes().split(b"\n"), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    row = None
+                if not (isinstance(row, dict) and all(k in row for k in verl_files.DUMP_KEYS)):
+                    key = hash((str(f), i))
+                    if key not in self.bad_lines:
+                        self.bad_lines.add(key)
+                        self._say(f"{f}: line {i} is not a verl dump row; skipped ({len(self.bad_lines)} so far)")
+                    continue
+                rows.append(row)
+            if rows:
+                out.append((int(f.stem), rows))
+        return out
+
+    def _poll(self, final: bool) -> None:
+        if self.rec is None:  # the group size and the pass rule come from the first complete dump
+            first = self._dumps(self.source, "train", final)[:1]
+            if not first:
+                return
+            self._open_dumps(first[0][1])  # a resumed run also sets what is already stored
+        train = self._dumps(self.source, "train", final)
+        val = self._dumps(self.val_dir, "validation", final)
+        logged = self._metrics_rows(final)
+        events = ([(s, 0, "validation", rows) for s, rows in val] + [(s, 1, "metrics", m) for s, m in logged]
+                  + [(s, 2, "train", rows) for s, rows in train])
+        for step, _, kind, payload in sorted(events, key=lambda e: (e[0], e[1])):
+            if kind == "validation":
+                verl_files.log_validation(self.rec, step, payload, self.rules["validation"])
+            elif kind == "metrics":
+                for e in payload["evals"]:
+                    self.rec.log_eval_value(step, e["eval_set"], e["value"])
+                if payload["scalars"]:
+                    self.rec.log_scalars(step, payload["scalars"])
+            else:
+                verl_files.log_dump_step(self.rec, step, verl_files.groups_of(payload), self.rules["train"])
+            self.done[kind] = max(self.done[kind], step)
+            self.marks["steps"] = self.done["train"]
+        self.rec.flush()
+
+    def _metrics_rows(self, final: bool) -> list[tuple[int, dict]]:
+        if self.metrics is None or not self.metrics.exists():
+            return []
+        data = self.metrics.read_bytes()
+        data = self._drop_malformed(self.metrics, data[: data.rfind(b"\n") + 1])
+        if not data.strip():
+            return []
+        tmp = Path(self._tmp.name) / "metrics.jsonl"
+        tmp.write_bytes(data)
+        parsed = verl_files.parse_file_logger(tmp, self.opts.import_options.get("accuracy_key"))
+        frontier = max((int(r["step"]) for r in parsed.scalars), default=-1)
+        by_step: dict[int, dict] = {}
+        for r in parsed.scalars:
+            by_step.setdefault(int(r["step"]), {"scalars": {}, "evals": []})["scalars"][r["key"]] = r["value"]
+        for e in parsed.evals:
+            by_step.setdefault(int(e["step"]), {"scalars": {}, "evals": []})["evals"].append(e)
+        return [(s, v) for s, v in sorted(by_step.items()) if self.done["metrics"] < s and (s < frontier or final)]
+
+    def _open_dumps(self, first: list[dict]) -> None:
+        """The recorder for the run: resumed when a watch of this directory wrote it, else created."""
+        name = self.opts.name or default_name(self.source)
+        path = Path(self.opts.root) / name
+        rows, ids, how = verl_files.groups_of(first)
+        G = max(ids.count(i) for i in set(ids))
+        self.rules = {"train": verl_files.pass_rule(first, self.threshold), "validation": self.threshold
+                      if self.threshold is not None else verl_files.DEFAULT_PASS}
+        if self.val_dir is not None:
+            val_files = verl_files.dump_files(self.val_dir)
+            if val_files:
+                self.rules["validation"] = verl_files.pass_rule(verl_files.read_dump(val_files[0]), self.threshold)
+        meta = {"framework": "verl", "source": "watch", "format": "verl-rollouts", "watching": str(self.source.resolve()),
+                "imported_from": str(self.source), "verifier": str(self.rules["train"])}
+        writer = None
+        if (path / RUN_FILE).exists():
+            old = open_run(path)
+            if old.meta.get("watching") != meta["watching"]:
+                raise StoreError(f"{path}: a run named {name!r} exists and was not written by a watch of "
+                                 f"{self.source}; pass --name")
+            writer = RunWriter(path=path, meta=dict(old.meta))
+            writer._seq = writer._last_seq()
+            writer.write_meta(status="running", pid=os.getpid())
+            self.done["train"] = int(old.steps["step"].max()) if old.steps.height else -1
+            val = old.evals.filter(pl.col("eval_set") == "validation")
+            self.done["validation"] = int(val["step"].max()) if val.height else -1
+            self.done["metrics"] = int(old.scalars["step"].max()) if old.scalars.height else -1
+        self.rec = Recorder(self.opts.root, name, ["score"], group_size=G, background=False, flush_secs=3600,
+                            meta=meta, writer=writer)
+        self.writer = self.rec.writer
+        self.marks = {"steps": self.done["train"]}
+        self.monitor = Monitor(self.rec, self.opts.monitor, run_name=name, func_names=["score"], group_size=G)
+        if writer is not None:
+            self._replay(open_run(path))
+            self._say(f"resumed {path}: steps up to {self.done['train']} already stored")
+        else:
+            self._say(f"watching {self.source} (verl rollouts) into {path}")
+        self.rec.subscribe(self.monitor)
+
+    def _finished(self) -> bool:
+        return False  # verl's dumps carry no end marker: a quiet directory ends the watch as stale
+
+    def _close(self, status: str) -> None:
+        if self.rec is not None:
+            self._poll(final=True)
+            self.monitor.close()
+            self.rec.close(status)
+            self._say(f"run {self.rec.path.name} marked {status}: steps up to {self.done['train']}")
+        self._tmp.cleanup()
+
+
+def follower_for(source: str | Path, opts: WatchOptions | None = None, out=sys.stdout) -> Follower:
+    """The follower for a source: a verl rollout directory, or a log file (or a folder holding a
+    trainer_state.json)."""
+    opts = opts or WatchOptions()
+    src = Path(source)
+    if opts.fmt == "verl-rollouts" or (opts.fmt == "auto" and src.is_dir() and verl_files.sniff_dump_dir(src)):
+        return RolloutFollower(src, opts, out)
+    return Follower(src, opts, out)

@@ -15,7 +15,7 @@ import pytest
 
 import diag
 from diag.importers import import_log
-from diag.watch import Follower, WatchOptions
+from diag.watch import Follower, WatchOptions, follower_for
 from diag.monitor import MonitorConfig
 from tests.test_alerts import Server
 
@@ -37,6 +37,27 @@ WRITER = textwrap.dedent("""
             f.write(line[half:]); f.flush()
             time.sleep(pause / 2)
     """)
+
+
+def follow_beside(follower, writer: subprocess.Popen, server: Server) -> tuple[str, bool]:
+    """Run the follower while the writer process writes; (final status, whether an alert reached the
+    server while the writer was still running)."""
+    seen: list[bool] = []
+
+    def poll_server():
+        while writer.poll() is None:
+            if server.received:
+                seen.append(True)
+                return
+            time.sleep(0.02)
+
+    t = threading.Thread(target=poll_server)
+    t.start()
+    status = follower.run()
+    t.join()
+    writer.wait()
+    server.close()
+    return status, bool(seen)
 
 
 def lines(n: int) -> list[str]:
@@ -70,23 +91,8 @@ def test_follows_a_growing_log_and_alerts_before_the_writer_ends(tmp_path):
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(src), "120", "0.05"])
     opts = WatchOptions(fmt="generic", name="live", root=str(tmp_path / "runs"), interval=0.1, idle=2.0,
                         import_options=OPTS, monitor=MonitorConfig(console=False, notify=(server.url,)))
-    follower = Follower(src, opts, out=open(os.devnull, "w"))
-    delivered_while_writing = []
-
-    def watch_server():
-        while writer.poll() is None:
-            if server.received:
-                delivered_while_writing.append(True)
-                return
-            time.sleep(0.05)
-
-    t = threading.Thread(target=watch_server)
-    t.start()
-    status = follower.run()
-    t.join()
-    writer.wait()
-    server.close()
-    assert delivered_while_writing, "the signal-gap alert reached the HTTP server only after the writer ended"
+    status, while_writing = follow_beside(Follower(src, opts, out=open(os.devnull, "w")), writer, server)
+    assert while_writing, "the signal-gap alert reached the HTTP server only after the writer ended"
     assert "signal_gap" in json.dumps(server.received[0])
     assert status == "stale"  # a generic log has no end marker: the writer went quiet
     run = diag.open_run(tmp_path / "runs" / "live")
@@ -200,3 +206,81 @@ def test_an_alert_cut_off_by_a_kill_is_stored_on_resume(tmp_path):
     run = diag.open_run(tmp_path / "runs" / "cut")
     assert run.alerts.filter(pl.col("kind") == "signal_gap").height == 1
     assert run.steps["step"].to_list() == list(range(1, 61))
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "verl"
+
+REPLAY = textwrap.dedent("""
+    import shutil, sys, time
+    from pathlib import Path
+    src, dst, pause = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+    steps = sorted(int(f.stem) for f in (src / "rollout").glob("*.jsonl"))
+    metrics = (src / "metrics.jsonl").read_text().splitlines(keepends=True)
+    by_step = {}
+    import json
+    for line in metrics:
+        by_step.setdefault(json.loads(line)["step"], []).append(line)
+    (dst / "rollout").mkdir(parents=True); (dst / "validation").mkdir()
+    with open(dst / "metrics.jsonl", "a") as m:
+        for s in [0] + steps:
+            if (src / "validation" / f"{s}.jsonl").exists():
+                shutil.copy(src / "validation" / f"{s}.jsonl", dst / "validation" / f"{s}.jsonl")
+            if s in steps:
+                data = (src / "rollout" / f"{s}.jsonl").read_bytes()
+                with open(dst / "rollout" / f"{s}.jsonl", "wb") as f:   # a dump written in two halves
+                    f.write(data[: len(data) // 2]); f.flush(); time.sleep(pause / 2)
+                    f.write(data[len(data) // 2:])
+            for line in by_step.get(s, []):
+                m.write(line); m.flush()
+            time.sleep(pause / 2)
+    """)
+
+
+@pytest.mark.parametrize("trainer", ["legacy", "v1"])
+def test_follows_verl_dumps_written_step_by_step(tmp_path, trainer):
+    """verl 0.9's own dumps (the committed fixtures), replayed by a writer process step by step: the
+    signal-gap alert reaches a local HTTP server before the writer finishes, and the store equals a
+    one-shot import of the final directories, table for table."""
+    out = tmp_path / "verl"
+    server = Server()
+    writer = subprocess.Popen([sys.executable, "-c", REPLAY, str(FIXTURES / trainer), str(out), "0.25"])
+    while not (out / "rollout").exists():
+        time.sleep(0.02)
+    opts = WatchOptions(fmt="verl-rollouts", name="live", root=str(tmp_path / "runs"), interval=0.05, idle=2.0,
+                        import_options={"validation_dir": str(out / "validation"), "metrics": str(out / "metrics.jsonl")},
+                        monitor=MonitorConfig(console=False, notify=(server.url,)))
+    status, while_writing = follow_beside(follower_for(out / "rollout", opts, out=open(os.devnull, "w")), writer, server)
+    assert while_writing, "the alert arrived only after the writer finished"
+    assert "signal_gap" in json.dumps(server.received[0]) and status == "stale"
+    run = diag.open_run(tmp_path / "runs" / "live")
+    ref = diag.open_run(import_log(out / "rollout", root=str(tmp_path / "oneshot"), name="ref",
+                                   validation_dir=str(out / "validation"), metrics=str(out / "metrics.jsonl"))[0])
+    for t_ in ("steps", "groups", "scalars", "evals", "eval_items"):
+        got, want = run.table(t_), ref.table(t_)
+        keep = [c for c in want.columns if c not in ("wall_time", "gen_call")]
+        keys = [c for c in ("step", "mode", "group", "eval_set", "key", "item", "bucket", "metric") if c in keep]
+        assert got.select(keep).sort(keys).equals(want.select(keep).sort(keys)), f"{t_} differs from the one-shot import"
+
+
+def test_a_restarted_rollout_watch_resumes_from_the_store(tmp_path):
+    """A watch that ended (or was stopped) on the first half of a verl run, started again once the rest is
+    written, stores every step once: the groups equal a one-shot import of the whole directory."""
+    src, out = FIXTURES / "legacy" / "rollout", tmp_path / "rollout"
+    out.mkdir()
+    for f in sorted(src.glob("*.jsonl"), key=lambda f: int(f.stem))[:15]:
+        (out / f.name).write_bytes(f.read_bytes())
+    opts = WatchOptions(fmt="verl-rollouts", name="r", root=str(tmp_path / "runs"), interval=0.01, idle=0.1,
+                        monitor=MonitorConfig(console=False))
+    follower_for(out, opts, out=open(os.devnull, "w")).run()
+    for f in src.glob("*.jsonl"):
+        (out / f.name).write_bytes(f.read_bytes())
+    log = tmp_path / "second.log"
+    with open(log, "w") as said:
+        follower_for(out, opts, out=said).run()
+    assert "resumed" in log.read_text()
+    run = diag.open_run(tmp_path / "runs" / "r")
+    ref = diag.open_run(import_log(out, root=str(tmp_path / "oneshot"), name="ref")[0])
+    assert run.steps["step"].to_list() == list(range(1, 31))
+    keep = ["step", "group", "G", "n_pass", "n_true", "signal", "reward_mean", "prompt_hash"]
+    assert run.groups.select(keep).sort("step", "group").equals(ref.groups.select(keep).sort("step", "group"))
+    assert run.alerts.filter(pl.col("kind") == "signal_gap")["id"].n_unique() == 1

@@ -97,7 +97,7 @@ def parse_file_logger(path: Path, accuracy_key: str | None = None) -> Parsed:
 
 # ----------------------------------------------------------------------------- the dumps
 
-def _read_dump(f: Path) -> list[dict]:
+def read_dump(f: Path) -> list[dict]:
     rows = []
     for i, row in jsonl_lines(f, DUMP_HINT):
         if not isinstance(row, dict):
@@ -156,12 +156,12 @@ def import_dumps(path: Path, root: str, name: str, overwrite: bool = False, vali
     files = dump_files(path)
     if not files:
         raise ImportFailure(f"{path}: no {{step}}.jsonl files; point at verl's trainer.rollout_data_dir")
-    train = {int(f.stem): _read_dump(f) for f in files}
+    train = {int(f.stem): read_dump(f) for f in files}
     val_dir = Path(validation) if validation else None
     if val_dir is not None and not dump_files(val_dir):
         raise ImportFailure(f"{val_dir}: no {{step}}.jsonl files; point --validation-dir at verl's "
                             "trainer.validation_data_dir")
-    val = {int(f.stem): _read_dump(f) for f in dump_files(val_dir)} if val_dir else {}
+    val = {int(f.stem): read_dump(f) for f in dump_files(val_dir)} if val_dir else {}
     logged = parse_file_logger(Path(metrics), accuracy_key) if metrics else None
 
     all_rows = [r for rows in train.values() for r in rows]
@@ -203,22 +203,28 @@ def import_dumps(path: Path, root: str, name: str, overwrite: bool = False, vali
             evals.setdefault(e["step"], []).append(e)
         for step in sorted(set(train) | set(val) | set(scalars) | set(evals)):
             if step in val:  # the per-item set first: it is the one "held-out accuracy" means
-                _log_validation(rec, step, val[step], val_rule)
+                log_validation(rec, step, val[step], val_rule)
             for e in evals.get(step, []):
                 rec.log_eval_value(step, e["eval_set"], e["value"])
             if step in scalars:
                 rec.log_scalars(step, scalars[step])
             if step in grouped:
-                rows, ids, _ = grouped[step]
-                rec.log_batch(step, np.array([[float(r["score"])] for r in rows]), group_ids=ids,
-                              passed=_passed(rows, rule), prompts=[r["input"] for r in rows],
-                              truth=[bool(r["acc"]) for r in rows] if rule == "acc" else None,
-                              completions=[r["output"] for r in rows])
+                log_dump_step(rec, step, grouped[step], rule)
         rec.close("finished")
     return Path(root) / name, notes
 
 
-def _log_validation(rec: Recorder, step: int, rows: list[dict], rule: str | float) -> None:
+def log_dump_step(rec: Recorder, step: int, grouped: tuple[list[dict], list[str], str], rule: str | float) -> None:
+    """One training dump (its rows grouped by groups_of) into the recorder: the one-shot import and
+    `grpo-diag watch` of a rollout directory log a step the same way."""
+    rows, ids, _ = grouped
+    rec.log_batch(step, np.array([[float(r["score"])] for r in rows]), group_ids=ids,
+                  passed=_passed(rows, rule), prompts=[r["input"] for r in rows],
+                  truth=[bool(r["acc"]) for r in rows] if rule == "acc" else None,
+                  completions=[r["output"] for r in rows])
+
+
+def log_validation(rec: Recorder, step: int, rows: list[dict], rule: str | float) -> None:
     rows, ids, _ = groups_of(rows)
     passed = _passed(rows, rule)
     items: dict[str, list[int]] = {}
