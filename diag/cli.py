@@ -61,7 +61,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         run = open_run(path)
         params = DetectParams(decoupling=DecouplingParams(margin_h=args.margin))
         findings, verdict = check_run(run, params, eval_size=args.eval_size, reward_range_given=args.reward_range,
-                                      fail_on=args.fail_on)
+                                      fail_on=args.fail_on, eval_set=args.eval_set)
         failed |= verdict["fails"]
         results.append({"run": run.name, "path": str(path), "status": run.status,
                         "findings": [f.to_dict() for f in findings], "verdict": verdict})
@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=_margin, default=0.05, metavar="H",
                    help="practical margin of a decoupling fall, Cohen's h (default 0.05: 2.5 points at 50%% accuracy, "
                         "1.5 at 10%% or 90%%)")
+    p.add_argument("--eval-set", metavar="NAME",
+                   help="the held-out set the decoupling verdict judges (default: the first recorded; the others "
+                        "corroborate it)")
     _judging_options(p)
     p.set_defaults(func=_cmd_check)
 

@@ -130,3 +130,23 @@ def test_check_takes_eval_sizes_per_set_and_names_a_bad_one(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["check", str(path), "--eval-size", "eval_aime24=none"])
     assert "not N or SET=N" in capsys.readouterr().err
+
+
+def test_check_judges_the_set_named_by_eval_set(tmp_path, capsys):
+    """--eval-set picks the held-out set the verdict judges; a name the run lacks is an error naming the sets."""
+    rec = diag.Recorder(str(tmp_path), "two", ["r"], group_size=4, flush_secs=0)
+    rec.writer.append("steps", schema.conform("steps", rising_steps().to_dicts()))
+    flat = [0.3 + 0.002 * (-1) ** k for k in range(len(LEVEL))]
+    for k, (hold, fall) in enumerate(zip(flat, [v - 0.1 for v in LEVEL])):
+        rec.log_eval_value(10 * k, "holds", hold, n=100_000)
+        rec.log_eval_value(10 * k, "falls", fall, n=100_000)
+    rec.close()
+    path = str(tmp_path / "two")
+    assert main(["check", path, "--json"]) == 0
+    assert not [f for f in json.loads(capsys.readouterr().out)["findings"] if f["kind"] == "decoupling"]
+    assert main(["check", path, "--eval-set", "falls", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert any(f["kind"] == "decoupling" and f["evidence"]["eval_set"] == "falls" for f in out["findings"])
+    assert main(["check", path, "--eval-set", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "'nope' is not one of its held-out sets" in err and "holds" in err and "falls" in err

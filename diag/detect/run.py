@@ -42,13 +42,16 @@ def detect_all(run, params: DetectParams | None = None, eval_size: EvalSize | No
 
 
 def check_run(run, params: DetectParams | None = None, eval_size: EvalSize | None = None,
-              reward_range_given: tuple[float, float] | None = None, fail_on: str = "critical") -> tuple[list[Finding], dict]:
-    """`grpo-diag check` for one run: its findings and the end-of-run verdict (diag.detect.verdict)."""
-    findings, a = _detect(run, params, eval_size, reward_range_given)
+              reward_range_given: tuple[float, float] | None = None, fail_on: str = "critical",
+              eval_set: str | None = None) -> tuple[list[Finding], dict]:
+    """`grpo-diag check` for one run: its findings and the end-of-run verdict (diag.detect.verdict).
+    `eval_set` names the held-out set the decoupling verdict judges (default: the first recorded, the set
+    the run trains for); the others corroborate it."""
+    findings, a = _detect(run, params, eval_size, reward_range_given, eval_set)
     return findings, end_verdict(findings, best_checkpoints(a) if len(a) else None, fail_on)
 
 
-def _detect(run, params, eval_size, reward_range_given):
+def _detect(run, params, eval_size, reward_range_given, eval_set=None):
     p = params or DetectParams()
     steps = run.steps
     last = int(steps["step"].max()) if steps.height and steps["step"].max() is not None else 0
@@ -61,7 +64,12 @@ def _detect(run, params, eval_size, reward_range_given):
         sizes = {s: size_of(eval_size, s) for s in evals["eval_set"].unique().to_list()}
         evals = evals.with_columns(pl.col("n").fill_null(pl.col("eval_set").replace_strict(sizes, default=None,
                                                                                             return_dtype=pl.Int64)))
-    a = align(steps, evals, run.eval_items, list(run.meta.get("reward_funcs", [])))
+    if eval_set is not None:
+        known = evals.filter(pl.col("metric") == "accuracy")["eval_set"].unique(maintain_order=True).to_list()
+        if eval_set not in known:
+            raise ValueError(f"run {getattr(run, 'name', '?')}: --eval-set {eval_set!r} is not one of its held-out sets; it has "
+                             f"{known or 'none'}")
+    a = align(steps, evals, run.eval_items, list(run.meta.get("reward_funcs", [])), eval_set=eval_set)
     n_acc = int(np.isfinite(a.acc).sum()) if len(a) else 0
     if n_acc < p.decoupling.min_evals:
         have = "no held-out evaluations" if n_acc == 0 else f"{n_acc} held-out evaluation(s)"
