@@ -1,6 +1,7 @@
 """What following a verl run costs per step, at cluster scale: `grpo-diag watch` on generated rollout dumps.
 
     python benchmarks/watch.py [--steps 4] [--sizes 1024 8192 65536]
+    python benchmarks/watch.py --lag [--lag-steps 1000] [--groups 512] [--every 0.1] [--interval 0.5]
 
 Rows per step stand for 8, 64 and 512 GPUs' worth of rollouts (128 completions per GPU per step, groups of
 8, a 600-character completion each, verl's legacy dump fields). For each size the dumps of `--steps` steps
@@ -31,9 +32,10 @@ from diag.watch import WatchOptions, follower_for  # noqa: E402
 G = 8
 
 
-def write_dump(path: Path, step: int, rows: int, rng: np.random.Generator) -> int:
+def write_dump(path: Path, step: int, rows: int, rng: np.random.Generator, weak: bool = False) -> int:
+    """One step's dump; `weak`: a model that solves ~3% of prompts (most groups all-fail: a signal gap)."""
     prompts = rows // G
-    p = rng.beta(0.5, 2.0, size=prompts)
+    p = rng.beta(0.1, 3.0, size=prompts) if weak else rng.beta(0.5, 2.0, size=prompts)
     lines = []
     for i in range(prompts):
         for _ in range(G):
@@ -69,11 +71,85 @@ def measure(rows: int, steps: int) -> dict:
             "rows_per_s": rows / per, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+WRITER = r"""
+import json, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[5])
+from benchmarks.watch import write_dump
+from pathlib import Path
+out, steps, rows, every = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+rng = np.random.default_rng(0)
+with open(out.parent / "landed.jsonl", "w") as landed:
+    for s in range(1, steps + 1):
+        t0 = time.time()
+        write_dump(out, s, rows, rng, weak=True)
+        (out / f"{s - 50}.jsonl").unlink(missing_ok=True)  # bounded disk: the follower took it 49 steps ago
+        landed.write(json.dumps({"step": s, "t": time.time()}) + chr(10)); landed.flush()
+        time.sleep(max(0.0, every - (time.time() - t0)))
+"""
+
+
+def lag(steps: int, groups: int, every: float, interval: float) -> dict:
+    """A writer process lands a weak model's dump every `every` seconds; the follower (this process) runs
+    beside it. Per step: landing -> its groups stored (a dump is taken once the next one lands, so this
+    includes one step of writing); the first alert's lag from the landing of the step that raised it; the
+    follower's CPU share of its wall time. The writer deletes dumps 50 steps old, to keep the disk bounded
+    over a long run (verl keeps them; the follower has long taken them)."""
+    import subprocess
+
+    from diag.importers import verl_files
+
+    stored: dict[int, float] = {}
+    original = verl_files.log_dump_step
+
+    def timed(rec, step, grouped, rule):
+        original(rec, step, grouped, rule)
+        stored[step] = time.time()
+
+    verl_files.log_dump_step = timed
+    with tempfile.TemporaryDirectory() as tmp:
+        dumps = Path(tmp) / "rollout"
+        dumps.mkdir()
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(dumps), str(steps), str(groups * G), str(every),
+                                   str(Path(__file__).resolve().parents[1])])
+        opts = WatchOptions(fmt="verl-rollouts", name="lag", root=str(Path(tmp) / "runs"), interval=interval,
+                            idle=max(5.0, 10 * every), monitor=MonitorConfig(console=False))
+        follower = follower_for(dumps, opts, out=open(os.devnull, "w"))
+        cpu0, wall0 = time.process_time(), time.time()
+        follower.run()
+        cpu, wall = time.process_time() - cpu0, time.time() - wall0
+        writer.wait()
+        landed = {r["step"]: r["t"] for r in map(json.loads, (Path(tmp) / "landed.jsonl").read_text().splitlines())}
+        import diag
+
+        alerts = diag.open_run(Path(tmp) / "runs" / "lag").alerts
+    verl_files.log_dump_step = original
+    lags = np.array([stored[s] - landed[s] for s in landed if s in stored and s < steps])
+    first = alerts.sort("wall_time").row(0, named=True) if alerts.height else None
+    return {"steps": steps, "groups": groups, "every_s": every, "interval_s": interval,
+            "store_lag_median_s": float(np.median(lags)), "store_lag_p95_s": float(np.percentile(lags, 95)),
+            "alert": None if first is None else {"kind": first["kind"], "step": first["step"],
+                                                 "lag_s": first["wall_time"] - landed[first["step"]]},
+            "cpu_share": cpu / wall, "wall_s": wall}
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--sizes", type=int, nargs="+", default=[1024, 8192, 65536])
+    p.add_argument("--lag", action="store_true", help="the lag from a dump landing to its rows and its alert")
+    p.add_argument("--lag-steps", type=int, default=1000)
+    p.add_argument("--groups", type=int, default=512)
+    p.add_argument("--every", type=float, default=0.1, help="seconds between the writer's steps")
+    p.add_argument("--interval", type=float, default=0.5, help="the follower's poll interval")
     a = p.parse_args(argv)
+    if a.lag:
+        r = lag(a.lag_steps, a.groups, a.every, a.interval)
+        print(f"{r['steps']} steps of {r['groups']} groups x {G}, one every {r['every_s']} s, polled every "
+              f"{r['interval_s']} s: landing -> stored median {r['store_lag_median_s']:.2f} s, p95 "
+              f"{r['store_lag_p95_s']:.2f} s; first alert {r['alert']}; follower CPU {100 * r['cpu_share']:.0f}% of "
+              f"one core over {r['wall_s']:.0f} s")
+        return [r]
     out = []
     print("| rollouts per step | GPUs (128 each) | dump per step | follower time per step | rows/s | peak RSS |")
     print("|---|---|---|---|---|---|")
