@@ -81,6 +81,7 @@ class Follower:
         self.marks: dict[str, int] = {}  # table -> highest step stored
         self.parsed: Parsed | None = None
         self.last_change = time.monotonic()
+        self.truncated = False
 
     # --------------------------------------------------------------------------------------- reading
 
@@ -134,6 +135,8 @@ class Follower:
         now = (st.st_size, st.st_mtime)
         if now == self.seen:
             return False
+        # rewritten shorter (a rotated or restarted log): what was read before is all there will be of it
+        self.truncated = self.seen is not None and now[0] < self.seen[0]
         self.seen = now
         return True
 
@@ -242,6 +245,8 @@ class Follower:
             if self.fmt not in STREAMED:
                 raise ImportFailure(f"{self.source}: format {self.fmt} cannot be followed yet; followable: "
                                     f"{', '.join(STREAMED)}")
+        if self.truncated and self.parsed is not None and self.fmt != "trainer-state":
+            self._commit(self.parsed, final=True)  # the step held back will not come again in this file
         snap = self._snapshot()
         if snap is None:
             return
@@ -311,7 +316,8 @@ class RolloutFollower(Follower):
         self.threshold = o.get("pass_threshold")
         self.rec: Recorder | None = None
         self.rules: dict[str, str | float] = {}
-        self.done = {"train": -1, "validation": -1, "metrics": -1}
+        self.done = {"train": -1, "validation": -1, "metrics": -1}  # the highest step logged, per stream
+        self.taken: dict[str, set[int]] = {"train": set(), "validation": set()}  # every dump logged: a late one is not lost
 
     def _changed(self) -> bool:
         sig = []
@@ -328,12 +334,13 @@ class RolloutFollower(Follower):
 
     def _dumps(self, folder: Path | None, kind: str, final: bool) -> list[tuple[int, list[dict]]]:
         """(step, rows) of the complete dumps not yet logged: every one but the newest (still being
-        written) unless at the end; a malformed line is named once and skipped."""
+        written) unless at the end, a dump that landed late (below steps already taken) included; a
+        malformed line is named once and skipped."""
         if folder is None:
             return []
-        files = [f for f in verl_files.dump_files(folder) if int(f.stem) > self.done[kind]]
-        if files and not final:
-            files = files[:-1]
+        files = verl_files.dump_files(folder)
+        newest = int(files[-1].stem) if files else None
+        files = [f for f in files if int(f.stem) not in self.taken[kind] and (final or int(f.stem) != newest)]
         out = []
         for f in files:
             rows = []
@@ -377,6 +384,8 @@ class RolloutFollower(Follower):
             else:
                 verl_files.log_dump_step(self.rec, step, verl_files.groups_of(payload), self.rules["train"])
             self.done[kind] = max(self.done[kind], step)
+            if kind in self.taken:
+                self.taken[kind].add(step)
             self.marks["steps"] = self.done["train"]
         self.rec.flush()
 
@@ -424,6 +433,7 @@ class RolloutFollower(Follower):
             self.done["train"] = int(old.steps["step"].max()) if old.steps.height else -1
             val = old.evals.filter(pl.col("eval_set") == "validation")
             self.done["validation"] = int(val["step"].max()) if val.height else -1
+            self.taken = {"train": set(old.steps["step"].to_list()), "validation": set(val["step"].to_list())}
             self.done["metrics"] = int(old.scalars["step"].max()) if old.scalars.height else -1
         self.rec = Recorder(self.opts.root, name, ["score"], group_size=G, background=False, flush_secs=3600,
                             meta=meta, writer=writer)

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -284,3 +285,41 @@ def test_a_restarted_rollout_watch_resumes_from_the_store(tmp_path):
     keep = ["step", "group", "G", "n_pass", "n_true", "signal", "reward_mean", "prompt_hash"]
     assert run.groups.select(keep).sort("step", "group").equals(ref.groups.select(keep).sort("step", "group"))
     assert run.alerts.filter(pl.col("kind") == "signal_gap")["id"].n_unique() == 1
+
+
+def test_a_dump_that_lands_late_or_out_of_order_is_not_lost(tmp_path):
+    """Step 12's dump lands after 13 and 14 (a slow write on a shared filesystem): it is still taken."""
+    src, out = FIXTURES / "legacy" / "rollout", tmp_path / "rollout"
+    out.mkdir()
+    opts = WatchOptions(fmt="verl-rollouts", name="late", root=str(tmp_path / "runs"), interval=0.01, idle=5,
+                        max_polls=1, monitor=MonitorConfig(console=False))
+    follower = follower_for(out, opts, out=open(os.devnull, "w"))
+    follower._tmp = tempfile.TemporaryDirectory()
+    order = [s for s in range(1, 31) if s != 12]
+    order.insert(order.index(14) + 1, 12)
+    for s in order:
+        (out / f"{s}.jsonl").write_bytes((src / f"{s}.jsonl").read_bytes())
+        follower._poll(final=False)
+    follower._close("stale")
+    run = diag.open_run(tmp_path / "runs" / "late")
+    assert sorted(run.steps["step"].to_list()) == list(range(1, 31)) and run.steps.height == 30
+
+
+def test_a_log_truncated_or_replaced_keeps_what_was_stored_and_goes_on(tmp_path):
+    """A JSONL log rewritten shorter (a restarted logger, a rotated file) loses nothing already stored, and
+    steps written after it are taken."""
+    src = tmp_path / "log.jsonl"
+    src.write_text("\n".join(lines(30)) + "\n")
+    opts = WatchOptions(fmt="generic", name="trunc", root=str(tmp_path / "runs"), interval=0.01, idle=5, max_polls=1,
+                        import_options=OPTS, monitor=MonitorConfig(console=False))
+    follower = Follower(src, opts, out=open(os.devnull, "w"))
+    follower._tmp = tempfile.TemporaryDirectory()
+    assert follower._changed()
+    follower._poll(final=False)  # steps 1-29 stored, 30 held back (its last line may still be coming)
+    later = [json.dumps({"step": s, "reward": 0.05, "all_fail": 0.9}) for s in range(31, 41)]
+    src.write_text("\n".join(lines(10) + later) + "\n")
+    assert follower._changed() and follower.truncated
+    follower._poll(final=False)
+    follower._close("stale")
+    run = diag.open_run(tmp_path / "runs" / "trunc")
+    assert run.steps["step"].to_list() == list(range(1, 41))
