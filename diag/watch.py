@@ -75,7 +75,7 @@ class Follower:
         self.out = out
         self.fmt = self.opts.fmt
         self.seen: tuple[int, float] | None = None  # (size, mtime) at the last read
-        self.bad_lines: set[int] = set()
+        self.bad_lines: set[tuple[str, int]] = set()  # (file, line) named once
         self.writer: RunWriter | None = None
         self.monitor: Monitor | None = None
         self.marks: dict[str, int] = {}  # table -> highest step stored
@@ -85,10 +85,15 @@ class Follower:
 
     # --------------------------------------------------------------------------------------- reading
 
+    @property
+    def _file(self) -> Path:
+        """The file followed: the source, or the trainer_state.json in a source folder."""
+        return self.source / "trainer_state.json" if self.source.is_dir() else self.source
+
     def _snapshot(self) -> Path | None:
         """The part of the source written so far that a parser can read, as a file: complete lines (JSONL
         without its malformed ones), or the whole JSON when it parses; None while nothing usable is there."""
-        path = self.source / "trainer_state.json" if self.source.is_dir() else self.source
+        path = self._file
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -109,27 +114,33 @@ class Follower:
         tmp.write_bytes(kept)
         return tmp
 
-    def _drop_malformed(self, path: Path, data: bytes) -> bytes:
-        lines = data.split(b"\n")
+    def _json_lines(self, path: Path, data: bytes, want=lambda row: True,
+                    expected: str = "JSON") -> list[tuple[bytes, object]]:
+        """(line, decoded value) of each line of `data` that is JSON and `want`s; any other non-blank
+        line is named once with its file and line number, counted and skipped."""
         good = []
-        for i, line in enumerate(lines, 1):
+        for i, line in enumerate(data.split(b"\n"), 1):
             if not line.strip():
                 continue
             try:
-                json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                if i not in self.bad_lines:
-                    self.bad_lines.add(i)
-                    self._say(f"{path}: line {i} is not JSON ({getattr(e, 'msg', e)}); skipped "
-                              f"({len(self.bad_lines)} so far)")
+                row = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                row = None
+            if row is None or not want(row):
+                if (str(path), i) not in self.bad_lines:
+                    self.bad_lines.add((str(path), i))
+                    self._say(f"{path}: line {i} is not {expected}; skipped ({len(self.bad_lines)} so far)")
                 continue
-            good.append(line)
+            good.append((line, row))
+        return good
+
+    def _drop_malformed(self, path: Path, data: bytes) -> bytes:
+        good = [line for line, _ in self._json_lines(path, data)]
         return b"\n".join(good) + b"\n" if good else b""
 
     def _changed(self) -> bool:
-        path = self.source / "trainer_state.json" if self.source.is_dir() else self.source
         try:
-            st = path.stat()
+            st = self._file.stat()
         except FileNotFoundError:
             return False
         now = (st.st_size, st.st_mtime)
@@ -142,6 +153,21 @@ class Follower:
 
     # --------------------------------------------------------------------------------------- store
 
+    def _resumed(self, name: str):
+        """(writer, stored run) of run `name` when a watch of this source wrote it, marked running again;
+        None when there is no such run; an error when another run holds the name."""
+        path = Path(self.opts.root) / name
+        if not (path / RUN_FILE).exists():
+            return None
+        old = open_run(path)
+        if old.meta.get("watching") != str(self.source.resolve()):
+            raise StoreError(f"{path}: a run named {name!r} exists and was not written by a watch of "
+                             f"{self.source}; pass --name")
+        writer = RunWriter(path=path, meta=dict(old.meta))
+        writer._seq = writer._last_seq()
+        writer.write_meta(status="running", pid=os.getpid())
+        return writer, old
+
     def _open(self, parsed: Parsed) -> None:
         """The run store: resumed when a watch of this source wrote it, else created (status running)."""
         name = self.opts.name or default_name(self.source)
@@ -149,14 +175,9 @@ class Follower:
         meta = {"source": "watch", "watching": str(self.source.resolve()), "format": parsed.format,
                 "imported_from": str(self.source), "fields": sorted(parsed.fields),
                 "import_notes": parsed.notes, **parsed.meta}
-        if (path / RUN_FILE).exists():
-            old = open_run(path)
-            if old.meta.get("watching") != meta["watching"]:
-                raise StoreError(f"{path}: a run named {name!r} exists and was not written by a watch of "
-                                 f"{self.source}; pass --name")
-            self.writer = RunWriter(path=path, meta=dict(old.meta))
-            self.writer._seq = self.writer._last_seq()
-            self.writer.write_meta(status="running", pid=os.getpid())
+        resumed = self._resumed(name)
+        if resumed is not None:
+            self.writer, old = resumed
             for t in TABLES:
                 frame = old.table(t)
                 self.marks[t] = int(frame["step"].max()) if frame.height else -1
@@ -189,9 +210,9 @@ class Follower:
                 for sink in sinks:
                     sink.send(f, {"run": d.run, "delivered": delivery_state(sinks)})
 
-    def _commit(self, parsed: Parsed, final: bool) -> int:
+    def _commit(self, parsed: Parsed, final: bool) -> None:
         """Store the rows of steps above each table's mark and below the frontier (the latest step seen,
-        whose lines may still be coming; included at the end); feed them to the monitor. Rows committed."""
+        whose lines may still be coming; included at the end); feed them to the monitor."""
         frontier = max((int(r["step"]) for t in TABLES for r in getattr(parsed, t)), default=-1)
         new: dict[str, pl.DataFrame] = {}
         for t in TABLES:
@@ -207,7 +228,6 @@ class Follower:
         else:
             self.writer.write_meta()  # the heartbeat: the run is being followed
         _feed(self.monitor, new.get("steps", schema.empty("steps")), new.get("evals", schema.empty("evals")))
-        return sum(f.height for f in new.values())
 
     # --------------------------------------------------------------------------------------- loop
 
@@ -250,9 +270,6 @@ class Follower:
         snap = self._snapshot()
         if snap is None:
             return
-        extra = sorted(set(self.opts.import_options) & {"validation_dir", "metrics", "pass_threshold"})
-        if extra:
-            raise ImportFailure(f"{self.source}: {', '.join(extra)} go with a verl rollout directory, not {self.fmt}")
         try:
             parsed = parse_log(snap, self.fmt, **self.opts.import_options)
         except ImportFailure as e:
@@ -316,8 +333,8 @@ class RolloutFollower(Follower):
         self.threshold = o.get("pass_threshold")
         self.rec: Recorder | None = None
         self.rules: dict[str, str | float] = {}
-        self.done = {"train": -1, "validation": -1, "metrics": -1}  # the highest step logged, per stream
         self.taken: dict[str, set[int]] = {"train": set(), "validation": set()}  # every dump logged: a late one is not lost
+        self.metrics_done = -1  # the highest file-logger step logged
 
     def _changed(self) -> bool:
         sig = []
@@ -342,22 +359,9 @@ class RolloutFollower(Follower):
         newest = int(files[-1].stem) if files else None
         files = [f for f in files if int(f.stem) not in self.taken[kind] and (final or int(f.stem) != newest)]
         out = []
+        is_row = lambda row: isinstance(row, dict) and all(k in row for k in verl_files.DUMP_KEYS)  # noqa: E731
         for f in files:
-            rows = []
-            for i, line in enumerate(f.read_bytes().split(b"\n"), 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    row = None
-                if not (isinstance(row, dict) and all(k in row for k in verl_files.DUMP_KEYS)):
-                    key = hash((str(f), i))
-                    if key not in self.bad_lines:
-                        self.bad_lines.add(key)
-                        self._say(f"{f}: line {i} is not a verl dump row; skipped ({len(self.bad_lines)} so far)")
-                    continue
-                rows.append(row)
+            rows = [row for _, row in self._json_lines(f, f.read_bytes(), is_row, "a verl dump row")]
             if rows:
                 out.append((int(f.stem), rows))
         return out
@@ -383,11 +387,15 @@ class RolloutFollower(Follower):
                     self.rec.log_scalars(step, payload["scalars"])
             else:
                 verl_files.log_dump_step(self.rec, step, verl_files.groups_of(payload), self.rules["train"])
-            self.done[kind] = max(self.done[kind], step)
-            if kind in self.taken:
+            if kind == "metrics":
+                self.metrics_done = max(self.metrics_done, step)
+            else:
                 self.taken[kind].add(step)
-            self.marks["steps"] = self.done["train"]
         self.rec.flush()
+
+    @property
+    def _last_train(self) -> int:
+        return max(self.taken["train"], default=-1)
 
     def _metrics_rows(self, final: bool) -> list[tuple[int, dict]]:
         if self.metrics is None or not self.metrics.exists():
@@ -405,14 +413,13 @@ class RolloutFollower(Follower):
             by_step.setdefault(int(r["step"]), {"scalars": {}, "evals": []})["scalars"][r["key"]] = r["value"]
         for e in parsed.evals:
             by_step.setdefault(int(e["step"]), {"scalars": {}, "evals": []})["evals"].append(e)
-        return [(s, v) for s, v in sorted(by_step.items()) if self.done["metrics"] < s and (s < frontier or final)]
+        return [(s, v) for s, v in sorted(by_step.items()) if self.metrics_done < s and (s < frontier or final)]
 
     def _open_dumps(self, first: list[dict]) -> None:
         """The recorder for the run: resumed when a watch of this directory wrote it, else created."""
         name = self.opts.name or default_name(self.source)
         path = Path(self.opts.root) / name
-        rows, ids, how = verl_files.groups_of(first)
-        G = max(ids.count(i) for i in set(ids))
+        G, _ = verl_files.group_size([verl_files.groups_of(first)[1]])  # the one-shot import's rule, on this dump
         self.rules = {"train": verl_files.pass_rule(first, self.threshold), "validation": self.threshold
                       if self.threshold is not None else verl_files.DEFAULT_PASS}
         if self.val_dir is not None:
@@ -421,28 +428,18 @@ class RolloutFollower(Follower):
                 self.rules["validation"] = verl_files.pass_rule(verl_files.read_dump(val_files[0]), self.threshold)
         meta = {"framework": "verl", "source": "watch", "format": "verl-rollouts", "watching": str(self.source.resolve()),
                 "imported_from": str(self.source), "verifier": str(self.rules["train"])}
-        writer = None
-        if (path / RUN_FILE).exists():
-            old = open_run(path)
-            if old.meta.get("watching") != meta["watching"]:
-                raise StoreError(f"{path}: a run named {name!r} exists and was not written by a watch of "
-                                 f"{self.source}; pass --name")
-            writer = RunWriter(path=path, meta=dict(old.meta))
-            writer._seq = writer._last_seq()
-            writer.write_meta(status="running", pid=os.getpid())
-            self.done["train"] = int(old.steps["step"].max()) if old.steps.height else -1
+        writer, old = self._resumed(name) or (None, None)
+        if old is not None:
             val = old.evals.filter(pl.col("eval_set") == "validation")
-            self.done["validation"] = int(val["step"].max()) if val.height else -1
             self.taken = {"train": set(old.steps["step"].to_list()), "validation": set(val["step"].to_list())}
-            self.done["metrics"] = int(old.scalars["step"].max()) if old.scalars.height else -1
+            self.metrics_done = int(old.scalars["step"].max()) if old.scalars.height else -1
         self.rec = Recorder(self.opts.root, name, ["score"], group_size=G, background=False, flush_secs=3600,
                             meta=meta, writer=writer)
         self.writer = self.rec.writer
-        self.marks = {"steps": self.done["train"]}
         self.monitor = Monitor(self.rec, self.opts.monitor, run_name=name, func_names=["score"], group_size=G)
-        if writer is not None:
-            self._replay(open_run(path))
-            self._say(f"resumed {path}: steps up to {self.done['train']} already stored")
+        if old is not None:
+            self._replay(old)
+            self._say(f"resumed {path}: steps up to {self._last_train} already stored")
         else:
             self._say(f"watching {self.source} (verl rollouts) into {path}")
         self.rec.subscribe(self.monitor)
@@ -455,7 +452,7 @@ class RolloutFollower(Follower):
             self._poll(final=True)
             self.monitor.close()
             self.rec.close(status)
-            self._say(f"run {self.rec.path.name} marked {status}: steps up to {self.done['train']}")
+            self._say(f"run {self.rec.path.name} marked {status}: steps up to {self._last_train}")
         self._tmp.cleanup()
 
 
@@ -466,4 +463,7 @@ def follower_for(source: str | Path, opts: WatchOptions | None = None, out=sys.s
     src = Path(source)
     if opts.fmt == "verl-rollouts" or (opts.fmt == "auto" and src.is_dir() and verl_files.sniff_dump_dir(src)):
         return RolloutFollower(src, opts, out)
+    extra = sorted(set(opts.import_options) & {"validation_dir", "metrics", "pass_threshold"})
+    if extra:
+        raise ImportFailure(f"{src}: {', '.join(extra)} go with a verl rollout directory, not a log file")
     return Follower(src, opts, out)

@@ -132,6 +132,12 @@ def groups_of(rows: list[dict]) -> tuple[list[dict], list[str], str]:
     return rows, [str(r["input"]) for r in rows], "prompt"
 
 
+def group_size(id_lists: list[list[str]]) -> tuple[int, Counter]:
+    """(the most common group size, every size seen with its count) over the group ids of some dumps."""
+    sizes = Counter(n for ids in id_lists for n in Counter(ids).values())
+    return sizes.most_common(1)[0][0], sizes
+
+
 def pass_rule(rows: list[dict], threshold: float | None) -> str | float:
     """"acc" when every line carries verl's `acc` and no threshold was given, else the score threshold."""
     if threshold is None and rows and all("acc" in r for r in rows):
@@ -167,8 +173,7 @@ def import_dumps(path: Path, root: str, name: str, overwrite: bool = False, vali
     all_rows = [r for rows in train.values() for r in rows]
     grouped = {step: groups_of(rows) for step, rows in train.items()}
     how = "uid" if all(g[2] == "uid" for g in grouped.values()) else "prompt"
-    sizes = Counter(n for _, ids, _ in grouped.values() for n in Counter(ids).values())
-    G = sizes.most_common(1)[0][0]
+    G, sizes = group_size([ids for _, ids, _ in grouped.values()])
     rule = pass_rule(all_rows, pass_threshold)
     val_rule = pass_rule([r for rows in val.values() for r in rows], pass_threshold)
     notes = [
