@@ -51,6 +51,15 @@ class Finding:
                        message=f"{self.message} RESOLVED at step {step}: {why}.",
                        evidence={**self.evidence, "resolved_because": why})
 
+    def with_note(self, text: str, **evidence) -> "Finding":
+        """The same finding with `text` added to its message (before a resolution's note, which stays
+        last) and `evidence` merged into its evidence."""
+        msg, tail = self.message, ""
+        if self.state == "resolved" and " RESOLVED at step " in msg:
+            msg, tail = msg.split(" RESOLVED at step ", 1)
+            tail = " RESOLVED at step " + tail
+        return replace(self, message=msg + text + tail, evidence={**self.evidence, **evidence})
+
     def to_row(self) -> dict:
         return {"id": self.key, "step": self.step, "kind": self.kind, "severity": self.severity, "message": self.message,
                 "onset": self.onset, "window_start": self.window_start, "window_end": self.window_end,

@@ -11,7 +11,7 @@ cite the ones whose window overlaps theirs, which is where they explain somethin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -164,13 +164,7 @@ def cite(finding: Finding, causes: list[Finding], last_step: int | None = None) 
     if not near:
         return finding
     text = " ".join(c.message for c in near)
-    msg = finding.message
-    tail = ""
-    if finding.state == "resolved" and " RESOLVED at step " in msg:
-        msg, tail = msg.split(" RESOLVED at step ", 1)
-        tail = " RESOLVED at step " + tail
-    return replace(finding, message=f"{msg} Seen in the same window: {text}{tail}",
-                   evidence={**finding.evidence, "causes": [c.kind for c in near]})
+    return finding.with_note(f" Seen in the same window: {text}", causes=[c.kind for c in near])
 
 
 def cause_kinds() -> tuple[str, ...]:

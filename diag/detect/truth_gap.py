@@ -372,8 +372,4 @@ def cite_truth(finding: Finding, gaps: list[Finding], last_step: int | None = No
     first = g.evidence.get("first_alert_step", g.step)
     text = (f" The training completions said so first: the truth rate fell {g.evidence['truth_ref']:.3f} -> "
             f"{g.evidence['truth_now']:.3f} from step {g.onset} (truth_gap alert at step {first}).")
-    msg, tail = finding.message, ""
-    if finding.state == "resolved" and " RESOLVED at step " in msg:
-        msg, tail = msg.split(" RESOLVED at step ", 1)
-        tail = " RESOLVED at step " + tail
-    return replace(finding, message=msg + text + tail, evidence={**finding.evidence, "truth_gap": g.key})
+    return finding.with_note(text, truth_gap=g.key)
