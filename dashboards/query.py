@@ -62,8 +62,10 @@ class Store:
             if c is None:
                 c = self._runs[name] = Cached(open_run(path))
             elif refresh:
+                status = c.run.meta.get("status")
                 added = c.run.refresh()
-                if any(added.values()):
+                # a run marked finished (or stale) adds no rows, yet its page must say so
+                if any(added.values()) or c.run.meta.get("status") != status:
                     c.version += 1
             return c
 

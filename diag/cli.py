@@ -129,7 +129,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
     opts = WatchOptions(
         fmt=args.format, name=args.name, root=args.root, interval=args.interval,
-        idle=None if args.idle <= 0 else args.idle,
+        idle=None if args.idle <= 0 else args.idle, total_steps=args.total_steps,
         import_options={k: v for k, v in {"accuracy_key": args.accuracy_key, "logging_steps": args.logging_steps,
                                           "maps": args.map, "profile": args.profile, "eval_size": args.eval_size,
                                           "reward_range": args.reward_range, "validation_dir": args.validation_dir,
@@ -259,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=2.0, help="seconds between polls (default 2)")
     p.add_argument("--idle", type=float, default=600.0,
                    help="seconds without new data before the run is called stale and the watch ends (0: never)")
+    p.add_argument("--total-steps", type=int, metavar="N",
+                   help="the run's last step (verl: trainer.total_training_steps): once it is in, the run is "
+                        "marked finished and the watch ends")
     p.add_argument("--notify", action="append", metavar="URL", help="apprise URL to notify on alerts (repeatable)")
     p.add_argument("--fail-on", choices=["info", "warning", "critical"], default="critical")
     p.add_argument("--accuracy-key", help="logged metric holding held-out accuracy (default: recognised names)")

@@ -14,7 +14,8 @@ How it reads, so a writer is never slowed and nothing is read twice or lost:
 - rows are committed by step: a step is stored once a later step has appeared (its last line may still
   be coming), each table holding exactly the steps above what it already stores, so a watcher killed at
   any point and started again resumes from the store: no step twice, none lost.
-- it stops at the format's final marker (a trainer_state.json at `max_steps`), after `idle` seconds
+- it stops at the format's final marker (a trainer_state.json at `max_steps`; for any format, the step
+  given as `total_steps`, verl's trainer.total_training_steps, seen and a poll quiet after it), after `idle` seconds
   without new data, or on Ctrl-C: everything seen is committed, and the run is marked `finished` (final
   marker) or `stale` (the writer went quiet or the watch was stopped: the run may not be over).
 
@@ -53,6 +54,7 @@ class WatchOptions:
     root: str = "runs"
     interval: float = 2.0  # seconds between polls
     idle: float | None = 600.0  # seconds without new data before the run is called stale; None: never
+    total_steps: int | None = None  # the run's last step (verl: trainer.total_training_steps): stored, it is finished
     import_options: dict = field(default_factory=dict)  # accuracy_key, logging_steps, maps, profile, eval_size, ...
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     max_polls: int | None = None  # tests: stop after this many polls
@@ -238,10 +240,11 @@ class Follower:
         try:
             while True:
                 polls += 1
-                if self._changed():
+                changed = self._changed()
+                if changed:
                     self._poll(final=False)
                     self.last_change = time.monotonic()
-                if self._finished():
+                if self._finished() or (not changed and self._reached_total()):
                     status = "finished"
                     break
                 if self.opts.idle is not None and time.monotonic() - self.last_change > self.opts.idle:
@@ -288,6 +291,15 @@ class Follower:
             return False
         g, m = p.meta.get("global_step"), p.meta.get("max_steps")
         return bool(g and m and g >= m)
+
+    def _reached_total(self) -> bool:
+        """The step given as the run's last (`total_steps`) has been seen, and a poll found nothing new
+        since (its last lines are in): the writer is done."""
+        return self.opts.total_steps is not None and self._frontier() >= self.opts.total_steps
+
+    def _frontier(self) -> int:
+        p = self.parsed
+        return -1 if p is None else max((int(r["step"]) for t in TABLES for r in getattr(p, t)), default=-1)
 
     def _close(self, status: str) -> None:
         if self.parsed is not None and self.writer is not None:
@@ -445,7 +457,11 @@ class RolloutFollower(Follower):
         self.rec.subscribe(self.monitor)
 
     def _finished(self) -> bool:
-        return False  # verl's dumps carry no end marker: a quiet directory ends the watch as stale
+        return False  # verl's dumps carry no end marker: `total_steps` (trainer.total_training_steps) or idle
+
+    def _frontier(self) -> int:
+        files = verl_files.dump_files(self.source) if self.rec is not None else []
+        return int(files[-1].stem) if files else -1
 
     def _close(self, status: str) -> None:
         if self.rec is not None:

@@ -236,3 +236,49 @@ def test_vlm_completions_show_their_image(served, browser, cache_dir):
         table = browser.find_element("id", ids.COMPLETIONS)
         browser.execute_script("arguments[0].scrollIntoView()", table)
         table.screenshot(str(Path(out) / "vlm-completions.png"))
+
+
+def test_a_watched_verl_run_shows_running_then_finished(served, browser, tmp_path):
+    """`grpo-diag watch` following verl 0.9's own dumps (the committed fixtures, replayed step by step by a
+    writer process): the run page says `running` while the writer writes, then `finished` once the last
+    step (`total_steps`) is in, without a reload; the figures grow meanwhile."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from diag.monitor import MonitorConfig
+    from diag.watch import WatchOptions, follower_for
+    from tests.test_watch import FIXTURES, REPLAY
+
+    root, base = served
+    out = tmp_path / "verl"
+    last = max(int(f.stem) for f in (FIXTURES / "v1" / "rollout").glob("*.jsonl"))
+    writer = subprocess.Popen([sys.executable, "-c", REPLAY, str(FIXTURES / "v1"), str(out), "0.4"])
+    while not (out / "rollout").exists():
+        time.sleep(0.02)
+    opts = WatchOptions(fmt="verl-rollouts", name="watched", root=str(root), interval=0.1, idle=60.0, total_steps=last,
+                        import_options={"validation_dir": str(out / "validation"), "metrics": str(out / "metrics.jsonl")},
+                        monitor=MonitorConfig(console=False))
+    follower = follower_for(out / "rollout", opts, out=open(os.devnull, "w"))
+    status = {}
+    t = threading.Thread(target=lambda: status.setdefault("end", follower.run()))
+    t.start()
+    try:
+        wait_for(browser, lambda: (root / "watched" / "run.json").is_file(), what="the watched run's store")
+        browser.get(base + "/run/watched")
+        header = lambda: browser.find_element("id", ids.RUN_HEADER).text  # noqa: E731
+        wait_for(browser, lambda: "status: running" in header(), what="status running")
+        js(browser, "window.__marker = 7")  # survives only if the page is not reloaded
+        xmax = (f"return Math.max(...Array.from(document.getElementById('{ids.FIG_REWARD_ACC}')"
+                ".querySelector('.js-plotly-plot')._fullData[0].x))")
+        first = wait_for(browser, lambda: js(browser, xmax), what="first steps drawn")
+        assert writer.wait(timeout=60) == 0
+        t.join(timeout=60)
+        assert status.get("end") == "finished"
+        wait_for(browser, lambda: "status: finished" in header(), timeout=15, what="status finished")
+        assert js(browser, xmax) == last > first
+        assert js(browser, "return window.__marker") == 7
+    finally:
+        writer.kill()
+        t.join(timeout=10)

@@ -102,6 +102,23 @@ def test_follows_a_growing_log_and_alerts_before_the_writer_ends(tmp_path):
     same_as_import(run, src, tmp_path)
 
 
+def test_total_steps_ends_a_growing_log_as_finished(tmp_path):
+    """Given the run's last step, the watch ends when that step is in and a poll finds nothing after it:
+    the run is `finished` (not `stale`), with every step stored, without waiting for the idle timeout."""
+    src = tmp_path / "log.jsonl"
+    src.write_text("")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(src), "40", "0.02"])
+    opts = WatchOptions(fmt="generic", name="done", root=str(tmp_path / "runs"), interval=0.1, idle=120.0,
+                        total_steps=40, import_options=OPTS, monitor=MonitorConfig(console=False))
+    t0 = time.monotonic()
+    status = Follower(src, opts, out=open(os.devnull, "w")).run()
+    assert writer.wait(timeout=30) == 0
+    assert status == "finished" and time.monotonic() - t0 < 60
+    run = diag.open_run(tmp_path / "runs" / "done")
+    assert run.status == "finished" and run.steps["step"].to_list() == list(range(1, 41))
+    same_as_import(run, src, tmp_path)
+
+
 def test_a_malformed_line_is_named_skipped_and_the_watch_goes_on(tmp_path):
     src = tmp_path / "log.jsonl"
     body = lines(30)

@@ -39,6 +39,7 @@ class DecouplingParams:
     min_evals: int = 5  # evaluations before judging: the spread between them needs four differences
     window: int = 3  # evaluations in the best block, and in a current level that makes an alert critical
     max_window: int = 6  # the current level is judged over the last 1..max_window evaluations
+    best_max_width: int = 3  # the best level is the best block of window..best_max_width evaluations
     history: int = 64  # evaluations judged at each one (the best level is sought among them): bounded cost,
     # offline as live (the monitor keeps as many, MonitorConfig.max_evals)
     margin_h: float = 0.05  # practical margin, Cohen's h (2.5 points at 0.50 accuracy, 1.5 at 0.10 or 0.90)
@@ -123,10 +124,12 @@ def _level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None)
     best, and (if longer than `window`) still be down over its last `window` evaluations."""
     items = _items_by_index(a)
     best: LevelDrop | None = None
-    for w in ([width] if width else range(1, p.max_window + 1)):
+    pairs = [(w, wb) for w in ([width] if width else range(1, p.max_window + 1))
+             for wb in range(p.window, max(p.window, p.best_max_width) + 1)]
+    for w, wb in pairs:
         if k + 1 <= w:
             break
-        d = corroborated(a, current_drop(a.acc[: k + 1], a.n, items, k, w, p.window), k)
+        d = corroborated(a, current_drop(a.acc[: k + 1], a.n, items, k, w, wb), k)
         if d is None or d.z < (p.z_warn if w > 1 else p.z_single) or d.h < p.margin_h:
             continue
         if np.any(a.acc[d.now_idx] >= d.best_corrected):
