@@ -5,7 +5,7 @@ decoupled runs take) are drawn once with seeds disjoint from the validity benchm
 and judged under every parameter set of the grid. A set qualifies when its false-alarm rate is at most
 1% on every healthy and collapse kind (when none does, all compete); among those the one with the highest
 worst-shape detection wins, then the lowest false-alarm rate, then the more conservative set (larger
-margin, larger critical threshold), then the lowest median delay. Real runs play no part here (they are
+margin, larger warning threshold), then the lowest median delay. Real runs play no part here (they are
 judged, not tuned on).
 
     python benchmarks/sweep.py [--runs 100] [--seed 7]
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-GRID = {"z_warn": [3.0, 3.5], "z_critical": [3.0, 3.5], "margin_h": [0.03, 0.05]}
+GRID = {"z_warn": [3.0, 3.25], "margin_h": [0.03, 0.05], "best_max_width": [3, 6, 8]}
 
 
 def draw(n_runs: int, seed: int) -> list[tuple[str, object, dict]]:
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
               + "; false alarms " + ", ".join(f"{k} {100 * r[k]['false_alarm']:.0f}%" for k in NEGATIVE), flush=True)
     ok = [row for row in rows if row[1] <= 0.01] or rows
     # ties go to the more conservative set: the larger margin and critical threshold, then the shorter delay
-    best = max(ok, key=lambda row: (round(row[2], 3), -round(row[1], 3), row[0]["margin_h"], row[0]["z_critical"],
+    best = max(ok, key=lambda row: (round(row[2], 3), -round(row[1], 3), row[0]["margin_h"], row[0]["z_warn"],
                                     -(row[3] or 99)))
     print(f"\nchosen: {best[0]} (worst false alarm {100 * best[1]:.1f}%, worst detection {100 * best[2]:.1f}%, "
           f"median delay {best[3]} evaluations; {time.perf_counter() - t0:.0f} s)")

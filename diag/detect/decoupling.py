@@ -39,7 +39,8 @@ class DecouplingParams:
     min_evals: int = 5  # evaluations before judging: the spread between them needs four differences
     window: int = 3  # evaluations in the best block, and in a current level that makes an alert critical
     max_window: int = 6  # the current level is judged over the last 1..max_window evaluations
-    best_max_width: int = 3  # the best level is the best block of window..best_max_width evaluations
+    best_max_width: int = 8  # the best level: the best block of window..best_max_width evaluations (a long
+    # plateau's mean is known better than three evaluations': benchmarks/sweep.py chose it)
     history: int = 64  # evaluations judged at each one (the best level is sought among them): bounded cost,
     # offline as live (the monitor keeps as many, MonitorConfig.max_evals)
     margin_h: float = 0.05  # practical margin, Cohen's h (2.5 points at 0.50 accuracy, 1.5 at 0.10 or 0.90)
@@ -120,24 +121,31 @@ def _span(a: Aligned, idx: list[int]) -> str:
 
 def _level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None) -> LevelDrop | None:
     """The current level that is most clearly below the best, over the last 1..max_window evaluations
-    (or exactly `width`): it must clear z and the practical margin, hold no evaluation at or above the
-    best, and (if longer than `window`) still be down over its last `window` evaluations."""
+    (or exactly `width`) against the best block of window..best_max_width evaluations before them: it must
+    clear z and the practical margin, hold no evaluation at or above the best, and (if longer than
+    `window`) still be down over its last `window` evaluations. A wider best block averages a long
+    plateau's noise away (a 3-sd fall needs it); each width's best is corrected for its own selection."""
     items = _items_by_index(a)
+    acc = a.acc[: k + 1]
     best: LevelDrop | None = None
-    pairs = [(w, wb) for w in ([width] if width else range(1, p.max_window + 1))
-             for wb in range(p.window, max(p.window, p.best_max_width) + 1)]
-    for w, wb in pairs:
+    for w in ([width] if width else range(1, p.max_window + 1)):
         if k + 1 <= w:
             break
-        d = corroborated(a, current_drop(a.acc[: k + 1], a.n, items, k, w, wb), k)
-        if d is None or d.z < (p.z_warn if w > 1 else p.z_single) or d.h < p.margin_h:
-            continue
-        if np.any(a.acc[d.now_idx] >= d.best_corrected):
-            continue  # a level that holds an evaluation at or above the best is no fall
-        if w > p.window and not _still_down(a, d, k, p):
-            continue  # a long window that is low because of an older dip, not now
-        if best is None or _rank(d, p) > _rank(best, p):
-            best = d
+        before = acc[: k - w + 1]
+        now = float(np.mean(acc[k - w + 1:]))
+        if not np.isfinite(before).any() or not math.isfinite(now) or cohens_h(float(np.nanmax(before)), now) < p.margin_h:
+            continue  # no block before can be higher than its best evaluation: no width can clear the margin
+        spread = spread_sigma(acc, cut=k - w + 1)  # the same for every best width
+        for wb in range(p.window, max(p.window, p.best_max_width) + 1):
+            d = corroborated(a, current_drop(acc, a.n, items, k, w, wb, spread), k)
+            if d is None or d.z < (p.z_warn if w > 1 else p.z_single) or d.h < p.margin_h:
+                continue
+            if np.any(a.acc[d.now_idx] >= d.best_corrected):
+                continue  # a level that holds an evaluation at or above the best is no fall
+            if w > p.window and not _still_down(a, d, k, p):
+                continue  # a long window that is low because of an older dip, not now
+            if best is None or _rank(d, p) > _rank(best, p):
+                best = d
     return best
 
 

@@ -167,16 +167,18 @@ def _sampling_explains(se_sampling: float, se_spread: float, dof: int) -> bool:
 
 
 def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], best_idx: list[int],
-               now_idx: list[int], upto: int, selected: bool = True) -> LevelDrop | None:
+               now_idx: list[int], upto: int, selected: bool = True,
+               spread: tuple[float, float] | None = None) -> LevelDrop | None:
     """How far the level over `now_idx` sits below the level over `best_idx`, with evaluations 0..upto
     known (the spread and the selection correction use only those). None without any noise estimate.
     `selected=False`: the blocks were chosen on another series (a companion held-out set judged on the
-    primary set's blocks), so this one's best block was not picked as its maximum: no correction."""
+    primary set's blocks), so this one's best block was not picked as its maximum: no correction.
+    `spread`: spread_sigma(acc[:upto + 1], cut=min(now_idx)) when the caller already has it."""
     acc = np.asarray(acc, dtype=float)
     known = acc[: upto + 1]
     wb, wn = len(best_idx), len(now_idx)
     se_s, src = _sampling_se(acc, n, items, best_idx, now_idx)
-    sigma, ndiff = spread_sigma(known, cut=min(now_idx))
+    sigma, ndiff = spread if spread is not None else spread_sigma(known, cut=min(now_idx))
     se_spread = sigma * math.sqrt(1 / wb + 1 / wn) if math.isfinite(sigma) else math.nan
     # one evaluation alone is judged against the larger of the two: checkpoint noise hides in a single draw
     single = wn == 1 and math.isfinite(se_spread) and ndiff >= MIN_SPREAD_DOF
@@ -204,7 +206,7 @@ def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], bes
 
 
 def current_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], k: int, width: int,
-                 best_width: int) -> LevelDrop | None:
+                 best_width: int, spread: tuple[float, float] | None = None) -> LevelDrop | None:
     """The last `width` evaluations up to k against the best block of `best_width` (at least 2) before them."""
     acc = np.asarray(acc, dtype=float)
     now_idx = list(range(k - width + 1, k + 1))
@@ -213,7 +215,7 @@ def current_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], k
     best = best_block(acc, now_idx[0], min(best_width, now_idx[0]))
     if best is None:
         return None
-    return level_drop(acc, n, items, best, now_idx, k)
+    return level_drop(acc, n, items, best, now_idx, k, spread=spread)
 
 
 def combined_z(zs: list[float]) -> float:
