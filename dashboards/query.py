@@ -69,15 +69,17 @@ class Store:
                     c.version += 1
             return c
 
-    def findings(self, name: str) -> list[dict]:
+    def findings(self, name: str, eval_set: str | None = None) -> list[dict]:
         """Offline detector findings, recomputed only when evaluations or alerts arrived, or every 50 new
-        steps: the detectors judge at evaluations, so a live tick between them reuses the last result."""
+        steps: the detectors judge at evaluations, so a live tick between them reuses the last result.
+        `eval_set`: the held-out set the decoupling verdict judges (check --eval-set); default the first."""
         c = self.get(name, refresh=False)
         run = c.run
         with c.findings_lock:
-            key = (run.evals.height, run.alerts.height, run.steps.height // 50)
+            key = (run.evals.height, run.alerts.height, run.steps.height // 50, eval_set)
             if c.findings is None or c.findings_key != key:
-                c.findings = [f.to_dict() for f in detect_all(run)] if run.steps.height or run.evals.height else []
+                c.findings = ([f.to_dict() for f in detect_all(run, eval_set=eval_set)]
+                              if run.steps.height or run.evals.height else [])
                 c.findings_key = key
             return c.findings
 

@@ -4,6 +4,8 @@ is decided here."""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
@@ -49,25 +51,65 @@ def _has(df: pl.DataFrame, col: str) -> bool:
     return df.height > 0 and col in df.columns and df[col].null_count() < df.height
 
 
-MAX_LABELS = 6  # onset labels per chart; more would overlap (every onset keeps its line)
-
-
 def _color(f: dict) -> str:
     if f.get("state") == "resolved":
         return "#7f7f7f"
     return "#d62728" if f.get("severity") == "critical" else "#ff7f0e"
 
 
-def mark_findings(fig: go.Figure, findings: list[dict] | None, shade: bool = False) -> go.Figure:
-    """Each alert's onset as a vertical line through every panel of a step-axis chart; with `shade`,
-    its window too. A resolved alert is drawn grey and says so: a run that recovered is not shown as
-    failing. Lines of one colour are one path shape in paper coordinates, so a long run with a hundred
-    onsets costs the browser three shapes, not three hundred; the first MAX_LABELS onsets by
-    importance (firing critical, firing warning, resolved; latest first) are labelled."""
+def numbered(findings: list[dict] | None) -> list[tuple[int, dict]]:
+    """(number, finding) of every alert drawn on a chart, in the order the alert list shows them: the
+    number on a chart's onset marker is the one beside the alert in the list."""
     marks = [f for f in findings or [] if f.get("severity") != "info" and f.get("onset") is not None]
+    return list(enumerate(marks, start=1))
+
+
+LABEL_ROWS = 4  # rows of onset markers under a chart's top edge; more crowded onsets share a marker
+PLOT_UNITS = 1000  # the plot width the packing assumes (a page's plot is wider: real gaps only grow)
+
+
+def _label_width(text: str) -> float:
+    return 10 + 7.5 * len(text)  # a monospace-ish 11 px font in a bordered box, in PLOT_UNITS
+
+
+def pack_labels(xs: list[float], texts: list[str], lo: float, hi: float) -> list[tuple[int, str, float]]:
+    """(row, text, x) of each marker box, left edge at its onset, so that no two boxes overlap: boxes go
+    into the first of LABEL_ROWS rows with room; one that fits none joins the last box placed ("3,4").
+    Widths are estimated in PLOT_UNITS across [lo, hi]; a wider plot only widens the gaps."""
+    span = max(hi - lo, 1e-9)
+    edge = [-1e9] * LABEL_ROWS
+    placed: list[list] = []  # [row, text, x, left_unit]
+    for x, text in sorted(zip(xs, texts), key=lambda t: t[0]):
+        u = (x - lo) / span * PLOT_UNITS
+        row = next((r for r in range(LABEL_ROWS) if u >= edge[r] + 4), None)
+        if row is None and placed:
+            last = placed[-1]
+            last[1] = f"{last[1]},{text}"
+            edge[last[0]] = last[3] + _label_width(last[1])
+            continue
+        row = 0 if row is None else row
+        placed.append([row, text, x, u])
+        edge[row] = u + _label_width(text)
+    return [(r, t, x) for r, t, x, _ in placed]
+
+
+def _x_range(fig: go.Figure) -> tuple[float, float] | None:
+    xs = [np.asarray(t.x, dtype=float) for t in fig.data if getattr(t, "x", None) is not None and len(t.x)]
+    xs = [x[np.isfinite(x)] for x in xs if x.dtype.kind == "f" or x.dtype.kind in "iu"]
+    xs = [x for x in xs if len(x)]
+    return (float(min(x.min() for x in xs)), float(max(x.max() for x in xs))) if xs else None
+
+
+def mark_findings(fig: go.Figure, findings: list[dict] | None, shade: bool = False) -> go.Figure:
+    """Each alert's onset as a vertical line through every panel of a step-axis chart, with its number
+    (the one beside it in the alert list) in a box under the chart's top edge, the alert in the box's
+    hover text; with `shade`, its window too. A resolved alert is drawn grey: a run that recovered is
+    not shown as failing. Boxes are packed into rows so none overlaps another at any count of alerts.
+    Lines of one colour are one path shape, so a hundred onsets cost the browser three shapes."""
+    marks = numbered(findings)
     shapes, notes = [], []
     for color in ("#7f7f7f", "#ff7f0e", "#d62728"):  # resolved below warnings below criticals
-        mine = [f for f in marks if _color(f) == color]
+        mine = [f for _, f in marks if _color(f) == color]
         if not mine:
             continue
         if shade:
@@ -80,15 +122,54 @@ def mark_findings(fig: go.Figure, findings: list[dict] | None, shade: bool = Fal
                                    fillcolor="rgba(127,127,127,0.10)" if color == "#7f7f7f" else "rgba(214,39,40,0.12)"))
         shapes.append(dict(type="path", xref="x", yref="paper", line={"dash": "dash", "color": color, "width": 1.5},
                            path=" ".join(f"M{f['onset']},0 V1" for f in mine)))
-    rank = {"#d62728": 0, "#ff7f0e": 1, "#7f7f7f": 2}
-    for f in sorted(marks, key=lambda f: (rank[_color(f)], -f["onset"]))[:MAX_LABELS]:
-        resolved = f.get("state") == "resolved"
-        label = f"{f['kind']} onset" + (f" (resolved at step {f.get('resolved_step')})" if resolved else "")
-        notes.append(dict(xref="x", yref="paper", x=f["onset"], y=1, text=label, showarrow=False, xanchor="right",
-                          yanchor="bottom", font={"color": _color(f), "size": 11}))
+    if marks:
+        rng = _x_range(fig) or (min(f["onset"] for _, f in marks), max(f["onset"] for _, f in marks))
+        lo, hi = min(rng[0], *(f["onset"] for _, f in marks)), max(rng[1], *(f["onset"] for _, f in marks))
+        by_text = {str(n): f for n, f in marks}
+        for row, text, x in pack_labels([f["onset"] for _, f in marks], [str(n) for n, _ in marks], lo, hi):
+            group = [by_text[t] for t in text.split(",")]
+            worst = min(group, key=lambda f: {"#d62728": 0, "#ff7f0e": 1, "#7f7f7f": 2}[_color(f)])
+            hover = "<br>".join(html.escape(f"#{n} [{f.get('severity')}] {f.get('kind')}: {f.get('state') or 'firing'}, onset "
+                                            f"step {f['onset']}" + (f", resolved at step {f.get('resolved_step')}"
+                                                                     if f.get("state") == "resolved" else ""))
+                                for n, f in ((int(t), by_text[t]) for t in text.split(",")))
+            notes.append(dict(xref="x", yref="paper", x=x, y=1, text=text, showarrow=False, xanchor="left",
+                              yanchor="top", yshift=-2 - 18 * row, hovertext=hover, bgcolor="rgba(255,255,255,0.85)",
+                              bordercolor=_color(worst), borderwidth=1, borderpad=1,
+                              font={"color": _color(worst), "size": 11}, name="alert-marker"))
     if shapes:
         fig.update_layout(shapes=list(fig.layout.shapes or ()) + shapes,
                           annotations=list(fig.layout.annotations or ()) + notes)
+    return fig
+
+
+def _wrap(text: str, width: int = 110) -> str:
+    """Escaped text broken into lines for an annotation (plotly does not wrap; it renders a few tags, so
+    anything from a run's own files is escaped first)."""
+    import textwrap
+
+    return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width))
+
+
+def explain(fig: go.Figure, note: str | None, panels: dict[int, str] | None = None) -> go.Figure:
+    """What a chart lacks, in place of empty axes (diag.missing says what): with `note`, the whole chart
+    becomes that sentence; with `panels`, each named panel (row of a stacked chart) hides its axes and
+    says why instead. A chart with its data is returned as it came."""
+    if note:
+        title = fig.layout.title.text
+        fig = go.Figure()
+        fig.update_layout(title=title, **{**LAYOUT, "height": 150, "margin": {"l": 60, "r": 30, "t": 50, "b": 10}})
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        fig.add_annotation(xref="paper", yref="paper", x=0, y=0.5, xanchor="left", showarrow=False, align="left",
+                           text=_wrap(note), font={"size": 13, "color": "#555"}, name="missing-note")
+        return fig
+    for row, text in (panels or {}).items():
+        axis = "" if row == 1 else str(row)
+        fig.update_xaxes(visible=False, row=row, col=1) if row == 1 else None  # the step axis lives on the bottom
+        fig.update_yaxes(visible=False, row=row, col=1)
+        fig.add_annotation(xref=f"x{axis} domain", yref=f"y{axis} domain", x=0, y=0.5, xanchor="left", showarrow=False,
+                           align="left", text=_wrap(text), font={"size": 12, "color": "#555"}, name="missing-note")
     return fig
 
 
@@ -163,10 +244,14 @@ def _stacked(top: str, bottom: str) -> go.Figure:
 
 
 def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: list[str],
-                       findings: list[dict] | None = None, phases: list[dict] | None = None) -> go.Figure:
+                       findings: list[dict] | None = None, phases: list[dict] | None = None,
+                       judged: str | None = None) -> go.Figure:
     """Training reward (total and per component) above held-out accuracy on a [0, 1] axis of its own,
     one shared step axis; with a truth function, the training completions' truth rate per step on the
-    accuracy panel; alert windows shaded (grey once resolved), onsets marked on both panels."""
+    accuracy panel; alert windows shaded (grey once resolved), onsets marked on both panels. With several
+    held-out sets, the one the verdict judged (`judged`, else the decoupling finding's, else the first)
+    is named so in the legend. Two buttons set the accuracy axis: [0, 1] (the default: a fall is seen at
+    its true size) or zoomed to the data (a fall of a few points is seen at all); the axis title says which."""
     fig = _stacked("training reward", "held-out accuracy (strict verifier)")
     s = once_per_step(steps)
     if _has(s, "reward_mean"):
@@ -184,11 +269,15 @@ def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: l
         fig.add_trace(go.Scatter(x=x, y=y, name="truth rate (training completions)", mode="lines",
                                  line={"width": 1.2, "color": "#2ca02c"}, opacity=0.8), row=2, col=1)
     sets = eval_sets(evals)
+    judged = judged or next((f["evidence"].get("eval_set") for f in findings or [] if f.get("kind") == "decoupling"
+                             and isinstance(f.get("evidence"), dict) and f["evidence"].get("eval_set")),
+                            sets[0] if sets else None)
     for i, name in enumerate(sets):  # one curve per held-out set: the trained set first, in orange
         acc = accuracy_series(evals, name)
         if acc.height:
             x, y = _xy(acc, "value")
-            fig.add_trace(go.Scatter(x=x, y=y, name="held-out accuracy" + (f" ({name})" if len(sets) > 1 else ""),
+            label = f" ({name}{', judged' if name == judged else ''})" if len(sets) > 1 else ""
+            fig.add_trace(go.Scatter(x=x, y=y, name="held-out accuracy" + label,
                                      mode=_mode(x), line={"color": SET_COLORS[i % len(SET_COLORS)],
                                                           "width": 2.5 if i == 0 else 1.8}), row=2, col=1)
     mark_findings(fig, findings, shade=True)
@@ -196,9 +285,20 @@ def reward_vs_accuracy(steps: pl.DataFrame, evals: pl.DataFrame, reward_funcs: l
     mark_phases(fig, phases)
     fig.update_layout(title="Training reward and held-out accuracy", **{**LAYOUT, "height": 480})
     fig.update_yaxes(title_text="reward", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy", row=2, col=1, **SHARE_AXIS)
+    fig.update_yaxes(title_text=ACC_TITLES[0], row=2, col=1, **SHARE_AXIS)
     fig.update_xaxes(title_text="step", row=2, col=1)
+    if sets:
+        fig.update_layout(updatemenus=[dict(
+            type="buttons", direction="right", x=1, xanchor="right", y=0.44, yanchor="bottom", showactive=True,
+            pad={"r": 0, "t": 0}, font={"size": 10}, active=0,
+            buttons=[dict(label="accuracy 0-1", method="relayout",
+                          args=[{"yaxis2.range": [0, 1], "yaxis2.autorange": False, "yaxis2.title.text": ACC_TITLES[0]}]),
+                     dict(label="zoom to data", method="relayout",
+                          args=[{"yaxis2.autorange": True, "yaxis2.title.text": ACC_TITLES[1]}])])])
     return fig
+
+
+ACC_TITLES = ("accuracy (axis 0-1)", "accuracy (zoomed to the data)")
 
 
 def signal_area(steps: pl.DataFrame, findings: list[dict] | None = None, phases: list[dict] | None = None) -> go.Figure:

@@ -139,9 +139,13 @@ def figures(run, findings: list[dict]) -> list:
     from diag import figures as figs
     from diag import phases
 
+    from diag import missing
+
     ph = phases.of(run.meta)  # a run in phases (the SFT fallback) shows where each begins, as on the dashboard
-    return [figs.reward_vs_accuracy(run.steps, run.evals, run.reward_funcs, findings, ph),
-            figs.signal_area(run.steps, findings, ph)]
+    notes = missing.notes(run.steps, run.groups, run.evals, run.meta)  # what the log lacks, said, not drawn empty
+    return [figs.explain(figs.reward_vs_accuracy(run.steps, run.evals, run.reward_funcs, findings, ph),
+                         *missing.for_chart(notes, "reward_acc")),
+            figs.explain(figs.signal_area(run.steps, findings, ph), *missing.for_chart(notes, "signal"))]
 
 
 def _num(x, nd=3) -> str:
@@ -248,6 +252,8 @@ def _md_escape(s) -> str:
 def to_html(reps: list[dict], runs: list) -> str:
     from plotly.offline import get_plotlyjs
 
+    from diag import figures as figs
+
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>grpo-diag report</title>",
              "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
@@ -266,7 +272,9 @@ def to_html(reps: list[dict], runs: list) -> str:
         parts.append(f"<h2>{e(rep['run'])}</h2><table>")
         parts += [f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in _rows(rep)]
         parts.append("</table><h3>Findings</h3><ul>")
-        parts += [f"<li class='{e(f['severity'])}'><b>{e(f['severity'])}</b> {e(f['kind'])} at step {f['step']}"
+        number = {id(f): n for n, f in figs.numbered(rep["findings"])}  # the number of its marker on the charts
+        parts += [f"<li class='{e(f['severity'])}'>{'#%d ' % number[id(f)] if id(f) in number else ''}"
+                  f"<b>{e(f['severity'])}</b> {e(f['kind'])} at step {f['step']}"
                   f"{e(_state(f))}: {e(f['message'])}</li>" for f in rep["findings"]] or ["<li>none</li>"]
         parts.append("</ul>")
         for fig in figures(run, rep["findings"]):

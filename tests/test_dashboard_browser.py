@@ -282,3 +282,120 @@ def test_a_watched_verl_run_shows_running_then_finished(served, browser, tmp_pat
     finally:
         writer.kill()
         t.join(timeout=10)
+
+
+# What every graph on a run page must be: each visible y axis carries a trace with data, each hidden
+# one a note saying what is missing; alert markers' boxes never overlap. Returns the problems found.
+CHART_CHECK = """
+const out = {problems: [], notes: 0, markers: 0};
+for (const id of arguments[0]) {
+  const gd = document.getElementById(id).querySelector('.js-plotly-plot');
+  if (!gd || !gd._fullLayout) { out.problems.push(id + ': not drawn'); continue; }
+  const fl = gd._fullLayout, anns = fl.annotations || [];
+  const notes = anns.filter(a => a.name === 'missing-note');
+  out.notes += notes.length;
+  for (const key of Object.keys(fl).filter(k => /^yaxis\\d*$/.test(k))) {
+    const ref = 'y' + key.slice(5);
+    const withData = gd._fullData.filter(t => (t.yaxis || 'y') === ref && t.visible !== false &&
+      ((t.y && t.y.length) || (t.z && t.z.length)));
+    if (fl[key].visible && !withData.length) out.problems.push(id + ': ' + key + ' drawn as empty axes');
+    if (!fl[key].visible && !notes.length) out.problems.push(id + ': ' + key + ' hidden without a note');
+  }
+  const boxes = Array.from(gd.querySelectorAll('g.annotation'))
+    .filter(g => (anns[+g.getAttribute('data-index')] || {}).name === 'alert-marker')
+    .map(g => g.querySelector('rect.bg') || g).map(e => e.getBoundingClientRect());
+  out.markers += boxes.length;
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const a = boxes[i], b = boxes[j];
+    if (Math.min(a.right, b.right) - Math.max(a.left, b.left) > 0.5 &&
+        Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 0.5) out.problems.push(id + ': alert markers overlap');
+  }
+}
+return out;
+"""
+GRAPHS = [ids.FIG_REWARD_ACC, ids.FIG_SIGNAL, ids.FIG_ADV, ids.FIG_HEATMAP, ids.FIG_LENGTH, ids.FIG_BUCKETS]
+
+
+def _page_problems(browser, base, name):
+    browser.get(base + "/run/" + name)
+    wait_for(browser, lambda: js(browser, "return document.querySelectorAll('.js-plotly-plot').length") >= 6,
+             what=f"graphs of {name}")
+    # the header comes with the figures, from one callback: once it names the run, they are this run's
+    wait_for(browser, lambda: f"Run {name}" in browser.find_element("id", ids.RUN_HEADER).text, what=f"{name} drawn")
+    last = {}
+
+    def settled():  # plotly draws after the callback returns: the check holds once drawing is done
+        last.update(browser.execute_script(CHART_CHECK, GRAPHS))
+        return not last["problems"]
+    try:
+        wait_for(browser, settled, timeout=10, what="charts drawn")
+    except AssertionError:
+        pass
+    return last
+
+
+def test_imported_runs_of_every_format_explain_what_they_lack(served, browser):
+    """One real run of each format in ../shared/real_logs (and verl's own rollout dumps), imported and
+    opened in Chromium: no chart is drawn as empty axes, every series the log lacks is explained in text
+    (as many notes as diag.missing gives), and no two alert markers overlap."""
+    import tomllib
+    from pathlib import Path
+
+    from diag import missing
+    from diag.importers import import_log
+
+    from tests.conftest import real_logs_dir
+
+    logs = real_logs_dir()
+    root, base = served
+    labels = tomllib.loads((Path(__file__).parents[1] / "benchmarks" / "real_runs" / "labels.toml").read_text())["run"]
+    picked, seen = [], set()
+    for e in labels:  # the first labelled run of each format (and profile), then the family with four sets
+        key = (e.get("format"), e.get("profile"))
+        if key not in seen:
+            seen.add(key)
+            picked.append(e)
+    picked += [e for e in labels if e["name"] == "vlmexp-s1-e1-grpo" and e not in picked]
+    names = []
+    for e in picked:
+        import_log(logs / e["path"], fmt=e.get("format", "auto"), name=e["name"], root=str(root),
+                   profile=e.get("profile"), eval_size=e.get("eval_size"))
+        names.append(e["name"])
+    fix = Path(__file__).parent / "fixtures" / "verl" / "v1"
+    import_log(fix / "rollout", root=str(root), name="verl-rollouts", validation_dir=str(fix / "validation"),
+               metrics=str(fix / "metrics.jsonl"))
+    names.append("verl-rollouts")
+    assert len({e.get("format") for e in picked}) >= 5
+    explained = 0
+    for name in names:
+        run = diag.open_run(root / name)
+        want = missing.notes(run.steps, run.groups, run.evals, run.meta)
+        got = _page_problems(browser, base, name)
+        assert not got["problems"], (name, got["problems"])
+        assert got["notes"] == len(want), (name, got["notes"], want)
+        explained += len(want)
+    assert explained > 0  # the console logs lack per-group data: said, not drawn
+
+
+def test_many_alerts_get_numbered_markers_that_never_overlap(served, browser):
+    """A run page with a crowd of alerts (40 onsets, some a step apart): every alert keeps a numbered
+    marker (alone or shared: "3,4"), the numbers match the alert list, and no two boxes overlap."""
+    from diag import figures
+
+    findings = [{"kind": "decoupling", "severity": ("warning", "critical")[i % 2], "state": ("firing", "resolved")[i % 3 == 0],
+                 "onset": int(o), "step": int(o) + 5, "window_start": int(o), "window_end": int(o) + 5,
+                 "resolved_step": int(o) + 9, "evidence": {}}
+                for i, o in enumerate(sorted(np.random.default_rng(3).integers(1, 200, 40)))]
+    steps = diag.schema.conform("steps", [{"step": s, "reward_mean": 0.5} for s in range(1, 201)])
+    fig = figures.reward_vs_accuracy(steps, diag.schema.empty("evals"), ["r"], findings)
+    texts = [a.text for a in fig.layout.annotations if a.name == "alert-marker"]
+    numbers = sorted(int(t) for text in texts for t in text.split(","))
+    assert numbers == list(range(1, 41))
+    root, base = served
+    page = root / "crowd.html"
+    page.write_text(fig.to_html(include_plotlyjs=True, div_id=ids.FIG_REWARD_ACC))
+    browser.get(page.as_uri())
+    wait_for(browser, lambda: js(browser, "return !!document.querySelector('.js-plotly-plot')._fullLayout"), what="figure")
+    got = browser.execute_script(CHART_CHECK.replace("document.getElementById(id).querySelector('.js-plotly-plot')",
+                                                     "document.querySelector('.js-plotly-plot')"), ["only"])
+    assert got["markers"] == len(texts) and not [p for p in got["problems"] if "overlap" in p], got["problems"]

@@ -8,10 +8,10 @@ import json
 from urllib.parse import quote
 
 import polars as pl
-from dash import Input, Output, State, dash_table, dcc, html, no_update
+from dash import Input, Output, State, ctx, dash_table, dcc, html, no_update
 
 from dashboards import ids, query
-from diag import figures, phases
+from diag import figures, missing, phases
 
 GRAPHS = [ids.FIG_REWARD_ACC, ids.FIG_SIGNAL, ids.FIG_ADV, ids.FIG_HEATMAP, ids.FIG_LENGTH, ids.FIG_BUCKETS]
 
@@ -21,6 +21,11 @@ def layout(store, name: str) -> html.Div:
         dcc.Store(id=ids.RUN_NAME, data=name),
         dcc.Store(id=ids.RUN_VERSION, data=-1),
         html.Div(id=ids.RUN_HEADER),
+        html.Div([html.Span("held-out set the verdict judges: "),
+                  dcc.Dropdown(id=ids.EVAL_SET, clearable=False, style={"width": "320px", "display": "inline-block",
+                                                                         "verticalAlign": "middle"}),
+                  html.Code(id="eval-set-command", style={"marginLeft": "1em"})],
+                 id=ids.EVAL_SET_BOX, style={"display": "none"}),
         *[dcc.Graph(id=g, config={"displaylogo": False}) for g in GRAPHS],
         html.H3("Alerts"),
         html.Div(id=ids.ALERTS),
@@ -106,22 +111,24 @@ def _live_rows(run) -> dict[tuple, dict]:
 
 
 def alert_items(run, findings) -> list:
-    """Each alert once, with its state. The offline check is the verdict on the whole run; a live alert
-    the monitor sent for the same episode adds its delivery, and one the check no longer finds is
-    listed as sent live."""
+    """Each alert once, with its state, numbered as its marker on the charts (figures.numbered). The offline
+    check is the verdict on the whole run; a live alert the monitor sent for the same episode adds its
+    delivery, and one the check no longer finds is listed as sent live."""
     live = _live_rows(run)
+    number = {id(f): n for n, f in figures.numbered(findings)}
     items = []
     for f in findings:
         a = live.pop((f["kind"], f["onset"]), None)
         state = f.get("state") or "firing"
         when = f" at step {f.get('resolved_step')}" if state == "resolved" else ""
+        n = number.get(id(f))
         items.append(html.Details([
-            html.Summary(f"[{f['severity']}] {f['kind']}: {state.upper()}{when} (onset step {f['onset']}, "
-                         f"flagged at step {f['step']})" + (" - also sent live" if a else "")),
+            html.Summary((f"#{n} " if n else "") + f"[{f['severity']}] {f['kind']}: {state.upper()}{when} "
+                         f"(onset step {f['onset']}, flagged at step {f['step']})" + (" - also sent live" if a else "")),
             html.P(f["message"]),
             html.Pre(json.dumps(f["evidence"], indent=1, default=str)),
             *([html.P(f"live delivery: {a.get('delivered') or '-'}")] if a else []),
-        ], className=f"finding-{f['severity']} state-{state}"))
+        ], className=f"finding-{f['severity']} state-{state}", **({"id": f"alert-{n}"} if n else {})))
     for a in live.values():
         ev = a.get("evidence") or "{}"
         state = a.get("state") or "firing"
@@ -166,39 +173,64 @@ def thumbnail(run, prompt: str | None) -> str:
     return f"![image {m.group(1)}](/image/{quote(run.name)}/{m.group(1)}.png)"
 
 
-def render(store, name: str, version: int):
-    """Everything the page shows, or None when nothing changed since `version`."""
+CHARTS = dict(zip(GRAPHS, missing.CHARTS))  # each graph and the chart diag.missing explains it as
+
+
+def render(store, name: str, version: int, eval_set: str | None = None):
+    """Everything the page shows, or None when nothing changed since `version`. A chart whose series
+    this run lacks says so, and where to get them, instead of drawing empty axes."""
     from diag.summary import summarize
 
     cached = store.get(name)
     if cached.version == version:
         return None
     run = cached.run
-    findings = store.findings(name)
+    sets = figures.eval_sets(run.evals)
+    eval_set = eval_set if eval_set in sets else None
+    findings = store.findings(name, eval_set)
     steps = run.steps
     ph = phases.of(run.meta)
+    figs = [figures.reward_vs_accuracy(steps, run.evals, run.reward_funcs, findings, ph, judged=eval_set),
+            figures.signal_area(steps, findings, ph), figures.advantage_fig(steps, findings),
+            figures.group_heatmap(run.groups, findings=findings), figures.length_fig(steps, findings),
+            figures.buckets_fig(run.evals)]
+    notes = missing.notes(steps, run.groups, run.evals, run.meta)
     return {
         "version": cached.version,
         "header": header(run, summarize(run)),
-        "figs": [figures.reward_vs_accuracy(steps, run.evals, run.reward_funcs, findings, ph),
-                 figures.signal_area(steps, findings, ph), figures.advantage_fig(steps, findings),
-                 figures.group_heatmap(run.groups, findings=findings), figures.length_fig(steps, findings),
-                 figures.buckets_fig(run.evals)],
+        "figs": [figures.explain(f, *missing.for_chart(notes, CHARTS[g])) for g, f in zip(GRAPHS, figs)],
         "alerts": alert_items(run, findings),
+        "sets": sets,
     }
 
 
 def register(app, store) -> None:
     @app.callback(
         [Output(ids.RUN_VERSION, "data"), Output(ids.RUN_HEADER, "children"),
-         *[Output(g, "figure") for g in GRAPHS], Output(ids.ALERTS, "children")],
-        Input(ids.RUN_TICK, "n_intervals"), State(ids.RUN_NAME, "data"), State(ids.RUN_VERSION, "data"),
+         *[Output(g, "figure") for g in GRAPHS], Output(ids.ALERTS, "children"),
+         Output(ids.EVAL_SET, "options"), Output(ids.EVAL_SET_BOX, "style")],
+        Input(ids.RUN_TICK, "n_intervals"), Input(ids.EVAL_SET, "value"),
+        State(ids.RUN_NAME, "data"), State(ids.RUN_VERSION, "data"),
     )
-    def tick(_, name, version):
-        out = render(store, name, version)
+    def tick(_, eval_set, name, version):
+        if ctx.triggered_id == ids.EVAL_SET:
+            version = -1  # another held-out set judged: everything is drawn again
+        out = render(store, name, version, eval_set)
         if out is None:
-            return [no_update] * (3 + len(GRAPHS))
-        return [out["version"], out["header"], *out["figs"], out["alerts"]]
+            return [no_update] * (5 + len(GRAPHS))
+        sets = out["sets"]
+        return [out["version"], out["header"], *out["figs"], out["alerts"],
+                [{"label": s, "value": s} for s in sets], {"display": "block" if len(sets) > 1 else "none"}]
+
+    @app.callback(Output(ids.EVAL_SET, "value"), Input(ids.EVAL_SET, "options"), State(ids.EVAL_SET, "value"))
+    def default_set(options, value):
+        if value is not None or not options:
+            return no_update
+        return options[0]["value"]  # the first recorded set: the one the run trains for, check's default
+
+    @app.callback(Output("eval-set-command", "children"), Input(ids.EVAL_SET, "value"), State(ids.RUN_NAME, "data"))
+    def command(eval_set, name):
+        return f"grpo-diag check {store.root / name} --eval-set {eval_set}" if eval_set else ""
 
     @app.callback(Output(ids.COMPLETIONS, "data"), Input(ids.SIGNAL_FILTER, "value"), Input(ids.RUN_VERSION, "data"),
                   State(ids.RUN_NAME, "data"))

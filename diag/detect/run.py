@@ -33,12 +33,12 @@ class DetectParams:
 
 
 def detect_all(run, params: DetectParams | None = None, eval_size: EvalSize | None = None,
-               reward_range_given: tuple[float, float] | None = None) -> list[Finding]:
+               reward_range_given: tuple[float, float] | None = None, eval_set: str | None = None) -> list[Finding]:
     """Findings for a diag.Run (or anything with .steps/.groups/.evals/.eval_items/.meta).
 
     `eval_size` fills the item count of evaluations that lack one (imported logs); `reward_range_given`
-    overrides the run's declared reward range."""
-    return _detect(run, params, eval_size, reward_range_given)[0]
+    overrides the run's declared reward range; `eval_set` as for check_run."""
+    return _detect(run, params, eval_size, reward_range_given, eval_set)[0]
 
 
 def check_run(run, params: DetectParams | None = None, eval_size: EvalSize | None = None,
