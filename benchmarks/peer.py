@@ -95,6 +95,8 @@ def expectation_met(expect: str, v: dict) -> bool:
         return not raised(v, "reward_hacking", severity="CRITICAL")
     if expect == "no_warning_at_end":
         return RANK[v["worst"]] < RANK["WARNING"]
+    if expect == "no_truth_gap":  # rldoctor has no per-step truth signal; its reward-hacking check is the nearest
+        return not raised(v, "reward_hacking")
     raise KeyError(f"unknown expectation {expect!r}")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from diag.detect import detect_all
+from diag.detect import cache, detect_all
 from diag.store import Run, StoreError, check_run_name, list_runs, open_run
 from diag.summary import summarize
 
@@ -71,15 +71,20 @@ class Store:
 
     def findings(self, name: str, eval_set: str | None = None) -> list[dict]:
         """Offline detector findings, recomputed only when evaluations or alerts arrived, or every 50 new
-        steps: the detectors judge at evaluations, so a live tick between them reuses the last result.
+        steps: the detectors judge at evaluations, so a live tick between them reuses the last result;
+        kept beside the run (diag.detect.cache) so the next process to open it does not replay them.
         `eval_set`: the held-out set the decoupling verdict judges (check --eval-set); default the first."""
         c = self.get(name, refresh=False)
         run = c.run
         with c.findings_lock:
             key = (run.evals.height, run.alerts.height, run.steps.height // 50, eval_set)
             if c.findings is None or c.findings_key != key:
-                c.findings = ([f.to_dict() for f in detect_all(run, eval_set=eval_set)]
-                              if run.steps.height or run.evals.height else [])
+                # a fresh process opening a long run reads what an earlier one computed (diag.detect.cache)
+                c.findings = cache.load(run, eval_set)
+                if c.findings is None:
+                    c.findings = ([f.to_dict() for f in detect_all(run, eval_set=eval_set)]
+                                  if run.steps.height or run.evals.height else [])
+                    cache.save(run, eval_set, c.findings)
                 c.findings_key = key
             return c.findings
 

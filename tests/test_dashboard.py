@@ -97,6 +97,38 @@ def test_run_page_callback_renders_once_per_change(tmp_path):
     rec.close()
 
 
+def test_findings_are_kept_beside_the_run_for_the_next_process(tmp_path, monkeypatch):
+    """A fresh process (a new Store) opening a run the last one judged reads its findings from
+    findings.json instead of replaying the detectors; a run that grew, another held-out set, or a file
+    whose key does not match is judged again."""
+    import json
+
+    from diag.detect import cache
+
+    rec = make_run(tmp_path, steps=60)
+    rec.close()
+    first = query.Store(tmp_path).findings("r")
+    assert (tmp_path / "r" / cache.FILE).is_file()
+
+    def replay(*a, **k):
+        raise AssertionError("the detectors ran again")
+    monkeypatch.setattr(query, "detect_all", replay)
+    assert query.Store(tmp_path).findings("r") == json.loads(json.dumps(first))
+    with pytest.raises(AssertionError, match="ran again"):
+        query.Store(tmp_path).findings("r", eval_set="heldout")  # another key
+    stored = json.loads((tmp_path / "r" / cache.FILE).read_text())
+    stored["key"]["code"] = "older"
+    (tmp_path / "r" / cache.FILE).write_text(json.dumps(stored))
+    with pytest.raises(AssertionError, match="ran again"):
+        query.Store(tmp_path).findings("r")
+    monkeypatch.undo()
+    query.Store(tmp_path).findings("r")  # judged again with the current code: stored
+    make_run(tmp_path, name="grown", steps=61).close()  # the same run one step longer
+    (tmp_path / "grown" / cache.FILE).write_bytes((tmp_path / "r" / cache.FILE).read_bytes())
+    assert cache.load(diag.open_run(tmp_path / "grown"), None) is None
+    assert cache.load(diag.open_run(tmp_path / "r"), None) is not None
+
+
 def test_completions_are_data_not_markup(tmp_path):
     make_run(tmp_path, script=True).close()
     rows = run_page.completion_rows(diag.open_run(tmp_path / "r"), "all")
