@@ -399,3 +399,30 @@ def test_many_alerts_get_numbered_markers_that_never_overlap(served, browser):
     got = browser.execute_script(CHART_CHECK.replace("document.getElementById(id).querySelector('.js-plotly-plot')",
                                                      "document.querySelector('.js-plotly-plot')"), ["only"])
     assert got["markers"] == len(texts) and not [p for p in got["problems"] if "overlap" in p], got["problems"]
+
+
+def test_clicking_an_alert_scrolls_to_its_window_on_the_chart(served, browser):
+    """A numbered alert clicked in the list: the page scrolls to the reward chart and shades that alert's
+    window there; its number is the one on the chart's marker."""
+    from pathlib import Path
+
+    from diag.importers import import_log
+
+    root, base = served
+    fix = Path(__file__).parent / "fixtures" / "verl" / "v1"
+    import_log(fix / "rollout", root=str(root), name="alerted", validation_dir=str(fix / "validation"),
+               metrics=str(fix / "metrics.jsonl"))
+    browser.get(base + "/run/alerted")
+    summary = wait_for(browser, lambda: browser.find_element("css selector", f"#{ids.ALERTS} summary"), what="alert list")
+    assert summary.text.startswith("#1 ")
+    marker = js(browser, f"return document.getElementById('{ids.FIG_REWARD_ACC}').querySelector('.js-plotly-plot')"
+                         ".layout.annotations.filter(a => a.name === 'alert-marker').map(a => a.text)")
+    assert any("1" in m.split(",") for m in marker)
+    js(browser, "window.scrollTo(0, document.body.scrollHeight)")
+    summary.click()
+    focus = (f"return (document.getElementById('{ids.FIG_REWARD_ACC}').querySelector('.js-plotly-plot').layout.shapes"
+             " || []).filter(s => s.name === 'alert-focus').map(s => [s.x0, s.x1])")
+    shaded = wait_for(browser, lambda: js(browser, focus), what="the alert's window shaded")
+    assert len(shaded) == 1 and shaded[0][0] < shaded[0][1]
+    top = js(browser, f"return document.getElementById('{ids.FIG_REWARD_ACC}').getBoundingClientRect().top")
+    assert abs(top) < 50, "the reward chart was not scrolled into view"

@@ -8,7 +8,7 @@ import json
 from urllib.parse import quote
 
 import polars as pl
-from dash import Input, Output, State, ctx, dash_table, dcc, html, no_update
+from dash import ALL, Input, Output, State, ctx, dash_table, dcc, html, no_update
 
 from dashboards import ids, query
 from diag import figures, missing, phases
@@ -20,6 +20,8 @@ def layout(store, name: str) -> html.Div:
     return html.Div([
         dcc.Store(id=ids.RUN_NAME, data=name),
         dcc.Store(id=ids.RUN_VERSION, data=-1),
+        dcc.Store(id=ids.ALERT_WINDOWS, data={}),
+        dcc.Store(id=ids.ALERT_FOCUS),
         html.Div(id=ids.RUN_HEADER),
         html.Div([html.Span("held-out set the verdict judges: "),
                   dcc.Dropdown(id=ids.EVAL_SET, clearable=False, style={"width": "320px", "display": "inline-block",
@@ -122,9 +124,11 @@ def alert_items(run, findings) -> list:
         state = f.get("state") or "firing"
         when = f" at step {f.get('resolved_step')}" if state == "resolved" else ""
         n = number.get(id(f))
+        text = ((f"#{n} " if n else "") + f"[{f['severity']}] {f['kind']}: {state.upper()}{when} "
+                f"(onset step {f['onset']}, flagged at step {f['step']})" + (" - also sent live" if a else ""))
         items.append(html.Details([
-            html.Summary((f"#{n} " if n else "") + f"[{f['severity']}] {f['kind']}: {state.upper()}{when} "
-                         f"(onset step {f['onset']}, flagged at step {f['step']})" + (" - also sent live" if a else "")),
+            # clicking a numbered alert scrolls to the reward chart and highlights its window there
+            html.Summary(text, id={"type": ids.ALERT_SUMMARY, "index": n}) if n else html.Summary(text),
             html.P(f["message"]),
             html.Pre(json.dumps(f["evidence"], indent=1, default=str)),
             *([html.P(f"live delivery: {a.get('delivered') or '-'}")] if a else []),
@@ -173,7 +177,27 @@ def thumbnail(run, prompt: str | None) -> str:
     return f"![image {m.group(1)}](/image/{quote(run.name)}/{m.group(1)}.png)"
 
 
-CHARTS = dict(zip(GRAPHS, missing.CHARTS))  # each graph and the chart diag.missing explains it as
+CHARTS = dict(zip(GRAPHS, missing.CHARTS))
+
+# A numbered alert clicked in the list: scroll to the reward chart and shade that alert's window there (one
+# rectangle named "alert-focus", replacing the last one). Runs in the browser; the figure is not redrawn.
+FOCUS_ALERT = """
+function(clicks, windows) {
+  const t = window.dash_clientside.callback_context.triggered;
+  if (!t.length || !t[0].value) { return window.dash_clientside.no_update; }
+  const n = String(JSON.parse(t[0].prop_id.split('.')[0]).index);
+  const w = (windows || {})[n];
+  const box = document.getElementById('%s');
+  const gd = box && box.querySelector('.js-plotly-plot');
+  if (!w || !gd) { return window.dash_clientside.no_update; }
+  box.scrollIntoView({block: 'start'});
+  const shapes = (gd.layout.shapes || []).filter(s => s.name !== 'alert-focus');
+  shapes.push({type: 'rect', name: 'alert-focus', xref: 'x', yref: 'paper', x0: w[0] - 0.5, x1: w[1] + 0.5,
+               y0: 0, y1: 1, layer: 'below', line: {color: '#1f77b4', width: 2}, fillcolor: 'rgba(31,119,180,0.15)'});
+  window.Plotly.relayout(gd, {shapes: shapes});
+  return n;
+}
+""" % ids.FIG_REWARD_ACC  # each graph and the chart diag.missing explains it as
 
 
 def render(store, name: str, version: int, eval_set: str | None = None):
@@ -200,15 +224,26 @@ def render(store, name: str, version: int, eval_set: str | None = None):
         "header": header(run, summarize(run)),
         "figs": [figures.explain(f, *missing.for_chart(notes, CHARTS[g])) for g, f in zip(GRAPHS, figs)],
         "alerts": alert_items(run, findings),
+        "windows": alert_windows(findings),
         "sets": sets,
     }
+
+
+def alert_windows(findings: list[dict]) -> dict[str, list[int]]:
+    """{number: [first step, last step]} of each numbered alert's window (its onset alone when it has none)."""
+    out = {}
+    for n, f in figures.numbered(findings):
+        lo = f.get("window_start") if f.get("window_start") is not None else f["onset"]
+        hi = f.get("window_end") if f.get("window_end") is not None else max(lo, f.get("step") or lo)
+        out[str(n)] = [int(lo), int(hi)]
+    return out
 
 
 def register(app, store) -> None:
     @app.callback(
         [Output(ids.RUN_VERSION, "data"), Output(ids.RUN_HEADER, "children"),
          *[Output(g, "figure") for g in GRAPHS], Output(ids.ALERTS, "children"),
-         Output(ids.EVAL_SET, "options"), Output(ids.EVAL_SET_BOX, "style")],
+         Output(ids.EVAL_SET, "options"), Output(ids.EVAL_SET_BOX, "style"), Output(ids.ALERT_WINDOWS, "data")],
         Input(ids.RUN_TICK, "n_intervals"), Input(ids.EVAL_SET, "value"),
         State(ids.RUN_NAME, "data"), State(ids.RUN_VERSION, "data"),
     )
@@ -217,10 +252,16 @@ def register(app, store) -> None:
             version = -1  # another held-out set judged: everything is drawn again
         out = render(store, name, version, eval_set)
         if out is None:
-            return [no_update] * (5 + len(GRAPHS))
+            return [no_update] * (6 + len(GRAPHS))
         sets = out["sets"]
         return [out["version"], out["header"], *out["figs"], out["alerts"],
-                [{"label": s, "value": s} for s in sets], {"display": "block" if len(sets) > 1 else "none"}]
+                [{"label": s, "value": s} for s in sets], {"display": "block" if len(sets) > 1 else "none"},
+                out["windows"]]
+
+    # in the browser: no round trip to scroll and draw one rectangle
+    app.clientside_callback(FOCUS_ALERT, Output(ids.ALERT_FOCUS, "data"),
+                            Input({"type": ids.ALERT_SUMMARY, "index": ALL}, "n_clicks"), State(ids.ALERT_WINDOWS, "data"),
+                            prevent_initial_call=True)
 
     @app.callback(Output(ids.EVAL_SET, "value"), Input(ids.EVAL_SET, "options"), State(ids.EVAL_SET, "value"))
     def default_set(options, value):
