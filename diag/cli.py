@@ -17,23 +17,39 @@ from diag.store import StoreError, list_runs, open_run
 EXIT_OK, EXIT_ALERT, EXIT_ERROR = 0, 1, 2
 
 
+RUNS_COLUMNS = ("run", "status", "model", "task", "steps", "reward", "held-out acc", "all-fail")
+
+
 def _cmd_runs(args: argparse.Namespace) -> int:
-    """List the runs under a root with their headline numbers."""
-    from rich.console import Console
-    from rich.table import Table
+    """List the runs under a root with their headline numbers: a table on a terminal; tab-separated
+    lines, whole names and all, when piped (nothing cut to a terminal's width); JSON with --json."""
+    import json
 
-    from diag.summary import summarize
+    from diag.summary import summarize  # lazy: load only the command run
 
-    table = Table("run", "status", "model", "task", "steps", "reward", "held-out acc", "all-fail")
+    rows = []
     for p in list_runs(args.root):
         try:
             s = summarize(open_run(p))
         except StoreError as e:
             print(f"skipping {p}: {e}", file=sys.stderr)
             continue
-        table.add_row(s["name"], s["status"], str(s["model"])[-40:], str(s["task"]), str(s["steps"]),
-                      _fmt(s["reward_last"]), _fmt(s["accuracy_last"]), _fmt(s["frac_all_fail_mean"]))
-    Console().print(table)
+        rows.append(dict(zip(RUNS_COLUMNS, (s["name"], s["status"], s["model"], s["task"], s["steps"], s["reward_last"],
+                                            s["accuracy_last"], s["frac_all_fail_mean"]))))
+    if args.json:
+        print(json.dumps(rows, indent=1, default=str))
+    elif not sys.stdout.isatty():
+        print("\t".join(RUNS_COLUMNS))
+        for r in rows:
+            print("\t".join(_fmt(v) if isinstance(v, float) else str(v if v is not None else "-") for v in r.values()))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*RUNS_COLUMNS)
+        for r in rows:
+            table.add_row(*[_fmt(v) if isinstance(v, float) else str(v) for v in r.values()])
+        Console().print(table)
     return EXIT_OK
 
 
@@ -41,7 +57,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     """Print one run's summary: start / peak / end of reward and held-out accuracy, signal shares."""
     import json
 
-    from diag.summary import summarize
+    from diag.summary import summarize  # lazy: load only the command run
 
     s = summarize(open_run(args.run))
     print(json.dumps(s, indent=2, default=str))
@@ -53,8 +69,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     firing at the end of the run (resolved episodes are listed); 1: something is; 2: error."""
     import json
 
-    from diag.detect import DecouplingParams, DetectParams, check_run
-    from diag.detect.verdict import headline
+    from diag.detect import DecouplingParams, DetectParams, check_run  # lazy: load only the command run
+    from diag.detect.verdict import headline  # lazy: load only the command run
 
     results, failed = [], False
     for path in args.run:
@@ -90,7 +106,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     """Correlation report of one or more runs (HTML self-contained, Markdown, or JSON)."""
     from pathlib import Path
 
-    from diag.report import render
+    from diag.report import render  # lazy: load only the command run
 
     runs = [open_run(p) for p in args.run]
     text = render(runs, args.format)
@@ -104,7 +120,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     """Import a foreign log into the run store."""
-    from diag.importers import import_log
+    from diag.importers import import_log  # lazy: load only the command run
 
     path, notes = import_log(args.path, fmt=args.format, name=args.name, root=args.root,
                              accuracy_key=args.accuracy_key, overwrite=args.overwrite,
@@ -123,9 +139,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def _cmd_watch(args: argparse.Namespace) -> int:
     """Follow a log another engine writes; exit 0 when the run ends (finished or stale), 1 while an alert at
     or above --fail-on fires at the end, 2 on an error."""
-    from diag.detect import check_run
-    from diag.monitor import MonitorConfig
-    from diag.watch import WatchOptions, follower_for
+    from diag.detect import check_run  # lazy: load only the command run
+    from diag.monitor import MonitorConfig  # lazy: load only the command run
+    from diag.watch import WatchOptions, follower_for  # lazy: load only the command run
 
     opts = WatchOptions(
         fmt=args.format, name=args.name, root=args.root, interval=args.interval,
@@ -143,7 +159,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         print(f"grpo-diag watch: nothing readable appeared in {args.path}", file=sys.stderr)
         return EXIT_ERROR
     _, verdict = check_run(open_run(follower.writer.path), fail_on=args.fail_on)
-    from diag.detect.verdict import headline
+    from diag.detect.verdict import headline  # lazy: load only the command run
 
     print(headline(follower.writer.path.name, verdict) + f" (run {status})")
     return 1 if verdict["fails"] else EXIT_OK
@@ -170,7 +186,7 @@ def _margin(text: str) -> float:
 
 
 def _eval_size(text: str):
-    from diag.sizes import parse_eval_size
+    from diag.sizes import parse_eval_size  # lazy: load only the command run
 
     try:
         return parse_eval_size(text)
@@ -200,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list runs under a root directory")
     p.add_argument("--root", default="runs")
+    p.add_argument("--json", action="store_true", help="one JSON list of the runs (names and numbers whole)")
     p.set_defaults(func=_cmd_runs)
 
     p = sub.add_parser("show", help="summary of one run as JSON")
@@ -227,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="output file (default: standard output)")
     p.set_defaults(func=_cmd_report)
 
-    from diag.importers import FORMATS
+    from diag.importers import FORMATS  # lazy: load only the command run
 
     p = sub.add_parser("import", help="import a trainer_state.json, TRL / verl console log or TRL completions")
     p.add_argument("path")

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
+from diag.phases import LABELS
 from diag.schema import SIGNALS
 from diag.summary import accuracy_series, bucket_series, once_per_step, signal_shares
 
@@ -208,8 +209,6 @@ def mark_levels(fig: go.Figure, findings: list[dict] | None, row: int = 2) -> go
 def mark_phases(fig: go.Figure, phases: list[dict] | None) -> go.Figure:
     """A run in phases: each SFT phase shaded, and every phase's first step labelled at the foot of the
     chart, so a reader sees where GRPO stopped, the warm-start ran, and GRPO resumed."""
-    from diag.phases import LABELS
-
     if not phases:
         return fig
     shapes, notes = [], []

@@ -2,7 +2,7 @@
 
 run.json's `phases` lists them in order: {"phase": "grpo" | "sft", "start", "end", "reason", ...}; the
 SFT phase carries `probe_after`, the probe of the model it produced. The phase of a row is derived from
-its step here, the one place that does so (the steps view's `phase` column, the charts' phase marks,
+its step here, the one place that does so (`label`: a frame's `phase` column; the charts' phase marks,
 the run header).
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 
 import polars as pl
+
+from diag.summary import once_per_step
 
 LABELS = {"grpo": "GRPO", "sft": "SFT warm-start"}
 
@@ -41,8 +43,6 @@ def label(frame: pl.DataFrame, phases: list[dict], col: str = "step") -> pl.Data
 def all_fail_by_phase(steps: pl.DataFrame, phases: list[dict]) -> list[dict]:
     """Per GRPO phase: its steps and the mean all-fail share of its groups (the model's own first round
     of each step), so a reader sees whether the warm-start gave GRPO its signal back."""
-    from diag.summary import once_per_step
-
     if not phases or "frac_all_fail" not in steps.columns:
         return []
     s = label(once_per_step(steps).filter(pl.col("frac_all_fail").is_not_null()), phases)

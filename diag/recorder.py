@@ -27,6 +27,7 @@ import polars as pl
 
 from diag import groups as G
 from diag import schema
+from diag.environment import reproducibility
 from diag.store import RunWriter, StoreError
 
 Listener = Callable[[str, Any], None]
@@ -135,7 +136,6 @@ class Recorder:
         self._io_lock = threading.Lock()  # serialises writes to the run directory
         self._write_error: str | None = None
         self.closed = False
-        from diag.environment import reproducibility
 
         full_meta = {
             "reproducibility": reproducibility(),

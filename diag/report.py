@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 import numpy as np
 import polars as pl
 
-from diag import stats
+from diag import figures as figs
+from diag import missing, phases, stats
 from diag.detect import align, detect_all
 from diag.summary import best_checkpoints, once_per_step, summarize
 
@@ -136,11 +137,6 @@ def _signal(run) -> dict | str:
 def figures(run, findings: list[dict]) -> list:
     """The dashboard's own figures of one run (diag.figures): reward above held-out accuracy (a curve per
     held-out set), and the signal classes, with the findings and phases marked."""
-    from diag import figures as figs
-    from diag import phases
-
-    from diag import missing
-
     ph = phases.of(run.meta)  # a run in phases (the SFT fallback) shows where each begins, as on the dashboard
     notes = missing.notes(run.steps, run.groups, run.evals, run.meta)  # what the log lacks, said, not drawn empty
     return [figs.explain(figs.reward_vs_accuracy(run.steps, run.evals, run.reward_funcs, findings, ph),
@@ -251,8 +247,6 @@ def _md_escape(s) -> str:
 
 def to_html(reps: list[dict], runs: list) -> str:
     from plotly.offline import get_plotlyjs
-
-    from diag import figures as figs
 
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>grpo-diag report</title>",

@@ -331,14 +331,12 @@ class Run:
     @property
     def steps(self) -> pl.DataFrame:
         """Group aggregates per step, joined with the trainer's own scalars (one column per key).
-        Built once per change of the underlying tables: pages and detectors read it many times."""
-        from diag import phases
-
-        ph = phases.of(self.meta)
-        key = (self._frames["steps"].height, self._frames["scalars"].height, len(ph), str(ph[-1:]))
+        Built once per change of the underlying tables: pages and detectors read it many times. What
+        is derived from it (phases, per-prompt history, every series shown) is the read model's
+        (diag.summary and the modules it owns), never this storage class's."""
+        key = (self._frames["steps"].height, self._frames["scalars"].height)
         if self._steps_cache is None or self._steps_cache[0] != key:
-            # a run in phases (the SFT fallback) says which phase each step belongs to
-            self._steps_cache = (key, phases.label(self._joined_steps(), ph))
+            self._steps_cache = (key, self._joined_steps())
         return self._steps_cache[1]
 
     def _joined_steps(self) -> pl.DataFrame:
@@ -354,14 +352,6 @@ class Run:
         # a full join even without step rows: the steps table's columns are always there (a log with
         # trainer scalars only still has reward_mean, null)
         return steps.join(wide.cast({"step": steps.schema["step"]}), on="step", how="full", coalesce=True).sort("step")
-
-    @property
-    def prompts(self) -> pl.DataFrame:
-        """Per-prompt history: one row per training visit of a prompt (prompt_hash, step, visit, signal,
-        n_pass, G, dead), derived from `groups` by diag.prompts."""
-        from diag.prompts import history
-
-        return history(self.groups)
 
     @property
     def reward_funcs(self) -> list[str]:

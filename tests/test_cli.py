@@ -74,3 +74,22 @@ def test_errors_exit_2(tmp_path, capsys):
     bad.write_text('name = "x"\n[grpo]\nrewards = ["nope"]\n')
     assert main(["train", str(bad)]) == 2
     assert "bad.toml: grpo.rewards has unknown function(s) ['nope']" in capsys.readouterr().err
+
+
+def test_runs_piped_keeps_whole_names_and_json_parses(tmp_path, capsys):
+    """`grpo-diag runs` piped (stdout not a terminal): tab-separated lines with a long run name whole,
+    not a table cut to 80 columns; --json: the same rows as JSON."""
+    import json
+
+    import numpy as np
+
+    name = "a-rather-long-run-name-that-a-terminal-table-would-cut-" + "x" * 40
+    rec = diag.Recorder(str(tmp_path), name, ["r"], group_size=4, flush_secs=0)
+    rec.log_batch(1, np.ones(16) * 0.5)
+    rec.close()
+    assert main(["runs", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split("\t")[0] == "run" and out[1].split("\t")[0] == name
+    assert main(["runs", "--root", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["run"] == name and rows[0]["steps"] == 1

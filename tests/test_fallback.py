@@ -53,7 +53,7 @@ def _check_phases(run, cfg):
     assert len(sft) == 1 and sft[0]["end"] - sft[0]["start"] + 1 == cfg.sft.steps
     assert sum(p["end"] - p["start"] + 1 for p in ph if p["phase"] == "grpo") == cfg.grpo.steps
     # group statistics only in GRPO phases, held-out evaluations in every phase, each step once
-    steps = run.steps.filter(pl.col("n_groups").is_not_null())
+    steps = phases.label(run.steps, ph).filter(pl.col("n_groups").is_not_null())
     assert set(steps["phase"]) == {"grpo"}
     acc = run.evals.filter((pl.col("bucket") == "all") & (pl.col("metric") == "accuracy")).sort("step")
     assert acc["step"].n_unique() == acc.height

@@ -65,3 +65,71 @@ def test_training_has_no_import_cycle():
     for m in sorted(graph):
         if m not in state:
             visit(m)
+
+
+def _runtime_imports(path: Path) -> list[tuple[ast.AST, bool]]:
+    """(import node, at module level) for every import that runs: `if TYPE_CHECKING:` blocks excluded."""
+    tree = ast.parse(path.read_text(), str(path))
+    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)}
+    top = {id(n) for n in tree.body}
+    return [(n, id(n) in top) for n in ast.walk(tree)
+            if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in skip]
+
+
+def _targets(node) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {a.name for a in node.names}
+    if node.module is None or node.level:
+        return set()
+    return {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+
+
+def test_storage_knows_nothing_above_it():
+    """diag/store.py imports only diag.schema from the package, at any depth of its code."""
+    found = set()
+    for node, _ in _runtime_imports(ROOT / "diag" / "store.py"):
+        found |= {t for t in _targets(node) if t.split(".")[0] == "diag"}
+    assert found <= {"diag", "diag.schema"}, sorted(found)
+
+
+def test_diag_imports_at_function_level_only_with_a_reason():
+    """A diag module imported inside a function hides a dependency (and often a circle); where one is
+    needed (the CLI loads only the command it runs), the line says why with a `# lazy:` comment."""
+    bad = []
+    for path in (ROOT / "diag").rglob("*.py"):
+        lines = path.read_text().splitlines()
+        for node, at_top in _runtime_imports(path):
+            if not at_top and any(t.split(".")[0] == "diag" for t in _targets(node)) \
+                    and "# lazy:" not in lines[node.lineno - 1]:
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not bad, bad
+
+
+def test_diag_has_no_import_cycle():
+    """No circle among diag's modules, function-level imports included (a package's __init__ importing
+    its own submodules is not one)."""
+    modules = {_module(p): p for p in (ROOT / "diag").rglob("*.py")}
+    graph = {}
+    for mod, path in modules.items():
+        deps = set()
+        for node, _ in _runtime_imports(path):
+            deps |= {t for t in _targets(node) if t in modules}
+        graph[mod] = {d for d in deps if d != mod and not d.startswith(mod + ".")}
+    state: dict[str, int] = {}
+    trail: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        trail.append(m)
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(trail[trail.index(d):] + [d]))
+            if d not in state:
+                visit(d)
+        trail.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)

@@ -7,6 +7,7 @@ import pytest
 
 import diag
 from diag.integrations.prompt_skip import DeadPrompts, SkipDead
+from diag import prompts
 from diag.recorder import as_text, prompt_hash
 from training.config import ConfigError, from_dict
 
@@ -91,7 +92,7 @@ def test_weak_base_never_generates_a_prompt_known_dead(tmp_path, cache_dir):
     # unless no live replacement could be drawn (counted as unreplaced)
     steps = run.steps
     assert set(steps["n_groups"]) == {4}
-    generated_dead = sum(1 for _, _, streak in _streak_before(run.prompts) if streak >= 1)
+    generated_dead = sum(1 for _, _, streak in _streak_before(prompts.history(run.groups)) if streak >= 1)
     assert generated_dead <= unreplaced
 
 

@@ -33,7 +33,7 @@ def test_history_table_and_skip_rule_by_hand(tmp_path):
         "b": [False, False, True, False],  # revived at visit 3, dead again at 4
         "c": [True, True],  # always live
     })
-    h = run.prompts
+    h = prompts.history(run.groups)
     assert h.height == 10 and h.filter(pl.col("prompt") == "a")["visit"].to_list() == [1, 2, 3, 4]
     t = prompts.table(h).sort("prompt")
     assert t["dead_streak"].to_list() == [4, 1, 0]
@@ -53,10 +53,10 @@ def test_history_table_and_skip_rule_by_hand(tmp_path):
 
 def test_not_enough_visits_says_so(tmp_path):
     run = run_with(tmp_path, {"a": [False], "b": [True]})
-    s = prompts.skip_rule(run.prompts, k=2)
+    s = prompts.skip_rule(prompts.history(run.groups), k=2)
     assert s["enough_data"] is False and s["skipped"] == 0 and s["precision"] is None
     with pytest.raises(ValueError, match="k must be >= 1"):
-        prompts.skip_rule(run.prompts, k=0)
+        prompts.skip_rule(prompts.history(run.groups), k=0)
     empty = prompts.history(diag.open_run(tmp_path / "p").groups.clear())
     assert prompts.table(empty).height == 0 and prompts.summary(empty)["prompts"] == 0
 
@@ -66,7 +66,7 @@ def test_not_enough_visits_says_so(tmp_path):
        st.integers(1, 4))
 def test_invariants(tmp_path_factory, visits, k):
     run = run_with(tmp_path_factory.mktemp("prop"), visits)
-    h = run.prompts
+    h = prompts.history(run.groups)
     t = prompts.table(h)
     assert t.height == len(visits)
     assert (t["dead_streak"] <= t["visits"]).all() and (t["dead_visits"] <= t["visits"]).all()

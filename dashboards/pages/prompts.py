@@ -63,7 +63,7 @@ def summary_text(s: dict, k: int) -> list:
 
 
 def render(store, name: str, k: int) -> tuple:
-    hist = store.get(name).run.prompts
+    hist = prompts.history(store.get(name).run.groups)
     tab = prompts.table(hist)
     s = {**prompts.summary(hist, k, tab), "skipped_live": prompts.skipped_live(store.get(name).run.scalars)}
     rows = tab.with_columns((100 * pl.col("last_pass_rate")).round(1)).select(COLUMNS).to_dicts()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from diag.importers.base import ImportFailure
+
 # steps column -> source keys, first present wins
 TRL_STEP_KEYS = {
     "reward_mean": ("reward", "rewards/mean"),
@@ -74,8 +76,6 @@ def trl_func_key(keys: set[str], name: str) -> str:
 
 def pick_accuracy_key(keys: set[str], requested: str | None, source: str) -> tuple[str | None, str | None]:
     """(key, eval_set): the requested key, or the first recognised held-out metric."""
-    from diag.importers.base import ImportFailure
-
     if requested:
         if requested not in keys:
             close = sorted(k for k in keys if "eval" in k or "val" in k)[:12]

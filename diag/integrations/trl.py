@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from diag import schema
+from diag.environment import reproducibility
 from diag.integrations.dynamic_sampling import DynamicSampling, refill
 from diag.integrations.prompt_skip import DeadPrompts, SkipDead
 from diag.integrations.rows import row_images, sent_prompt
@@ -234,8 +235,6 @@ class _Capture:
             "skip_dead": None if cfg.skip_dead is None else {"after": cfg.skip_dead.after, "p": cfg.skip_dead.p},
             **cfg.meta,
         }
-        from diag.environment import reproducibility
-
         meta["reproducibility"] = reproducibility({"seed": getattr(t.args, "seed", None),
                                                    "data_seed": getattr(t.args, "data_seed", None)})
         weights = [float(w) for w in t.reward_weights.tolist()]
