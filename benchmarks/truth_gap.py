@@ -177,14 +177,14 @@ import sys, time
 from dataclasses import replace
 from training.config import load as load_config
 from training.grpo import build_trainer
-import diag.integrations.trl as t
+from diag.integrations.trl.capture import Capture
 cfg = load_config("training/configs/scenarios/deceptive-reward.toml")
 cfg = replace(cfg, monitor=replace(cfg.monitor, console=False))
 judged = [0.0]
-orig = t._Capture._judge_truth
+orig = Capture._judge_truth
 def timed(self, inputs):
     t0 = time.perf_counter(); out = orig(self, inputs); judged[0] += time.perf_counter() - t0; return out
-t._Capture._judge_truth = timed
+Capture._judge_truth = timed
 trainer = build_trainer(cfg, sys.argv[1], overwrite=True)
 if sys.argv[2] == "off":
     trainer._diag.truth_fn = None

@@ -8,6 +8,10 @@
 Statistics are computed here, at the edge, from raw rewards (diag.groups). Rows are buffered and
 flushed as Parquet segments every `flush_secs`, so a crash loses at most that window. A write
 failure never takes training down unless asked to (`on_write_error="raise"`).
+
+Longer than the project's ~400 lines on purpose: buffering, per-batch assembly, sampled completions and
+their images share one lock and one flush, and the crash-safety rule (a flushed step is whole) is read
+in one class rather than across modules.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from diag import figures as figs
-from diag import missing, phases, stats
+from diag import marks, missing, phases, stats
 from diag.detect import align, detect_all
 from diag.summary import best_checkpoints, once_per_step, summarize
 
@@ -139,9 +139,9 @@ def figures(run, findings: list[dict]) -> list:
     held-out set), and the signal classes, with the findings and phases marked."""
     ph = phases.of(run.meta)  # a run in phases (the SFT fallback) shows where each begins, as on the dashboard
     notes = missing.notes(run.steps, run.groups, run.evals, run.meta)  # what the log lacks, said, not drawn empty
-    return [figs.explain(figs.reward_vs_accuracy(run.steps, run.evals, run.reward_funcs, findings, ph),
+    return [marks.explain(figs.reward_vs_accuracy(run.steps, run.evals, run.reward_funcs, findings, ph),
                          *missing.for_chart(notes, "reward_acc")),
-            figs.explain(figs.signal_area(run.steps, findings, ph), *missing.for_chart(notes, "signal"))]
+            marks.explain(figs.signal_area(run.steps, findings, ph), *missing.for_chart(notes, "signal"))]
 
 
 def _num(x, nd=3) -> str:
@@ -266,7 +266,7 @@ def to_html(reps: list[dict], runs: list) -> str:
         parts.append(f"<h2>{e(rep['run'])}</h2><table>")
         parts += [f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in _rows(rep)]
         parts.append("</table><h3>Findings</h3><ul>")
-        number = {id(f): n for n, f in figs.numbered(rep["findings"])}  # the number of its marker on the charts
+        number = {id(f): n for n, f in marks.numbered(rep["findings"])}  # the number of its marker on the charts
         parts += [f"<li class='{e(f['severity'])}'>{'#%d ' % number[id(f)] if id(f) in number else ''}"
                   f"<b>{e(f['severity'])}</b> {e(f['kind'])} at step {f['step']}"
                   f"{e(_state(f))}: {e(f['message'])}</li>" for f in rep["findings"]] or ["<li>none</li>"]

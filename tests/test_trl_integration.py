@@ -33,6 +33,23 @@ def test_contract_attributes_exist():
     assert "self.num_generations_eval" in init and "self.reward_func_names" in init
 
 
+def test_a_trainer_without_the_contract_is_refused_by_name():
+    """diag.integrations.trl.contract lists the private surface in one place; a trainer lacking part of
+    it is refused with the missing names and the TRL versions tested."""
+    from types import SimpleNamespace
+
+    from diag.integrations.trl import ContractError, check_contract
+    from diag.integrations.trl.contract import CONTRACT_ATTRS
+
+    partial = SimpleNamespace(**{a: None for a in CONTRACT_ATTRS if a != "reward_weights"})
+    with pytest.raises(ContractError, match="reward_weights.*trl>=1.16,<1.17"):
+        check_contract(partial)
+    no_logs = SimpleNamespace(**{a: None for a in CONTRACT_ATTRS}, )
+    no_logs._logs = {"prompt": [], "completion": []}
+    with pytest.raises(ContractError, match="rewards"):
+        check_contract(no_logs)
+
+
 def test_tested_trl_version():
     import trl
     from packaging.version import Version

@@ -11,7 +11,7 @@ import polars as pl
 from dash import ALL, Input, Output, State, ctx, dash_table, dcc, html, no_update
 
 from dashboards import ids, query
-from diag import figures, missing, phases
+from diag import figures, marks, missing, phases
 
 GRAPHS = [ids.FIG_REWARD_ACC, ids.FIG_SIGNAL, ids.FIG_ADV, ids.FIG_HEATMAP, ids.FIG_LENGTH, ids.FIG_BUCKETS]
 
@@ -113,11 +113,11 @@ def _live_rows(run) -> dict[tuple, dict]:
 
 
 def alert_items(run, findings) -> list:
-    """Each alert once, with its state, numbered as its marker on the charts (figures.numbered). The offline
+    """Each alert once, with its state, numbered as its marker on the charts (marks.numbered). The offline
     check is the verdict on the whole run; a live alert the monitor sent for the same episode adds its
     delivery, and one the check no longer finds is listed as sent live."""
     live = _live_rows(run)
-    number = {id(f): n for n, f in figures.numbered(findings)}
+    number = {id(f): n for n, f in marks.numbered(findings)}
     items = []
     for f in findings:
         a = live.pop((f["kind"], f["onset"]), None)
@@ -222,7 +222,7 @@ def render(store, name: str, version: int, eval_set: str | None = None):
     return {
         "version": cached.version,
         "header": header(run, summarize(run)),
-        "figs": [figures.explain(f, *missing.for_chart(notes, CHARTS[g])) for g, f in zip(GRAPHS, figs)],
+        "figs": [marks.explain(f, *missing.for_chart(notes, CHARTS[g])) for g, f in zip(GRAPHS, figs)],
         "alerts": alert_items(run, findings),
         "windows": alert_windows(findings),
         "sets": sets,
@@ -232,7 +232,7 @@ def render(store, name: str, version: int, eval_set: str | None = None):
 def alert_windows(findings: list[dict]) -> dict[str, list[int]]:
     """{number: [first step, last step]} of each numbered alert's window (its onset alone when it has none)."""
     out = {}
-    for n, f in figures.numbered(findings):
+    for n, f in marks.numbered(findings):
         lo = f.get("window_start") if f.get("window_start") is not None else f["onset"]
         hi = f.get("window_end") if f.get("window_end") is not None else max(lo, f.get("step") or lo)
         out[str(n)] = [int(lo), int(hi)]

@@ -1,39 +1,25 @@
-"""Instrument TRL's GRPOTrainer: one line in an existing script.
-
-    trainer = DiagGRPOTrainer(model=..., reward_funcs=..., args=..., diag=DiagConfig(root="runs"))
-    # or, on a trainer you already built:
-    instrument(trainer, DiagConfig(root="runs", heldout=HeldOut(rows, verifier)))
-
-Hook point (TRL 1.16, private, pinned, guarded by tests/test_trl_contract.py): after
-`GRPOTrainer._generate_and_score_completions(inputs)` returns, the tails of
-`self._logs["prompt" | "completion" | "rewards"[name] | "advantages"]` hold the whole generation
-batch gathered from every process (n = len(inputs) * num_processes rows, each prompt G times in a
-row), so the main process sees whole groups. Completion lengths and EOS come from the returned
-local tensors and are gathered here (a collective: every rank runs the hook, only rank 0 writes).
-"""
+"""The hook: after every generation batch, the whole batch's rewards per function, advantages, lengths
+(gathered from every process with the truth flags, one collective), prompts and completions go to the
+Recorder on the main process, and the hook's own numbers into TRL's metric stream; the remedies
+(dynamic sampling, prompt skipping) run around generation; the run's stop is decided once for every
+rank. Held-out evaluation is the Evaluation half (diag.integrations.trl.heldout)."""
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
-from diag import schema
 from diag.environment import reproducibility
-from diag.integrations.dynamic_sampling import DynamicSampling, refill
-from diag.integrations.prompt_skip import DeadPrompts, SkipDead
-from diag.integrations.rows import row_images, sent_prompt
-from diag.monitor import Monitor, MonitorConfig
+from diag.integrations.dynamic_sampling import refill
+from diag.integrations.prompt_skip import DeadPrompts
+from diag.integrations.trl.config import DiagConfig, HeldOut, Verifier
+from diag.integrations.trl.contract import check_contract
+from diag.integrations.trl.heldout import Evaluation
+from diag.monitor import Monitor
 from diag.recorder import Recorder
-
-TESTED_TRL = (">=1.16", "<1.17")
-CONTRACT_ATTRS = ("_generate_and_score_completions", "_logs", "_metrics", "num_generations",
-                  "num_generations_eval", "reward_func_names", "reward_weights", "accelerator")
-
-Verifier = Callable[[str, dict], bool]
 
 
 def completion_text(c: Any) -> str:
@@ -45,95 +31,6 @@ def completion_text(c: Any) -> str:
         return "".join(p if isinstance(p, str) else " ".join(b.get("text", "") for b in p if isinstance(b, dict))
                        for p in parts)
     return str(c)
-
-
-class ContractError(RuntimeError):
-    """TRL's internals no longer look like the ones this adapter was written against."""
-
-
-@dataclass
-class HeldOut:
-    """A held-out evaluation every `every` optimizer steps, scored by a strict task verifier.
-
-    rows: dicts with a "prompt" (text or chat messages) and whatever the verifier reads ("answer").
-    verifier(completion_text, row) -> bool. Greedy accuracy always; with k > 1 also sampled
-    mean@k / pass@k. Rows with a `bucket_key` entry are also scored per difficulty bucket.
-    """
-
-    rows: Sequence[dict]
-    verifier: Verifier
-    every: int = 20
-    name: str = "heldout"
-    bucket_key: str | None = "bucket"
-    batch_size: int = 256
-    max_new_tokens: int = 32
-    k: int = 1
-    temperature: float = 1.0
-    at_start: bool = True
-
-    def __post_init__(self):
-        if not self.rows:
-            raise ValueError("HeldOut.rows is empty: pass the held-out items to evaluate")
-        if "prompt" not in self.rows[0]:
-            raise ValueError(f"HeldOut.rows need a 'prompt' key; the first row has {sorted(self.rows[0])}")
-        if self.every < 1:
-            raise ValueError("HeldOut.every must be >= 1 (optimizer steps between evaluations)")
-
-
-@dataclass
-class DiagConfig:
-    root: str = "runs"
-    name: str | None = None
-    # Reward function whose value decides "passes the task" for all_fail / all_pass; None picks the
-    # only function when there is one, else groups that tie are reported as "tied".
-    verifier: str | None = None
-    pass_threshold: float = 0.5
-    # One held-out set, or several with distinct names (e.g. "image" and "text", in-domain and
-    # out-of-domain), each evaluated every its own N steps; the first is the set the run trains for
-    # (best checkpoint, online decoupling check, the transfer/forgetting finding's reference).
-    heldout: HeldOut | Sequence[HeldOut] | None = None
-    flush_secs: float = 2.0
-    sample_groups: int = 2
-    max_completions: int = 50_000
-    on_write_error: str = "warn"
-    overwrite: bool = False
-    meta: dict = field(default_factory=dict)
-    # Called as fn(kind, payload) for each step / eval / scalars event.
-    listeners: list[Callable[[str, Any], None]] = field(default_factory=list)
-    # The online detectors and their alert sinks; None turns live alerting off.
-    monitor: MonitorConfig | None = field(default_factory=MonitorConfig)
-    # Save the model whenever held-out accuracy reaches a new best (runs/<name>/best-checkpoint), so a
-    # run stopped for a deceptive reward keeps its best model.
-    keep_best: bool = False
-    # Replace zero-signal groups by live ones from extra generation rounds (DAPO's dynamic sampling);
-    # None trains on the batch as generated.
-    dynamic_sampling: DynamicSampling | None = None
-    # Skip prompts dead at their last visits before generating them (GRESO); None generates every prompt.
-    skip_dead: SkipDead | None = None
-    # A run in phases (e.g. GRPO, SFT, GRPO again) writes into one recorder: pass it here, with its live
-    # monitor, and the steps already in the run (this trainer's step 1 is recorded as step_offset + 1).
-    # The caller owns both and closes them; `listeners` and `monitor` are then not used.
-    recorder: Recorder | None = None
-    live_monitor: Monitor | None = None
-    step_offset: int = 0
-    # The task's strict check, truth(completion_text, dataset_row) -> bool, applied to every training
-    # completion (never to the loss): the reward-truth gap per step. None uses the first held-out set's
-    # verifier when there is one; False turns it off. Each process judges its own completions.
-    truth: Verifier | bool | None = None
-
-
-def check_contract(trainer) -> None:
-    missing = [a for a in CONTRACT_ATTRS if not hasattr(trainer, a)]
-    if not missing:
-        logs = trainer._logs
-        missing = [f"_logs[{k!r}]" for k in ("prompt", "completion", "rewards", "advantages") if k not in logs]
-    if missing:
-        import trl
-
-        raise ContractError(
-            f"TRL {trl.__version__} GRPOTrainer lacks {missing}; grpo-diag's hook was tested with "
-            f"trl{','.join(TESTED_TRL)}. Install a tested TRL (pip install 'trl{','.join(TESTED_TRL)}')."
-        )
 
 
 def _versions() -> dict:
@@ -158,7 +55,7 @@ def _json_config(args) -> dict:
     return out
 
 
-class _Capture:
+class Capture(Evaluation):
     """The per-batch hook plus the callbacks; holds the Recorder on the main process only."""
 
     def __init__(self, trainer, config: DiagConfig):
@@ -417,57 +314,6 @@ class _Capture:
                 "diag/skip_completions_saved": skipped * self.trainer.num_generations,
                 "diag/skip_known_dead": float(self.dead.known_dead())}
 
-    # --------------------------------------------------------------------------- held-out eval
-
-    def evaluate(self, step: int, due_only: bool = False) -> dict | None:
-        """Held-out evaluation of every set (with `due_only`, the sets whose `every` divides the step),
-        shared by every process: each rank generates for its slice of the items (rows[rank::N]) and the
-        main process records the whole set, in item order. Every rank calls this at the same steps (it is
-        a collective); only the main process logs and saves. Returns the first evaluated set's result."""
-        if not self.heldouts or self.last_eval_step == step:
-            return None
-        due = [(i, h) for i, h in enumerate(self.heldouts) if not due_only or step % h.every == 0]
-        if not due:
-            return None
-        self.last_eval_step = step
-        results = [self._evaluate_set(h, step, primary=i == 0) for i, h in due]
-        return results[0]
-
-    def _evaluate_set(self, ho: HeldOut, step: int, primary: bool) -> dict | None:
-        t = self.trainer
-        t0 = time.perf_counter()
-        acc = t.accelerator
-        mine = list(range(acc.process_index, len(ho.rows), acc.num_processes))
-        rows = [ho.rows[i] for i in mine]
-        with _generation_model(t) as model:
-            greedy = generate(model, t.processing_class, rows, ho.max_new_tokens, ho.batch_size)
-            sampled = (generate(model, t.processing_class, rows, ho.max_new_tokens, ho.batch_size, k=ho.k,
-                                temperature=ho.temperature) if ho.k > 1 else None)
-        local = [(i, g, None if sampled is None else sampled[j]) for j, (i, g) in enumerate(zip(mine, greedy))]
-        if acc.num_processes > 1:
-            from accelerate.utils import gather_object
-
-            local = gather_object(local)
-        if not self.main or self.failed:
-            return None
-        done = dict((i, (g, ks)) for i, g, ks in local)
-        greedy = [done[i][0] for i in range(len(ho.rows))]
-        correct = [bool(ho.verifier(c, r)) for c, r in zip(greedy, ho.rows)]
-        buckets = [str(r.get(ho.bucket_key, "all")) for r in ho.rows] if ho.bucket_key else None
-        frame = self.recorder.log_eval(step, ho.name, correct, buckets=buckets, completions=greedy)
-        result = float(np.mean(correct))
-        if primary and self.config.keep_best and result > self.best_accuracy:
-            # the processing class as trained with: a tokenizer, or a processor (which saves its tokenizer too)
-            self._save_best(acc.unwrap_model(t.model), t.processing_class, step, result)
-        if ho.k > 1:
-            per_item = [[bool(ho.verifier(c, r)) for c in done[i][1]] for i, r in enumerate(ho.rows)]
-            self.recorder.log_eval(step, ho.name, per_item, buckets=buckets)
-        took = time.perf_counter() - t0
-        key = "diag/heldout_seconds" if primary else f"diag/{ho.name}/heldout_seconds"
-        self.recorder.log_scalars(step, {key: took}, mode="diag")
-        t._metrics["train"][f"diag/{ho.name}/accuracy"].append(result)
-        return {"accuracy": result, "seconds": took, "frame": frame}
-
     def should_stop(self) -> bool:
         """Every rank must stop together: the main process's decision is shared when there are several."""
         want = bool(self.monitor is not None and self.monitor.stop_requested)
@@ -482,24 +328,6 @@ class _Capture:
             flag = torch.tensor([1.0 if want else 0.0], device=acc.device)
             return bool(acc.reduce(flag, reduction="sum").item() > 0)
         return want
-
-    def _save_best(self, model, tok, step: int, acc: float) -> None:
-        """Atomically replace runs/<name>/best-checkpoint: a crash mid-save keeps the previous best."""
-        import shutil
-
-        self.best_accuracy = acc
-        dest = self.recorder.path / "best-checkpoint"
-        tmp = self.recorder.path / ".best-checkpoint.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        old = self.recorder.path / ".best-checkpoint.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if dest.exists():
-            dest.rename(old)
-        tmp.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
-        self.recorder.update_meta(best_checkpoint={"step": step, "accuracy": acc, "path": str(dest)})
 
     def record_processes(self) -> None:
         """After a finished run, every rank's last optimizer step into run.json (a collective): the
@@ -524,175 +352,3 @@ class _Capture:
             if self.monitor is not None and self.monitor.stop_requested:
                 self.recorder.update_meta(stop_reason=self.monitor.stop_requested)
             self.recorder.close(status, error=error)
-
-
-def _generation_model(trainer):
-    """The model to generate with on this rank: TRL's own unwrapping (DDP, FSDP, DeepSpeed ZeRO-3 with
-    its parameters gathered on every rank, a collective) when there are several processes."""
-    import contextlib
-
-    acc = trainer.accelerator
-    if acc.num_processes > 1:
-        from trl.models import unwrap_model_for_generation
-
-        return unwrap_model_for_generation(trainer.model_wrapped, acc)
-    return contextlib.nullcontext(acc.unwrap_model(trainer.model))
-
-
-def generate(model, tokenizer, prompts: Sequence[Any], max_new_tokens: int, batch_size: int = 256,
-             k: int = 1, temperature: float = 1.0) -> list:
-    """Greedy (k=1) or sampled completions as text; returns list[str] or list[list[str]] for k>1.
-
-    `prompts`: texts, chat message lists, or rows {"prompt", "image" | "images"} (a held-out set's rows).
-    `tokenizer`: a tokenizer, or a vision-language processor: rows with images then go through the
-    processor with their pixels, as TRL's training path sends them (the image block inserted into the
-    first user message); without that the model would see an image token and no image."""
-    import torch
-
-    tok = getattr(tokenizer, "tokenizer", tokenizer)
-    was_training = model.training
-    model.eval()
-    side = tok.padding_side
-    tok.padding_side = "left"  # decoder-only batch generation needs left padding (and image positions)
-    out: list = []
-    try:
-        for i in range(0, len(prompts), batch_size):
-            enc = encode(tokenizer, prompts[i: i + batch_size]).to(model.device)
-            kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
-            if k > 1:
-                kwargs.update(do_sample=True, temperature=temperature, num_return_sequences=k, top_k=0, top_p=1.0)
-            else:
-                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            with torch.no_grad():
-                seqs = model.generate(**enc, **kwargs)
-            new = seqs[:, enc["input_ids"].shape[1]:]
-            decoded = tok.batch_decode(new, skip_special_tokens=True)
-            if k > 1:
-                decoded = [decoded[j: j + k] for j in range(0, len(decoded), k)]
-            out.extend(decoded)
-    finally:
-        tok.padding_side = side
-        if was_training:
-            model.train()
-    return out
-
-
-def encode(processor, prompts: Sequence[Any]):
-    """A left-padded batch for generation: text through the tokenizer; rows with images through the
-    processor with their pixels (chat prompts with the image block inserted where TRL inserts it)."""
-    tok = getattr(processor, "tokenizer", processor)
-    rows = [p if isinstance(p, dict) else {"prompt": p} for p in prompts]
-    images = [row_images(r) for r in rows]
-    if any(images):
-        if getattr(processor, "image_processor", None) is None:
-            raise ValueError("held-out rows carry images but the processing class is a tokenizer: pass the "
-                             "model's processor (AutoProcessor) so the images reach the model")
-        texts = [processor.apply_chat_template(sent_prompt(r), tokenize=False, add_generation_prompt=True)
-                 for r in rows]
-        return processor(text=texts, images=[im for im in images if im], return_tensors="pt", padding=True)
-    texts = [r["prompt"] if isinstance(r["prompt"], str) else
-             tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows]
-    return tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-
-
-def _callback_class():
-    from transformers import TrainerCallback
-
-    class DiagCallback(TrainerCallback):
-        """Trainer scalars into the store; held-out evaluation every N steps."""
-
-        def __init__(self, capture: _Capture):
-            self.capture = capture
-
-        def on_train_begin(self, args, state, control, **kw):
-            sets = self.capture.heldouts
-            if sets and sets[0].at_start and state.global_step == 0:
-                self.capture.evaluate(self.capture.offset)
-
-        def on_step_end(self, args, state, control, **kw):
-            if self.capture.heldouts:
-                self.capture.evaluate(self.capture.offset + state.global_step, due_only=True)
-            if self.capture.should_stop():
-                control.should_training_stop = True  # the best checkpoint is already on disk
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            rec = self.capture.recorder
-            if rec is None or not logs:
-                return
-            mode = "eval" if any(k.startswith("eval_") for k in logs) else "train"
-            # diag/* are this hook's own numbers sent into TRL's stream for W&B / TensorBoard; coming
-            # back they would be a second copy, averaged over TRL's logging window: keep the first
-            ours = {k: v for k, v in logs.items() if not k.startswith("diag/")}
-            if ours:
-                rec.log_scalars(self.capture.offset + state.global_step, ours, mode=mode)
-
-        def on_train_end(self, args, state, control, **kw):
-            if self.capture.heldouts:
-                self.capture.evaluate(self.capture.offset + state.global_step)  # the final model is always measured
-
-    return DiagCallback
-
-
-def instrument(trainer, config: DiagConfig | None = None, **overrides) -> Recorder | None:
-    """Attach grpo-diag to an existing GRPOTrainer; returns the Recorder (None on non-main ranks)."""
-    config = config or DiagConfig(**overrides)
-    if getattr(trainer, "_diag", None) is not None:
-        raise RuntimeError("this trainer is already instrumented by grpo-diag")
-    cap = _Capture(trainer, config)
-    trainer._diag = cap
-    if not isinstance(trainer, DiagGRPOTrainer):
-        orig = trainer._generate_and_score_completions
-
-        def hooked(inputs):
-            inputs = cap.before_generation(inputs)
-            return cap.after_generation(inputs, orig(inputs), orig)
-
-        trainer._generate_and_score_completions = hooked
-    trainer.add_callback(_callback_class()(cap))
-    orig_train = trainer.train
-
-    def train(*args, **kwargs):
-        try:
-            result = orig_train(*args, **kwargs)
-        except BaseException as e:
-            cap.close("crashed", error=f"{type(e).__name__}: {e}")
-            raise
-        cap.record_processes()
-        cap.close("finished")
-        return result
-
-    trainer.train = train
-    return cap.recorder
-
-
-def _trainer_base():
-    try:
-        from trl import GRPOTrainer
-    except ImportError as e:  # the core library works without TRL; only this adapter needs it
-        raise ImportError("grpo-diag's TRL adapter needs the 'train' extra: pip install 'grpo-diag[train]'") from e
-    return GRPOTrainer
-
-
-class DiagGRPOTrainer(_trainer_base()):
-    """GRPOTrainer with grpo-diag attached: pass `diag=DiagConfig(...)` (or nothing, for defaults)."""
-
-    def __init__(self, *args, diag: DiagConfig | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        instrument(self, diag or DiagConfig())
-
-    def _generate_and_score_completions(self, inputs):
-        cap = getattr(self, "_diag", None)
-        if cap is not None:
-            inputs = cap.before_generation(inputs)
-        output = super()._generate_and_score_completions(inputs)
-        if cap is not None:
-            output = cap.after_generation(inputs, output, super()._generate_and_score_completions)
-        return output
-
-    @property
-    def diag_recorder(self) -> Recorder | None:
-        return self._diag.recorder
-
-
-__all__ = ["DiagGRPOTrainer", "DiagConfig", "HeldOut", "DynamicSampling", "SkipDead", "instrument", "generate", "ContractError",
-           "schema"]
