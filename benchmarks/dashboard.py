@@ -207,10 +207,12 @@ def main(argv=None) -> dict:
     p.add_argument("--loads", type=int, default=12)
     p.add_argument("--no-peer", action="store_true", help="skip the Trackio measurement")
     p.add_argument("--json")
+    p.add_argument("--record", action="store_true", help="keep the figures in benchmarks/results.json")
     a = p.parse_args(argv)
     from benchmarks.common import report
 
-    return report(measure(a.steps, a.groups, a.long_steps, a.compare, a.loads, not a.no_peer), a.json)
+    return report(measure(a.steps, a.groups, a.long_steps, a.compare, a.loads, not a.no_peer), a.json,
+                  record_as="dashboard" if a.record else None)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""Every benchmark, one after another in fresh processes, as one table; `--readme` writes it into
-README.md between the `<!-- bench:start -->` and `<!-- bench:end -->` markers.
+"""Every benchmark, one after another in fresh processes, as one table; `--record` keeps the figures in
+the results file the docs render (benchmarks/results.json, entry "run_all").
 
-    python benchmarks/run_all.py [--quick] [--demo] [--readme]
+    python benchmarks/run_all.py [--quick] [--demo] [--record]
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -75,7 +74,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     p.add_argument("--demo", action="store_true", help="also time the demo (several minutes)")
-    p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    p.add_argument("--record", action="store_true", help="keep the figures in benchmarks/results.json")
     a = p.parse_args(argv)
     q = a.quick
     r = {"when": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores"}
@@ -88,12 +87,10 @@ def main(argv=None) -> dict:
         r["demo_s"] = demo_seconds()
     md = table(r)
     print(md)
-    if a.readme:
-        readme = ROOT / "README.md"
-        text = readme.read_text()
-        new = re.sub(r"<!-- bench:start -->.*<!-- bench:end -->",
-                     f"<!-- bench:start -->\n{md}\n<!-- bench:end -->", text, flags=re.S)
-        readme.write_text(new)
+    if a.record:
+        from benchmarks.common import record
+
+        record("run_all" + ("_quick" if q else ""), r)
     return r
 
 

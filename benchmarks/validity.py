@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--runs", type=int, default=200, help="generated runs per kind")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-peer", action="store_true", help="leave rldoctor out")
+    p.add_argument("--record", action="store_true", help="keep the figures in benchmarks/results.json")
     a = p.parse_args(argv)
     sys.path.insert(0, str(HERE))
     import peer
@@ -216,6 +217,12 @@ def main(argv: list[str] | None = None) -> dict:
     out["generated"] = g
     print(f"\nGenerated runs ({a.runs} per kind, seed {a.seed}, {time.perf_counter() - t0:.0f} s):\n")
     print(generated_table(g, with_peer))
+    if a.record:
+        from common import record
+
+        record("validity", {"real_runs": len(out.get("real", [])),
+                            "real_misses": misses(out.get("real", []), with_peer),
+                            **{f"generated/{k}": v for k, v in g.items()}})
     return out
 
 

@@ -1,0 +1,57 @@
+"""The documentation site: built strictly (a broken page, link or snippet fails), and its results page
+drawn from the results file with whatever a benchmark recorded escaped."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MKDOCS = Path(sys.executable).parent / "mkdocs"
+pytestmark = pytest.mark.skipif(not MKDOCS.exists(), reason="mkdocs not installed (the docs extra)")
+
+
+def build(root: Path, site: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(MKDOCS), "build", "--strict", "--site-dir", str(site)], cwd=root,
+                          capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+
+
+def test_the_site_builds_strictly(tmp_path):
+    r = build(ROOT, tmp_path / "site")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "site" / "results" / "index.html").is_file()
+    cli = (tmp_path / "site" / "cli" / "index.html").read_text()
+    assert "grpo-diag watch" in cli  # the CLI page is the README's block, included, not copied
+
+
+def test_a_broken_link_fails_the_build(tmp_path):
+    copy = tmp_path / "repo"
+    for part in ("docs", "benchmarks", "mkdocs.yml", "README.md"):
+        src = ROOT / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, copy / part)
+    page = copy / "docs" / "watch.md"
+    page.write_text(page.read_text() + "\n\nSee [the missing guide](no-such-page.md).\n")
+    r = build(copy, tmp_path / "site")
+    assert r.returncode != 0 and "no-such-page.md" in r.stderr + r.stdout
+
+
+def test_results_page_escapes_what_it_renders():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from results_page import render
+
+    md = render({"x": {"when": "2026-12-06", "machine": "m", "command": "python benchmarks/x.py",
+                       "result": {"<b>k</b>": "<script>alert(1)</script>", "ratio": 0.123456}}})
+    assert "<script>" not in md and "&lt;script&gt;" in md and "0.1235" in md
+    assert "No benchmark" in render({})
+
+
+def test_the_readme_is_a_landing_page():
+    """Under 250 lines, with the two commands and the one-line change in it; the manual is in docs/."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) < 250
+    assert "make demo" in text and "make test" in text and "DiagGRPOTrainer(" in text
+    for link in ("docs/instrument.md", "docs/detectors.md", "docs/importers.md", "docs/validity.md"):
+        assert link in text and (ROOT / link).is_file()
