@@ -44,6 +44,8 @@ class Cached:
     # one computation of the findings at a time: page ticks that arrive while a long run's detectors
     # run wait for that result instead of each starting (and slowing) another copy of the same work
     findings_lock: threading.Lock = field(default_factory=threading.Lock)
+    # the detectors' state between recomputations of a growing run (diag.detect.detect_all's `state`)
+    detect_state: dict = field(default_factory=dict)
 
 
 class Store:
@@ -82,7 +84,7 @@ class Store:
                 # a fresh process opening a long run reads what an earlier one computed (diag.detect.cache)
                 c.findings = cache.load(run, eval_set)
                 if c.findings is None:
-                    c.findings = ([f.to_dict() for f in detect_all(run, eval_set=eval_set)]
+                    c.findings = ([f.to_dict() for f in detect_all(run, eval_set=eval_set, state=c.detect_state)]
                                   if run.steps.height or run.evals.height else [])
                     cache.save(run, eval_set, c.findings)
                 c.findings_key = key

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,8 @@ from diag.detect.align import Aligned, build, func_matrix, independent
 from diag.detect.base import Finding, number as _num
 from diag.detect.decoupling import DecouplingScanner
 from diag.detect.run import DetectParams
-from diag.detect.signal_gap import RollingShare, failing_share, gap_finding, resolved_gap, saturated_finding
+from diag.detect.signal_gap import (RollingShare, failing_share, gap_finding, resolved_gap, reward_range_of,
+                                    saturated_finding, split_zero_signal)
 from diag.detect.truth_gap import TruthGapScanner, cite_truth
 
 
@@ -40,8 +42,13 @@ class MonitorConfig:
 
 class Monitor:
     def __init__(self, recorder, config: MonitorConfig | None = None, run_name: str | None = None,
-                 func_names: list[str] | None = None, group_size: int | None = None, extra_sinks=()):
+                 func_names: list[str] | None = None, group_size: int | None = None, extra_sinks=(),
+                 reward_range: tuple[float, float] | list | None = None):
         self.config = c = config or MonitorConfig()
+        # a log with the trainer's zero-std share only (no per-group classes): the reward's place in its
+        # range splits it into all-fail and all-pass, as offline (diag.detect.signal_gap.reward_range)
+        self.reward_range_given = reward_range
+        self.reward_seen = (math.inf, -math.inf)
         self.recorder = recorder
         self.func_names = list(func_names or getattr(recorder, "reward_funcs", []))
         self.group_size = group_size
@@ -94,22 +101,42 @@ class Monitor:
         self.series["clipped"].append(_num(row.get("frac_clipped")))
         self.series["funcs"].append(list(row.get("func_mean") or []))
         p = self.config.params.signal_gap
-        ev = self.gap.push(step, _num(failing_share(row)), _num(row.get("effective_batch")),
-                           _num(row.get("n_completions")))
+        failing, passing = self._shares(row)
+        ev = self.gap.push(step, failing, _num(row.get("effective_batch")), _num(row.get("n_completions")))
         if ev == "start":
+            self.gap_alert = gap_finding(self.gap.episode, step, p, self.group_size, None)
+            self._emit(self.gap_alert)
+        elif (ev is None and self.gap_alert is not None and self.gap_alert.severity == "warning"
+              and self.gap.episode is not None and self.gap.episode.peak >= p.critical_share):
+            # the episode deepened past the critical share: the same alert, escalated (as offline's final state)
             self.gap_alert = gap_finding(self.gap.episode, step, p, self.group_size, None)
             self._emit(self.gap_alert)
         elif ev == "end":
             if self.gap_alert is not None:
                 self._emit(resolved_gap(self.gap_alert, self.gap.episode, step, p))
             self.gap.episode = self.gap_alert = None  # the next sustained episode is a new alert
-        ev = self.sat.push(step, _num(row.get("frac_all_pass")))
+        ev = self.sat.push(step, passing)
         if ev == "start":
             self._emit(saturated_finding(self.sat.episode, step, p))
         elif ev == "end":
             self.sat.episode = None
         for f in self.truth.push(row):
             self._emit(f)
+
+    def _shares(self, row: dict) -> tuple[float, float]:
+        """(failing share, all-pass share) of one step: as recorded per group, else split from the
+        trainer's zero-std share by the batch reward's place in its range: given, else inferred from the
+        rewards seen so far by the offline rule (all in 0..1: 0..1; else their min..max)."""
+        failing, passing = _num(failing_share(row)), _num(row.get("frac_all_pass"))
+        zero, reward = _num(row.get("frac_zero_signal")), _num(row.get("reward_mean"))
+        if math.isfinite(reward):
+            self.reward_seen = (min(self.reward_seen[0], reward), max(self.reward_seen[1], reward))
+        if math.isnan(failing) and math.isfinite(zero) and math.isfinite(reward):
+            rng = reward_range_of(self.reward_seen, self.reward_range_given)
+            if rng is not None:
+                f, ok = split_zero_signal(np.array([zero]), np.array([reward]), rng[0], rng[1])
+                failing, passing = float(f[0]), (float(ok[0]) if math.isnan(passing) else passing)
+        return failing, passing
 
     def on_eval(self, payload: dict) -> None:
         frame = payload["frame"]

@@ -198,7 +198,8 @@ class Follower:
         funcs = list(self.writer.meta.get("reward_funcs") or [])
         log = _AlertLog(self.writer)
         self.monitor = Monitor(log, self.opts.monitor, run_name=self.writer.path.name, func_names=funcs,
-                               group_size=self.writer.meta.get("group_size"))
+                               group_size=self.writer.meta.get("group_size"),
+                               reward_range=self.writer.meta.get("reward_range"))
         if replay is not None:
             self._replay(replay)
 

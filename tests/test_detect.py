@@ -265,3 +265,30 @@ def test_signal_gap_counts_groups_that_fail_the_task_but_vary_in_format():
     # older runs without the column: judged on the all-fail share as before (no gap here)
     assert not [f for f in detect_signal_gap(steps.drop("frac_no_pass")) if f.kind == "signal_gap"]
     assert failing_share({"frac_no_pass": float("nan"), "frac_all_fail": 0.3}) == 0.3
+
+
+def test_a_resumed_decoupling_scan_equals_a_scan_from_the_start():
+    """The dashboard keeps the decoupling scan between recomputations of a growing run: at every size it
+    gives exactly the findings a scan from the start gives, and a run rewritten under it (an earlier
+    evaluation changed) is scanned again from the start."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import shapes
+
+    from diag.detect import align
+    from diag.detect.decoupling import DecouplingParams, DecouplingReplay, detect_decoupling
+
+    p = DecouplingParams()
+    for shape, seed in (("drift", 3), ("dip", 5), ("flat_fall", 8)):
+        run, _ = shapes.make_shape_run(shape, seed)
+        replay = DecouplingReplay(p)
+        last = int(run.steps["step"].max())
+        for upto in range(40, last + 1, 17):  # steps arrive, evaluations with them
+            a = align(run.steps.filter(pl.col("step") <= upto), run.evals.filter(pl.col("step") <= upto),
+                      run.eval_items, run.meta["reward_funcs"])
+            assert detect_decoupling(a, p, replay) == detect_decoupling(a, p), (shape, upto)
+        changed = run.evals.with_columns(pl.when(pl.col("step") == 20).then(0.0).otherwise(pl.col("value")).alias("value"))
+        a = align(run.steps, changed, run.eval_items, run.meta["reward_funcs"])
+        assert detect_decoupling(a, p, replay) == detect_decoupling(a, p)

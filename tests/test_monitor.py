@@ -69,3 +69,26 @@ def test_monitor_state_per_evaluation_is_bounded():
     a = mon.aligned()
     assert len(a) == 16 and len(mon.evals) == 16
     assert len(mon.gap.buf) == mon.config.params.signal_gap.window
+
+
+@pytest.mark.parametrize("log", ["trl_console_qwen25_7b_gsm8k/exp1a/rho0.30_seed42.log",
+                                 "trl_console_qwen25_7b_gsm8k/exp1a/rho1.00_seed42.log",
+                                 "trl_console_qwen25_7b_gsm8k/exp1a/rho0.50_seed42.log"])
+def test_online_signal_gap_on_logs_with_a_zero_std_share_only(tmp_path, log):
+    """A TRL console log carries the zero-std share, not per-group classes: the live monitor (what
+    `grpo-diag watch` runs) splits it by the reward's place in its range as the offline scan does, so a
+    dead real run alerts live and a saturated one does not. (Severity and onset may differ: the live
+    window counts logged rows, and these logs have a row every 5 steps.)"""
+    from diag.importers import import_log
+    from tests.conftest import real_logs_dir
+
+    src = real_logs_dir() / log
+    if not src.exists():
+        pytest.skip(f"{src}: the shared real logs are not here")
+    run = diag.open_run(import_log(src, root=str(tmp_path))[0])
+    mon = Monitor(None, MonitorConfig(console=False), run_name=run.name, func_names=run.reward_funcs,
+                  reward_range=run.meta.get("reward_range"))
+    replay(run, mon)
+    online = {f.kind for f in fold(mon.findings) if f.kind == "signal_gap"}
+    offline = {f.kind for f in detect_all(run) if f.kind == "signal_gap" and f.is_alert}
+    assert online == offline

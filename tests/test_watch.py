@@ -75,8 +75,8 @@ def tables(run: diag.Run) -> dict[str, pl.DataFrame]:
     return {t: run.table(t).drop("wall_time", strict=False).sort(run.table(t).columns[:2]) for t in ("steps", "scalars", "evals")}
 
 
-def same_as_import(run: diag.Run, src: Path, tmp: Path) -> None:
-    ref = diag.open_run(import_log(src, maps=MAPS, root=str(tmp / "oneshot"), name="ref")[0])
+def same_as_import(run: diag.Run, src: Path, tmp: Path, **import_options) -> None:
+    ref = diag.open_run(import_log(src, root=str(tmp / "oneshot"), name="ref", **(import_options or {"maps": MAPS}))[0])
     got, want = tables(run), tables(ref)
     for t in want:
         assert got[t].equals(want[t]), f"{t} differs from the one-shot import"
@@ -195,6 +195,41 @@ def test_a_trainer_state_rewritten_whole_ends_at_its_final_marker(tmp_path):
     run = diag.open_run(tmp_path / "runs" / "ts")
     assert run.status == "finished" and run.steps["step"].to_list() == list(range(1, 31))
     assert run.evals.filter(pl.col("bucket") == "all")["step"].to_list() == [10, 20, 30]
+
+
+TRAINER_STATE_WRITER = textwrap.dedent("""
+    import json, os, sys, time
+    path, steps, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    hist = []
+    for s in range(1, steps + 1):
+        hist.append({"step": s, "reward": 0.02, "frac_reward_zero_std": 0.95, "loss": 0.01})
+        if s % 10 == 0:
+            hist.append({"step": s, "eval_accuracy": 0.05})
+        text = json.dumps({"global_step": s, "max_steps": steps, "log_history": hist})
+        if s % 7 == 0:  # a rewrite caught half-way, as a reader may find it
+            open(path, "w").write(text[: len(text) // 2]); time.sleep(pause / 2)
+        tmp = path + ".tmp"
+        open(tmp, "w").write(text)
+        os.replace(tmp, path)
+        time.sleep(pause)
+    """)
+
+
+def test_follows_a_growing_trainer_state_and_alerts_before_the_writer_ends(tmp_path):
+    """A writer process rewrites trainer_state.json whole at every step (sometimes caught half-written):
+    the signal-gap alert reaches a local HTTP server while it still writes, the run ends `finished` at
+    max_steps, and the store equals a one-shot import of the final file, table for table."""
+    src = tmp_path / "trainer_state.json"
+    server = Server()
+    writer = subprocess.Popen([sys.executable, "-c", TRAINER_STATE_WRITER, str(src), "150", "0.03"])
+    opts = WatchOptions(fmt="trainer-state", name="ts-live", root=str(tmp_path / "runs"), interval=0.05, idle=20.0,
+                        monitor=MonitorConfig(console=False, notify=(server.url,)))
+    status, while_writing = follow_beside(Follower(src, opts, out=open(os.devnull, "w")), writer, server)
+    assert while_writing, "the signal-gap alert reached the HTTP server only after the writer ended"
+    assert "signal_gap" in json.dumps(server.received[0]) and status == "finished"
+    run = diag.open_run(tmp_path / "runs" / "ts-live")
+    assert run.steps["step"].to_list() == list(range(1, 151))
+    same_as_import(run, src, tmp_path, fmt="trainer-state")
 
 
 def test_a_name_taken_by_another_run_is_refused(tmp_path):

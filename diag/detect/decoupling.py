@@ -19,6 +19,8 @@ clipped share as supporting evidence (a policy padding answers with junk runs to
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import math
 from dataclasses import dataclass, replace
 
@@ -28,8 +30,8 @@ from scipy import special
 from diag.detect.align import Aligned
 from diag.detect.base import Finding
 from diag.detect.carriers import components, mean, support
-from diag.detect.levels import (SPREAD, LevelDrop, cohens_h, combined_z, current_drop, expected_max, level_drop,
-                                spread_sigma)
+from diag.detect.levels import (SPREAD, LevelDrop, block_means, cohens_h, combined_z, current_drop, expected_max,
+                                level_drop, spread_sigma)
 from diag.detect.stall import stall_at
 from diag.summary import best_checkpoints
 
@@ -136,7 +138,11 @@ def _level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None)
         if not np.isfinite(before).any() or not math.isfinite(now) or cohens_h(float(np.nanmax(before)), now) < p.margin_h:
             continue  # no block before can be higher than its best evaluation: no width can clear the margin
         spread = spread_sigma(acc, cut=k - w + 1)  # the same for every best width
-        for wb in range(p.window, max(p.window, p.best_max_width) + 1):
+        widths = sorted({min(wb, k - w + 1) for wb in range(p.window, max(p.window, p.best_max_width) + 1)})
+        for wb in widths:  # (early on, several widths are cut to the evaluations there are: one each)
+            means = block_means(before, wb)
+            if not np.isfinite(means).any() or cohens_h(float(np.nanmax(means)), now) < p.margin_h:
+                continue  # this width's best block, before its selection correction, is within the margin
             d = corroborated(a, current_drop(acc, a.n, items, k, w, wb, spread), k)
             if d is None or d.z < (p.z_warn if w > 1 else p.z_single) or d.h < p.margin_h:
                 continue
@@ -289,6 +295,10 @@ class DecouplingScanner:
         self.stall_misses = 0
         self.collapse_hits = 0  # evaluations in a row showing a collapse while an episode is open
 
+    def judge_all(self, a: Aligned, start: int) -> list[Finding]:
+        """Events at every evaluation from `start` on, in order."""
+        return [f for k in range(start, len(a)) for f in self.judge(a, k)]
+
     def judge(self, a: Aligned, k: int) -> list[Finding]:
         """Events at evaluation k, given evaluations 0..k (the last `history` of them are judged)."""
         lo = max(0, k + 1 - self.p.history)
@@ -353,12 +363,51 @@ def fold(events: list[Finding]) -> list[Finding]:
     return sorted(last.values(), key=lambda f: (f.step, f.kind))
 
 
-def detect_decoupling(a: Aligned, params: DecouplingParams | None = None) -> list[Finding]:
+def detect_decoupling(a: Aligned, params: DecouplingParams | None = None,
+                      replay: "DecouplingReplay | None" = None) -> list[Finding]:
     """Scan evaluations in order as a monitor would: one finding per episode, in its final state; an
-    episode still firing also says where the level stands at the end of the run."""
+    episode still firing also says where the level stands at the end of the run. With `replay` (kept by
+    the caller between calls on a growing run), only the evaluations it has not judged are judged."""
     p = params or DecouplingParams()
-    scanner = DecouplingScanner(p)
-    return [_at_end(a, f, p) for f in fold([f for k in range(len(a)) for f in scanner.judge(a, k)])]
+    events = replay.events_for(a) if replay is not None and replay.p == p else DecouplingScanner(p).judge_all(a, 0)
+    return [_at_end(a, f, p) for f in fold(events)]
+
+
+class DecouplingReplay:
+    """The scan of a growing run kept between calls (a dashboard tick, a live page): judging evaluation
+    k reads evaluations up to k only, so when the evaluations judged before are unchanged, the scanner
+    resumes where it stopped and the answer is the one a scan from the start gives. The last evaluation
+    is judged again each time (its training-reward window is still filling); anything else that changed
+    (a reimport, another spacing of evaluations) starts the scan over."""
+
+    def __init__(self, params: DecouplingParams):
+        self.p = params
+        self._snapshot: tuple[int, str, DecouplingScanner, list[Finding]] | None = None  # before the last eval
+
+    def events_for(self, a: Aligned) -> list[Finding]:
+        m, scanner, events = 0, DecouplingScanner(self.p), []
+        if self._snapshot is not None:
+            k0, digest, saved, saved_events = self._snapshot
+            if k0 <= len(a) and _digest(a, k0) == digest:
+                m, scanner, events = k0, copy.deepcopy(saved), list(saved_events)
+        for k in range(m, len(a)):
+            if k == len(a) - 1:
+                self._snapshot = (k, _digest(a, k), copy.deepcopy(scanner), list(events))
+            events += scanner.judge(a, k)
+        return events
+
+
+def _digest(a: Aligned, k: int) -> str:
+    """A fingerprint of everything evaluations 0..k-1 hold (what judging them read)."""
+    h = hashlib.sha256()
+    for arr in (a.steps, a.acc, a.n, a.reward, a.funcs, a.length, a.clipped,
+                *[x for pair in a.companions.values() for x in pair]):
+        h.update(np.ascontiguousarray(arr[:k]).tobytes())
+    for s in a.steps[:k]:
+        if int(s) in a.items:
+            h.update(np.ascontiguousarray(a.items[int(s)]).tobytes())
+    h.update(repr((a.eval_set, list(a.func_names), sorted(a.companions))).encode())
+    return h.hexdigest()
 
 
 def _at_end(a: Aligned, f: Finding, p: DecouplingParams) -> Finding:

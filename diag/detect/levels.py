@@ -119,7 +119,7 @@ class LevelDrop:
         return self.best_corrected - self.now
 
 
-def _block_means(acc: np.ndarray, width: int) -> np.ndarray:
+def block_means(acc: np.ndarray, width: int) -> np.ndarray:
     """Mean of every `width` consecutive values (NaN where one of them is missing), in one pass."""
     ok = np.isfinite(acc)
     sums = np.convolve(np.where(ok, acc, 0.0), np.ones(width), mode="valid")
@@ -131,7 +131,7 @@ def best_block(acc: np.ndarray, before: int, width: int) -> list[int] | None:
     """Indices of the `width` consecutive evaluations before index `before` with the highest mean."""
     if width < 1 or before < width:
         return None
-    means = _block_means(np.asarray(acc[:before], dtype=float), width)
+    means = block_means(np.asarray(acc[:before], dtype=float), width)
     if not np.isfinite(means).any():
         return None
     i = int(np.nanargmax(means))
@@ -193,7 +193,7 @@ def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], bes
     best, now = float(np.mean(acc[best_idx])), float(np.mean(acc[now_idx]))
     # selection: the blocks (non-overlapping, before the current one) that could have been the best
     se_block = se * math.sqrt(wn / (wb + wn))
-    tiles = _block_means(known[: min(now_idx)], wb)[::wb]  # non-overlapping blocks before the current level
+    tiles = block_means(known[: min(now_idx)], wb)[::wb]  # non-overlapping blocks before the current level
     contenders = max(1, int(np.sum(tiles >= best - 2 * math.sqrt(2) * se_block))) if selected else 1
     bias = se_block * expected_max(contenders)
     best_c = best - bias

@@ -163,19 +163,26 @@ def split_zero_signal(zero: np.ndarray, reward: np.ndarray, lo: float, hi: float
 
 def reward_range(steps: pl.DataFrame, given: tuple[float, float] | list | None = None) -> tuple[float, float, str] | None:
     """(lo, hi, source): the range given (config, declaration, --reward-range), else inferred and labelled."""
+    if "reward_mean" not in steps.columns and given is None:
+        return None
+    r = steps["reward_mean"].cast(pl.Float64).to_numpy() if "reward_mean" in steps.columns else np.empty(0)
+    r = r[np.isfinite(r)]
+    return reward_range_of((float(r.min()), float(r.max())) if r.size else (math.inf, -math.inf), given)
+
+
+def reward_range_of(seen: tuple[float, float], given: tuple[float, float] | list | None = None
+                    ) -> tuple[float, float, str] | None:
+    """The rule of reward_range on the (lowest, highest) batch reward seen: the given range when valid;
+    0..1 when every reward seen lies there; else the observed min..max (None when they are one value)."""
     if given is not None:
         lo, hi = float(given[0]), float(given[1])
         if hi > lo:
             return lo, hi, "given"
-    if "reward_mean" not in steps.columns:
+    lo, hi = seen
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         return None
-    r = steps["reward_mean"].cast(pl.Float64).to_numpy()
-    r = r[np.isfinite(r)]
-    if r.size == 0:
-        return None
-    if r.min() >= 0 and r.max() <= 1:
+    if lo >= 0 and hi <= 1:
         return 0.0, 1.0, "inferred: every batch reward lies in 0..1"
-    lo, hi = float(r.min()), float(r.max())
     return (lo, hi, "inferred: the observed min..max of the batch reward") if hi > lo else None
 
 
