@@ -80,8 +80,19 @@ def server_side(root: str, name: str, rec, groups: int) -> dict:
         t = time.perf_counter()
         assert run_page.render(store, name, out["version"]) is None
         idle.append(time.perf_counter() - t)
+    # a new evaluation makes the page judge the run again: only the new evaluation (DecouplingReplay)
+    rng, new_eval = np.random.default_rng(7), []
+    for i in range(3):
+        step = last + 5 + 10 * (i + 1)
+        rec.log_batch(step, np.zeros((groups * 8, 2)))
+        rec.log_eval(step, "heldout", rng.random(200) < 0.5)
+        rec.flush()
+        t = time.perf_counter()
+        out = run_page.render(store, name, out["version"])
+        new_eval.append(time.perf_counter() - t)
     return {"open_run_s": t_open, "run_page_compute_s": t_render,
             "live_tick_new_step_s": statistics.median(ticks),
+            "live_tick_new_eval_s": statistics.median(new_eval),
             "live_tick_idle_s": statistics.median(idle)}
 
 

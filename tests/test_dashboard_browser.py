@@ -230,7 +230,8 @@ def test_vlm_completions_show_their_image(served, browser, cache_dir):
     # both held-out sets drawn
     names = js(browser, f"return document.getElementById('{ids.FIG_REWARD_ACC}').querySelector('.js-plotly-plot')"
                         ".data.map(t => t.name)")
-    assert "held-out accuracy (heldout)" in names and "held-out accuracy (digits-text)" in names
+    # the set the verdict judges (the first, the one the run trains for) is named so in the legend
+    assert "held-out accuracy (heldout, judged)" in names and "held-out accuracy (digits-text)" in names
     out = os.environ.get("GRPO_DIAG_SCREENSHOTS")
     if out:
         table = browser.find_element("id", ids.COMPLETIONS)

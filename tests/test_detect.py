@@ -278,7 +278,8 @@ def test_a_resumed_decoupling_scan_equals_a_scan_from_the_start():
     import shapes
 
     from diag.detect import align
-    from diag.detect.decoupling import DecouplingParams, DecouplingReplay, detect_decoupling
+    from diag.detect.decoupling import DecouplingParams, detect_decoupling
+    from diag.detect.replay import DecouplingReplay
 
     p = DecouplingParams()
     for shape, seed in (("drift", 3), ("dip", 5), ("flat_fall", 8)):

@@ -14,7 +14,8 @@ import polars as pl
 from diag.detect.align import align
 from diag.detect.base import Finding, no_data
 from diag.detect.causes import CauseParams, cite, detect_causes
-from diag.detect.decoupling import DecouplingParams, DecouplingReplay, best_checkpoint, detect_decoupling
+from diag.detect.decoupling import DecouplingParams, best_checkpoint, detect_decoupling
+from diag.detect.replay import DecouplingReplay
 from diag.detect.signal_gap import SignalGapParams, detect_signal_gap
 from diag.detect.transfer import TransferParams, detect_transfer
 from diag.detect.truth_gap import TruthGapParams, cite_truth, detect_truth_gap
