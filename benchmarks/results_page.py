@@ -9,11 +9,15 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 MARKER = "<!-- results -->"
+# a table of one benchmark's figures placed in a guide, drawn by the benchmark's own table function
+TABLES = {"<!-- results:validity-real -->": "validity_real", "<!-- results:validity-generated -->": "validity_generated"}
 
 
 def _value(v) -> str:
     if isinstance(v, float):
         return f"{v:,.4g}"
+    if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+        return f"{len(v)} rows (drawn as a table in the guide that shows them)"
     if isinstance(v, (dict, list)):
         return html.escape(json.dumps(v, default=str))[:300]
     return html.escape(str(v))
@@ -32,8 +36,44 @@ def render(data: dict) -> str:
     return "\n".join(out)
 
 
+def _measured(entry: dict) -> str:
+    return f"Measured {entry.get('when')} on {entry.get('machine')}: `{entry.get('command')}`."
+
+
+def validity_real(data: dict) -> str:
+    """The pre-registered real runs' table, by benchmarks/validity.py's own real_table."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import validity
+
+    entry = data.get("validity") or {}
+    rows = (entry.get("result") or {}).get("real")
+    if not rows:
+        return "No validity results recorded yet: `python benchmarks/validity.py --record`."
+    return _measured(entry) + "\n\n" + validity.real_table(rows, bool(entry["result"].get("peer")))
+
+
+def validity_generated(data: dict) -> str:
+    """The generated runs' table, by benchmarks/validity.py's own generated_table."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import validity
+
+    entry = data.get("validity") or {}
+    g = {k.split("/", 1)[1]: v for k, v in (entry.get("result") or {}).items() if k.startswith("generated/")}
+    if not g:
+        return "No validity results recorded yet: `python benchmarks/validity.py --record`."
+    return _measured(entry) + "\n\n" + validity.generated_table(g, bool(entry["result"].get("peer")))
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    if MARKER not in markdown:
+    if MARKER not in markdown and not any(m in markdown for m in TABLES):
         return markdown
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    return markdown.replace(MARKER, render(data))
+    markdown = markdown.replace(MARKER, render(data))
+    for marker, fn in TABLES.items():
+        if marker in markdown:
+            markdown = markdown.replace(marker, globals()[fn](data))
+    return markdown

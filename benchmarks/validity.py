@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
     if a.record:
         from common import record
 
-        record("validity", {"real_runs": len(out.get("real", [])),
+        record("validity", {"peer": with_peer, "real": out.get("real", []),
                             "real_misses": misses(out.get("real", []), with_peer),
                             **{f"generated/{k}": v for k, v in g.items()}})
     return out

@@ -55,3 +55,24 @@ def test_the_readme_is_a_landing_page():
     assert "make demo" in text and "make test" in text and "DiagGRPOTrainer(" in text
     for link in ("docs/instrument.md", "docs/detectors.md", "docs/importers.md", "docs/validity.md"):
         assert link in text and (ROOT / link).is_file()
+
+
+def test_the_validity_tables_are_drawn_from_the_results_file():
+    """docs/validity.md holds markers, not numbers: the build draws both tables from the recorded entry
+    with the benchmark's own table functions (the same lines `validity.py` prints)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import results_page
+    import validity
+
+    g = {"drift": {"runs": 10, "right": 0.9, "false_alarm": 0.1, "median_delay": 8.0, "peer_right": None,
+                   "peer_false_alarm": None}}
+    rows = [{"name": "r", "label": "healthy", "missed": [], "alerts": [], "ends": "clean", "flagged": False,
+             "warning_at_end": False, "false_critical": False}]
+    entry = {"when": "2026-12-06", "machine": "m", "command": "python benchmarks/validity.py --runs 10",
+             "result": {"peer": False, "real": rows, **{f"generated/{k}": v for k, v in g.items()}}}
+    gen = results_page.validity_generated({"validity": entry})
+    assert validity.generated_table(g, False) in gen and "python benchmarks/validity.py --runs 10" in gen
+    assert validity.real_table(rows, False) in results_page.validity_real({"validity": entry})
+    assert "--record" in results_page.validity_generated({})
+    page = (ROOT / "docs" / "validity.md").read_text()
+    assert "<!-- results:validity-real -->" in page and "| drift |" not in page
