@@ -374,6 +374,7 @@ def test_imported_runs_of_every_format_explain_what_they_lack(served, browser):
         got = _page_problems(browser, base, name)
         assert not got["problems"], (name, got["problems"])
         assert got["notes"] == len(want), (name, got["notes"], want)
+        assert f"imported from {run.meta['format']}" in browser.find_element("id", ids.RUN_HEADER).text
         explained += len(want)
     assert explained > 0  # the console logs lack per-group data: said, not drawn
 

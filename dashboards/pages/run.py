@@ -57,7 +57,9 @@ def header(run, s: dict) -> html.Div:
                 # the name readers know; the full path (a cache or checkpoint folder) in the tooltip
                 html.Span(query.model_label(s.get("model")), title=str(run.meta.get("model_path") or s.get("model")),
                           id="model-name"),
-                f" | task: {s.get('task')} | reward functions: {', '.join(run.reward_funcs)} | steps: {s['steps']} | ",
+                f" | task: {s.get('task') or '-'}"
+                + (f" | imported from {run.meta['format']}" if run.meta.get("format") else "")
+                + f" | reward functions: {', '.join(run.reward_funcs) or '-'} | steps: {s['steps']} | ",
                 dcc.Link("per-prompt history", href=f"/run/{run.name}/prompts", id="prompts-link")]),
     ]
     if s["n_invalid"]:
