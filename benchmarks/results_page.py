@@ -40,32 +40,35 @@ def _measured(entry: dict) -> str:
     return f"Measured {entry.get('when')} on {entry.get('machine')}: `{entry.get('command')}`."
 
 
-def validity_real(data: dict) -> str:
-    """The pre-registered real runs' table, by benchmarks/validity.py's own real_table."""
+NO_VALIDITY = "No validity results recorded yet: `python benchmarks/validity.py --record`."
+
+
+def _validity(data: dict):
+    """(the recorded validity entry's result, its 'Measured ...' line, benchmarks/validity.py)."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import validity
 
     entry = data.get("validity") or {}
-    rows = (entry.get("result") or {}).get("real")
-    if not rows:
-        return "No validity results recorded yet: `python benchmarks/validity.py --record`."
-    return _measured(entry) + "\n\n" + validity.real_table(rows, bool(entry["result"].get("peer")))
+    return entry.get("result") or {}, _measured(entry), validity
+
+
+def validity_real(data: dict) -> str:
+    """The pre-registered real runs' table, by benchmarks/validity.py's own real_table."""
+    result, measured, validity = _validity(data)
+    if not result.get("real"):
+        return NO_VALIDITY
+    return measured + "\n\n" + validity.real_table(result["real"], bool(result.get("peer")))
 
 
 def validity_generated(data: dict) -> str:
     """The generated runs' table, by benchmarks/validity.py's own generated_table."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import validity
-
-    entry = data.get("validity") or {}
-    g = {k.split("/", 1)[1]: v for k, v in (entry.get("result") or {}).items() if k.startswith("generated/")}
+    result, measured, validity = _validity(data)
+    g = {k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("generated/")}
     if not g:
-        return "No validity results recorded yet: `python benchmarks/validity.py --record`."
-    return _measured(entry) + "\n\n" + validity.generated_table(g, bool(entry["result"].get("peer")))
+        return NO_VALIDITY
+    return measured + "\n\n" + validity.generated_table(g, bool(result.get("peer")))
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:

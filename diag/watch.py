@@ -219,7 +219,7 @@ class Follower:
     def _commit(self, parsed: Parsed, final: bool) -> None:
         """Store the rows of steps above each table's mark and below the frontier (the latest step seen,
         whose lines may still be coming; included at the end); feed them to the monitor."""
-        frontier = max((int(r["step"]) for t in TABLES for r in getattr(parsed, t)), default=-1)
+        frontier = _last_step(parsed)
         new: dict[str, pl.DataFrame] = {}
         for t in TABLES:
             rows = [r for r in getattr(parsed, t)
@@ -302,8 +302,7 @@ class Follower:
         return self.opts.total_steps is not None and self._frontier() >= self.opts.total_steps
 
     def _frontier(self) -> int:
-        p = self.parsed
-        return -1 if p is None else max((int(r["step"]) for t in TABLES for r in getattr(p, t)), default=-1)
+        return -1 if self.parsed is None else _last_step(self.parsed)
 
     def _close(self, status: str) -> None:
         if self.parsed is not None and self.writer is not None:
@@ -317,6 +316,11 @@ class Follower:
 
     def _say(self, text: str) -> None:
         print(f"[grpo-diag watch] {text}", file=self.out, flush=True)
+
+
+def _last_step(parsed: Parsed) -> int:
+    """The latest step a parsed log holds, in any table (-1 when none)."""
+    return max((int(r["step"]) for t in TABLES for r in getattr(parsed, t)), default=-1)
 
 
 def _feed(monitor: Monitor, steps: pl.DataFrame, evals: pl.DataFrame) -> None:
