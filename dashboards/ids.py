@@ -31,3 +31,4 @@ PROMPTS_TABLE = "prompts-table"
 FIG_PROMPTS = "fig-prompts"
 PROMPTS_K = "prompts-k"
 PROMPTS_NAME = "prompts-name"
+JUDGING = "judging"  # the note shown while a run's first judgement runs in the background

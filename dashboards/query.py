@@ -18,6 +18,11 @@ from diag.store import Run, StoreError, check_run_name, list_runs, open_run
 from diag.summary import summarize
 
 
+QUICK_JUDGE_S = 0.5  # a first judgement is waited for this long (the demo's runs: 0.2 s); a longer one finishes in
+# the background
+JUDGING_SHORT = "judging..."  # a long run's first judgement, running in the background
+
+
 class NotFound(LookupError):
     pass
 
@@ -46,6 +51,7 @@ class Cached:
     findings_lock: threading.Lock = field(default_factory=threading.Lock)
     # the detectors' state between recomputations of a growing run (diag.detect.detect_all's `state`)
     detect_state: dict = field(default_factory=dict)
+    judging: tuple | None = None  # the findings key a background thread is judging (Store.findings, wait=False)
 
 
 class Store:
@@ -71,24 +77,61 @@ class Store:
                     c.version += 1
             return c
 
-    def findings(self, name: str, eval_set: str | None = None) -> list[dict]:
+    def findings(self, name: str, eval_set: str | None = None, wait: bool = True) -> list[dict] | None:
         """Offline detector findings, recomputed only when evaluations or alerts arrived, or every 50 new
         steps: the detectors judge at evaluations, so a live tick between them reuses the last result;
         kept beside the run (diag.detect.cache) so the next process to open it does not replay them.
-        `eval_set`: the held-out set the decoupling verdict judges (check --eval-set); default the first."""
+        `eval_set`: the held-out set the decoupling verdict judges (check --eval-set); default the first.
+
+        `wait=False` (the pages): a run (or held-out set) judged for the first time, with nothing stored
+        beside it, is judged in a background thread; past QUICK_JUDGE_S None is returned meanwhile, so a
+        long run's charts are drawn at once and its alerts when they are ready (`judging` says whether they
+        are on the way).
+        Later changes of a judged run are judged in the call: incremental, a fraction of a second."""
         c = self.get(name, refresh=False)
-        run = c.run
-        with c.findings_lock:
-            key = (run.evals.height, run.alerts.height, run.steps.height // 50, eval_set)
-            if c.findings is None or c.findings_key != key:
-                # a fresh process opening a long run reads what an earlier one computed (diag.detect.cache)
-                c.findings = cache.load(run, eval_set)
-                if c.findings is None:
-                    c.findings = ([f.to_dict() for f in detect_all(run, eval_set=eval_set, state=c.detect_state)]
-                                  if run.steps.height or run.evals.height else [])
-                    cache.save(run, eval_set, c.findings)
-                c.findings_key = key
+        key = self._findings_key(c.run, eval_set)
+        if c.findings is not None and c.findings_key == key:
             return c.findings
+        if not wait and (c.findings_key is None or c.findings_key[-1] != eval_set):
+            if c.judging == key:
+                return None
+            stored = cache.load(c.run, eval_set)
+            if stored is None:
+                c.judging = key
+                t = threading.Thread(target=self._judge, args=(c, key, eval_set), daemon=True, name=f"judge-{name}")
+                t.start()
+                t.join(QUICK_JUDGE_S)  # most runs are judged in this time: their page comes with its alerts
+                return c.findings if not t.is_alive() and c.findings_key == key else None
+            with c.findings_lock:
+                c.findings, c.findings_key = stored, key
+            return stored
+        return self._judge(c, key, eval_set)
+
+    def judging(self, name: str) -> bool:
+        """Whether a run's first judgement is still running in the background."""
+        c = self._runs.get(name)
+        return c is not None and c.judging is not None
+
+    @staticmethod
+    def _findings_key(run, eval_set: str | None) -> tuple:
+        return (run.evals.height, run.alerts.height, run.steps.height // 50, eval_set)
+
+    def _judge(self, c: Cached, key: tuple, eval_set: str | None) -> list[dict]:
+        run = c.run
+        try:
+            with c.findings_lock:
+                if c.findings is None or c.findings_key != key:
+                    # a fresh process opening a long run reads what an earlier one computed (diag.detect.cache)
+                    c.findings = cache.load(run, eval_set)
+                    if c.findings is None:
+                        c.findings = ([f.to_dict() for f in detect_all(run, eval_set=eval_set, state=c.detect_state)]
+                                      if run.steps.height or run.evals.height else [])
+                        cache.save(run, eval_set, c.findings)
+                    c.findings_key = key
+                return c.findings
+        finally:
+            if c.judging == key:
+                c.judging = None
 
     def runs_table(self) -> list[dict]:
         rows = []
@@ -99,14 +142,16 @@ class Store:
                 rows.append({"run": name, "status": f"unreadable: {e}"[:120]})
                 continue
             s = summarize(c.run)
-            findings = [f for f in self.findings(name) if f["severity"] != "info"]
+            found = self.findings(name, wait=False)
+            findings = [f for f in found or [] if f["severity"] != "info"]
             stored = c.run.alerts
             kinds = sorted({f["kind"] for f in findings} | set(stored["kind"].to_list() if stored.height else []))
             rows.append({
                 "run": name, "status": s["status"], "kind": s.get("kind") or c.run.meta.get("format") or "",
                 "model": model_label(s.get("model")), "task": s.get("task") or "", "steps": s["steps"],
                 "reward": _r(s["reward_last"]), "accuracy": _r(s["accuracy_last"]),
-                "all_fail": _r(s["frac_all_fail_mean"]), "alerts": ", ".join(kinds),
+                "all_fail": _r(s["frac_all_fail_mean"]),
+                "alerts": ", ".join(kinds) if found is not None else JUDGING_SHORT,
             })
         return rows
 

@@ -187,7 +187,10 @@ def advantage_fig(steps: pl.DataFrame, findings: list[dict] | None = None) -> go
                        "Advantage variance and effective batch", findings)
 
 
-def group_heatmap(groups: pl.DataFrame, value: str = "reward_std", max_columns: int = 200,
+HEATMAP_VALUE = "reward_std"  # the per-group statistic the run page's heatmap shows
+
+
+def group_heatmap(groups: pl.DataFrame, value: str = HEATMAP_VALUE, max_columns: int = 200,
                   findings: list[dict] | None = None) -> go.Figure:
     """Per-group distribution over steps: a [group x step] heatmap of one statistic (train mode). Long
     runs are binned (the mean over each bin of consecutive steps), never subsampled: a dead stretch

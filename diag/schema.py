@@ -187,9 +187,11 @@ class SchemaError(ValueError):
     """A file does not match the schema: the message names the file, the column and the fix."""
 
 
-def check_frame(table: str, df: pl.DataFrame, source: str) -> pl.DataFrame:
-    schema = TABLES[table]
-    added = {c: v for c, v in ADDED.get(table, {}).items() if c not in df.columns}
+def check_frame(table: str, df: pl.DataFrame, source: str, cols: list[str] | None = None) -> pl.DataFrame:
+    """`df` with the table's columns (or only `cols`) in their dtypes; a column added by a later schema
+    version gets its default; any other missing column is an error naming the file and the fix."""
+    schema = TABLES[table] if cols is None else {c: TABLES[table][c] for c in cols}
+    added = {c: v for c, v in ADDED.get(table, {}).items() if c not in df.columns and c in schema}
     if added:
         df = df.with_columns([pl.lit(v, dtype=t).alias(c) for c, (v, t) in added.items()])
     missing = [c for c in schema if c not in df.columns]

@@ -4,7 +4,12 @@ Writes are atomic (temp file in the same folder, fsync, rename), so a reader tha
 never sees half a segment and a killed trainer leaves every flushed segment readable. Segments are
 named by the flush sequence range they cover (`seg-000001-000001.parquet`); compaction writes one
 segment covering a range and then removes the pieces, and readers drop any segment whose range lies
-inside another, so a reader racing a compaction sees each row once.
+inside another, so a reader racing a compaction sees each row once. A reader reads the large
+`groups` table only when asked (LAZY), and a page may ask for some of its columns only.
+
+Long on purpose: the writer and the reader share the segment naming and the compaction rule, and the
+storage layer imports nothing from the package but the schema (tests/test_layering.py); two modules
+would split one file format.
 """
 
 from __future__ import annotations
@@ -222,6 +227,34 @@ def _live_segments(folder: Path) -> list[tuple[int, int, Path]]:
 
 # ----------------------------------------------------------------------------------------- reader
 
+# Tables read when first asked for, not when a run is opened: a 100,000-step run holds 6.4 million group
+# rows (1.4 GB in memory, most of a second to read) that a page with its findings cached needs 4 columns of.
+LAZY = ("groups",)
+
+
+def _read_segment(table: str, path: Path, cols: list[str] | None = None) -> pl.DataFrame | None:
+    """One segment checked against the schema (only `cols` when given), or None if a compaction removed it."""
+    try:
+        df = pl.read_parquet(path, columns=None if cols is None else [c for c in cols if c in _segment_columns(path)])
+    except FileNotFoundError:
+        return None
+    except Exception as e:  # noqa: BLE001 - any decode failure is reported with its path
+        raise StoreError(f"{path}: unreadable Parquet segment ({e}); move it aside to open the run") from e
+    return schema.check_frame(table, df, str(path), cols)
+
+
+def _segment_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except FileNotFoundError:
+        return 0  # removed by a compaction after listing: its rows are in the compacted segment
+
+
+def _segment_columns(path: Path) -> set[str]:
+    return set(pl.read_parquet_schema(path))
+
 
 class Run:
     """A run directory opened for reading; tables are polars DataFrames, refreshed incrementally.
@@ -242,6 +275,9 @@ class Run:
         self._seen: dict[str, set[str]] = {t: set() for t in schema.TABLES}
         self._covered: dict[str, int] = {t: 0 for t in schema.TABLES}
         self._steps_cache: tuple[tuple, pl.DataFrame] | None = None
+        self._unread: set[str] = set(LAZY)  # tables listed but not read yet
+        self._listed: dict[str, set[str]] = {t: set() for t in LAZY}
+        self._narrow: dict[tuple, tuple[tuple, pl.DataFrame]] = {}  # (table, columns) -> (segments read, frame)
         self.refresh()
 
     @property
@@ -267,41 +303,83 @@ class Run:
         return meta
 
     def refresh(self) -> dict[str, int]:
-        """Read new segments; returns the number of new rows per table."""
+        """Read new segments; returns the number of new rows per table (for a table not read yet, the
+        number of new segments: something was added)."""
         self.meta = self._read_meta()
         added = {}
         for table in schema.TABLES:
-            segs = _live_segments(self.path / table)
-            new = [(lo, hi, p) for lo, hi, p in segs if p.name not in self._seen[table]]
-            # A compacted segment replaces pieces we already hold: skip it when it holds nothing new,
-            # and re-read the table when it also holds rows we have not seen (a compaction raced us).
-            new = [(lo, hi, p) for lo, hi, p in new if hi > self._covered[table]]
-            base = self._frames[table]
-            if any(lo <= self._covered[table] for lo, _, _ in new):
-                new, base = segs, schema.empty(table)
-                self._seen[table], self._covered[table] = set(), 0
-            frames = []
-            for lo, hi, p in new:
-                try:
-                    df = pl.read_parquet(p)
-                except FileNotFoundError:
-                    continue  # removed by a compaction between listing and reading
-                except Exception as e:  # noqa: BLE001 - any decode failure is reported with its path
-                    raise StoreError(f"{p}: unreadable Parquet segment ({e}); move it aside to open the run") from e
-                frames.append(schema.check_frame(table, df, str(p)))
-                self._seen[table].add(p.name)
-                self._covered[table] = max(self._covered[table], hi)
-            if frames or base is not self._frames[table]:
-                self._frames[table] = pl.concat([base, *frames], how="vertical")
-            added[table] = sum(f.height for f in frames)
+            if table in self._unread:
+                listed = {p.name for _, _, p in _live_segments(self.path / table)}
+                added[table] = len(listed - self._listed[table])
+                self._listed[table] = listed
+            else:
+                added[table] = self._read_new(table)
         return added
 
+    def _read_new(self, table: str) -> int:
+        segs = _live_segments(self.path / table)
+        new = [(lo, hi, p) for lo, hi, p in segs if p.name not in self._seen[table]]
+        # A compacted segment replaces pieces we already hold: skip it when it holds nothing new,
+        # and re-read the table when it also holds rows we have not seen (a compaction raced us).
+        new = [(lo, hi, p) for lo, hi, p in new if hi > self._covered[table]]
+        base = self._frames[table]
+        if any(lo <= self._covered[table] for lo, _, _ in new):
+            new, base = segs, schema.empty(table)
+            self._seen[table], self._covered[table] = set(), 0
+        frames = []
+        for lo, hi, p in new:
+            df = _read_segment(table, p)
+            if df is None:
+                continue  # removed by a compaction between listing and reading
+            frames.append(df)
+            self._seen[table].add(p.name)
+            self._covered[table] = max(self._covered[table], hi)
+        if frames or base is not self._frames[table]:
+            self._frames[table] = pl.concat([base, *frames], how="vertical")
+        return sum(f.height for f in frames)
+
+    def _table(self, table: str) -> pl.DataFrame:
+        """A table, read on first use if it is one of the LAZY ones."""
+        if table in self._unread:
+            self._unread.discard(table)
+            self._read_new(table)
+        return self._frames[table]
+
+    def rows(self, table: str) -> int:
+        """A table's row count; for a LAZY table not read yet, from its segments' Parquet footers."""
+        if table not in self._unread:
+            return self._frames[table].height
+        return sum(_segment_rows(p) for _, _, p in _live_segments(self.path / table))
+
+    def columns(self, table: str, cols: list[str]) -> pl.DataFrame:
+        """Some columns of a table. A LAZY table not read yet is read for these columns only (a long run's
+        page needs 4 of the groups table's 23 columns: a tenth of the time and memory), kept between calls
+        and extended by the segments that appear since; any change of a segment read before (a compaction)
+        reads the columns afresh."""
+        if table not in self._unread:
+            return self._frames[table].select(cols)
+        key = (table, tuple(cols))
+        names, frame = self._narrow.get(key, ((), None))
+        segs = _live_segments(self.path / table)
+        now = tuple(p.name for _, _, p in segs)
+        if frame is None or not set(names) <= set(now):
+            names, frame = (), schema.empty(table).select(cols)
+        parts = [frame]
+        for _, _, p in segs:
+            if p.name not in names:
+                df = _read_segment(table, p, cols)
+                if df is not None:
+                    parts.append(df)
+        frame = pl.concat(parts, how="vertical") if len(parts) > 1 else frame
+        self._narrow[key] = (now, frame)
+        return frame
+
     def table(self, name: str) -> pl.DataFrame:
-        return self._frames[name]
+        return self._table(name)
 
     @property
     def groups(self) -> pl.DataFrame:
-        return self._frames["groups"]
+        return self._table("groups")
 
     @property
     def evals(self) -> pl.DataFrame:

@@ -212,3 +212,35 @@ def test_invalid_rewards_are_shown(tmp_path):
     rec.close()
     out = run_page.render(query.Store(tmp_path), "bad", -1)
     assert "3 completions had a NaN, infinite or missing reward" in str(out["header"])
+
+
+def test_first_judgement_past_a_moment_runs_in_the_background(tmp_path, monkeypatch):
+    """A run judged for the first time past QUICK_JUDGE_S is drawn without alerts and a note saying they
+    are being judged; the page stays put (no redraw) while they are, and draws them once they are in."""
+    import threading
+
+    make_run(tmp_path, steps=60).close()
+    gate = threading.Event()
+    real = query.detect_all
+
+    def slow(*a, **k):  # the real detectors, after the page was drawn: a long run's judgement
+        gate.wait(30)
+        return real(*a, **k)
+    monkeypatch.setattr(query, "QUICK_JUDGE_S", 0.0)
+    monkeypatch.setattr(query, "detect_all", slow)
+    store = query.Store(tmp_path)
+    first = run_page.render(store, "r", -1)
+    assert first["version"] == run_page.PENDING and store.judging("r")
+    assert first["alerts"][0].id == ids.JUDGING and "for the first time" in first["alerts"][0].children
+    assert len(first["figs"]) == len(run_page.GRAPHS)
+    assert run_page.render(store, "r", first["version"]) is None  # still judging: nothing redrawn
+    assert store.runs_table()[0]["alerts"] == query.JUDGING_SHORT
+    gate.set()
+    for _ in range(300):
+        if not store.judging("r"):
+            break
+        threading.Event().wait(0.1)
+    done = run_page.render(store, "r", first["version"])
+    assert done is not None and done["version"] == 0
+    assert done["alerts"] and all(getattr(a, "id", None) != ids.JUDGING for a in done["alerts"])
+    assert store.findings("r") == query.Store(tmp_path).findings("r")  # kept beside the run as well

@@ -261,3 +261,25 @@ def test_reader_during_writes_never_sees_partial_segments(tmp_path):
     live.refresh()
     assert live.steps["step"].to_list() == list(range(1, 301))
     assert reads >= 5
+
+
+def test_groups_read_when_asked_and_some_columns_alone(tmp_path):
+    """A run opens without reading its groups table (a long run's largest); a page's narrow read equals the
+    same columns of the whole table, follows new segments and a compaction, and the row count is known
+    from the Parquet footers before any read."""
+    rec = _rec(tmp_path, flush_secs=0)
+    for s in (1, 2):
+        _batch(rec, s)
+    run = diag.open_run(tmp_path / "r")
+    assert "groups" in run._unread and run.rows("groups") == 8
+    cols = ["step", "group", "mode", "reward_std"]
+    assert run.columns("groups", cols).shape == (8, 4) and "groups" in run._unread
+    _batch(rec, 3)
+    assert run.refresh()["groups"] > 0  # something new, though nothing was read
+    narrow = run.columns("groups", cols)
+    assert narrow["step"].to_list() == [1] * 4 + [2] * 4 + [3] * 4
+    rec.close()  # compaction: the narrow read starts again and counts each row once
+    run.refresh()
+    assert run.columns("groups", cols).sort(["step", "group"]).equals(run.groups.select(cols).sort(["step", "group"]))
+    assert "groups" not in run._unread and run.rows("groups") == run.groups.height == 12
+    assert run.columns("groups", cols).shape == (12, 4)  # read from memory now

@@ -180,6 +180,7 @@ def thumbnail(run, prompt: str | None) -> str:
 
 
 CHARTS = dict(zip(GRAPHS, missing.CHARTS))
+PENDING = 0.5  # added to the version of a page drawn before its alerts were judged
 
 # A numbered alert clicked in the list: scroll to the reward chart and shade that alert's window there (one
 # rectangle named "alert-focus", replacing the last one). Runs in the browser; the figure is not redrawn.
@@ -208,27 +209,37 @@ def render(store, name: str, version: int, eval_set: str | None = None):
     from diag.summary import summarize
 
     cached = store.get(name)
-    if cached.version == version:
-        return None
+    if cached.version == version or (version == cached.version + PENDING and store.judging(name)):
+        return None  # nothing new; or drawn without alerts and their first judgement is still running
     run = cached.run
     sets = figures.eval_sets(run.evals)
     eval_set = eval_set if eval_set in sets else None
-    findings = store.findings(name, eval_set)
+    found = store.findings(name, eval_set, wait=False)
+    findings = found or []
     steps = run.steps
     ph = phases.of(run.meta)
+    # the columns the heatmap draws, not the whole groups table: a long run's page opens in a fraction of the time
+    groups = run.columns("groups", ["step", "group", "mode", figures.HEATMAP_VALUE])
     figs = [figures.reward_vs_accuracy(steps, run.evals, run.reward_funcs, findings, ph, judged=eval_set),
             figures.signal_area(steps, findings, ph), figures.advantage_fig(steps, findings),
-            figures.group_heatmap(run.groups, findings=findings), figures.length_fig(steps, findings),
+            figures.group_heatmap(groups, findings=findings), figures.length_fig(steps, findings),
             figures.buckets_fig(run.evals)]
-    notes = missing.notes(steps, run.groups, run.evals, run.meta)
+    notes = missing.notes(steps, groups, run.evals, run.meta)
     return {
-        "version": cached.version,
+        # drawn without alerts while they are judged: the next tick draws again once they are in
+        "version": cached.version + (PENDING if found is None else 0),
         "header": header(run, summarize(run)),
         "figs": [marks.explain(f, *missing.for_chart(notes, CHARTS[g])) for g, f in zip(GRAPHS, figs)],
-        "alerts": alert_items(run, findings),
+        "alerts": alert_items(run, findings) if found is not None else [judging_note(run)],
         "windows": alert_windows(findings),
         "sets": sets,
     }
+
+
+def judging_note(run) -> html.P:
+    return html.P(f"Judging this run's {run.evals.height:,} evaluations and {run.steps.height:,} steps for the first "
+                  "time: the alerts appear here and on the charts when the detectors finish (the result is kept "
+                  "beside the run, so the next open reads it).", id=ids.JUDGING)
 
 
 def alert_windows(findings: list[dict]) -> dict[str, list[int]]:

@@ -41,10 +41,10 @@ class Aligned:
     def window(self, lo: int, hi: int) -> "Aligned":
         """Evaluations lo..hi-1 (the recent history a detector judges, bounded however long the run)."""
         sl = slice(lo, hi)
-        kept = set(self.steps[sl].tolist())
+        # looked up by the window's own steps: a long run holds thousands of evaluations' items
+        items = {s: self.items[s] for s in self.steps[sl].tolist() if s in self.items}
         return Aligned(self.eval_set, self.steps[sl], self.acc[sl], self.n[sl], self.reward[sl], self.funcs[sl],
-                       self.length[sl], self.clipped[sl], self.func_names,
-                       {s: v for s, v in self.items.items() if s in kept},
+                       self.length[sl], self.clipped[sl], self.func_names, items,
                        {k: (acc[sl], n[sl]) for k, (acc, n) in self.companions.items()})
 
 

@@ -33,7 +33,7 @@ def code_version() -> str:
 
 def key(run, eval_set: str | None) -> dict:
     """What the findings of `run` depend on: its rows per table, the meta the detectors read, the set judged."""
-    rows = {t: run.table(t).height for t in TABLES}
+    rows = {t: run.rows(t) for t in TABLES}  # counted without reading a table not read yet
     meta = {k: run.meta.get(k) for k in ("reward_funcs", "group_size", "reward_range", "probe", "phases")}
     return {"rows": rows, "meta": json.loads(json.dumps(meta, default=str)), "eval_set": eval_set,
             "code": code_version()}

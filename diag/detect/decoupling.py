@@ -125,7 +125,7 @@ def _level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None)
     clear z and the practical margin, hold no evaluation at or above the best, and (if longer than
     `window`) still be down over its last `window` evaluations. A wider best block averages a long
     plateau's noise away (a 3-sd fall needs it); each width's best is corrected for its own selection."""
-    items = _items_by_index(a)
+    items = None  # built once, on the first width that gets as far as judging
     acc = a.acc[: k + 1]
     best: LevelDrop | None = None
     for w in ([width] if width else range(1, p.max_window + 1)):
@@ -141,7 +141,8 @@ def _level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None)
             means = block_means(before, wb)
             if not np.isfinite(means).any() or cohens_h(float(np.nanmax(means)), now) < p.margin_h:
                 continue  # this width's best block, before its selection correction, is within the margin
-            d = corroborated(a, current_drop(acc, a.n, items, k, w, wb, spread), k)
+            items = _items_by_index(a) if items is None else items
+            d = corroborated(a, current_drop(acc, a.n, items, k, w, wb, spread, means), k)
             if d is None or d.z < (p.z_warn if w > 1 else p.z_single) or d.h < p.margin_h:
                 continue
             if np.any(a.acc[d.now_idx] >= d.best_corrected):

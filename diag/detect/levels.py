@@ -127,11 +127,12 @@ def block_means(acc: np.ndarray, width: int) -> np.ndarray:
     return np.where(full, sums / width, np.nan)
 
 
-def best_block(acc: np.ndarray, before: int, width: int) -> list[int] | None:
-    """Indices of the `width` consecutive evaluations before index `before` with the highest mean."""
+def best_block(acc: np.ndarray, before: int, width: int, means: np.ndarray | None = None) -> list[int] | None:
+    """Indices of the `width` consecutive evaluations before index `before` with the highest mean
+    (`means`: block_means(acc[:before], width) when the caller has it)."""
     if width < 1 or before < width:
         return None
-    means = block_means(np.asarray(acc[:before], dtype=float), width)
+    means = block_means(np.asarray(acc[:before], dtype=float), width) if means is None else means
     if not np.isfinite(means).any():
         return None
     i = int(np.nanargmax(means))
@@ -168,12 +169,13 @@ def _sampling_explains(se_sampling: float, se_spread: float, dof: int) -> bool:
 
 def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], best_idx: list[int],
                now_idx: list[int], upto: int, selected: bool = True,
-               spread: tuple[float, float] | None = None) -> LevelDrop | None:
+               spread: tuple[float, float] | None = None, means: np.ndarray | None = None) -> LevelDrop | None:
     """How far the level over `now_idx` sits below the level over `best_idx`, with evaluations 0..upto
     known (the spread and the selection correction use only those). None without any noise estimate.
     `selected=False`: the blocks were chosen on another series (a companion held-out set judged on the
     primary set's blocks), so this one's best block was not picked as its maximum: no correction.
-    `spread`: spread_sigma(acc[:upto + 1], cut=min(now_idx)) when the caller already has it."""
+    `spread`: spread_sigma(acc[:upto + 1], cut=min(now_idx)) when the caller already has it; `means`:
+    block_means(acc[:min(now_idx)], len(best_idx)) likewise (a detector judges many widths per evaluation)."""
     acc = np.asarray(acc, dtype=float)
     known = acc[: upto + 1]
     wb, wn = len(best_idx), len(now_idx)
@@ -193,7 +195,8 @@ def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], bes
     best, now = float(np.mean(acc[best_idx])), float(np.mean(acc[now_idx]))
     # selection: the blocks (non-overlapping, before the current one) that could have been the best
     se_block = se * math.sqrt(wn / (wb + wn))
-    tiles = block_means(known[: min(now_idx)], wb)[::wb]  # non-overlapping blocks before the current level
+    means = block_means(known[: min(now_idx)], wb) if means is None else means
+    tiles = means[::wb]  # non-overlapping blocks before the current level
     contenders = max(1, int(np.sum(tiles >= best - 2 * math.sqrt(2) * se_block))) if selected else 1
     bias = se_block * expected_max(contenders)
     best_c = best - bias
@@ -206,16 +209,21 @@ def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], bes
 
 
 def current_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], k: int, width: int,
-                 best_width: int, spread: tuple[float, float] | None = None) -> LevelDrop | None:
-    """The last `width` evaluations up to k against the best block of `best_width` (at least 2) before them."""
+                 best_width: int, spread: tuple[float, float] | None = None,
+                 means: np.ndarray | None = None) -> LevelDrop | None:
+    """The last `width` evaluations up to k against the best block of `best_width` (at least 2) before them
+    (`means`: the block means of that width before them, when the caller has them)."""
     acc = np.asarray(acc, dtype=float)
     now_idx = list(range(k - width + 1, k + 1))
     if now_idx[0] < 2 or not np.all(np.isfinite(acc[now_idx])):
         return None  # a best "level" of one evaluation is one draw, however it compares
-    best = best_block(acc, now_idx[0], min(best_width, now_idx[0]))
+    width_b = min(best_width, now_idx[0])
+    if means is not None and len(means) != now_idx[0] - width_b + 1:
+        means = None  # not this width's
+    best = best_block(acc, now_idx[0], width_b, means)
     if best is None:
         return None
-    return level_drop(acc, n, items, best, now_idx, k, spread=spread)
+    return level_drop(acc, n, items, best, now_idx, k, spread=spread, means=means)
 
 
 def combined_z(zs: list[float]) -> float:
