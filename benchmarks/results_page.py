@@ -1,10 +1,13 @@
-"""MkDocs hook: the results page (docs/results.md) drawn from benchmarks/results.json, the one file the
-benchmarks write with `--record`, so a figure in the docs' results table is never copied by hand."""
+"""MkDocs hook: the results page (docs/results.md), the tables placed in guides and every figure a guide
+cites as {{ results:ENTRY.KEY|FORMAT }}, drawn from benchmarks/results.json, the one file the benchmarks
+write with `--record`: a measured figure in the docs is never copied by hand, and one the file lacks
+stops the (strict) build."""
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -71,12 +74,44 @@ def validity_generated(data: dict) -> str:
     return measured + "\n\n" + validity.generated_table(g, bool(result.get("peer")))
 
 
+# one recorded figure in a guide's sentence: {{ results:ENTRY.KEY }} or {{ results:ENTRY.KEY|FORMAT }}, FORMAT
+# a Python format spec (".2f", ".1%", ",d"); ENTRY.when, ENTRY.machine and ENTRY.command name the run itself
+FIGURE = re.compile(r"\{\{\s*results:([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)(?:\|([^}\s]*))?\s*\}\}")
+
+
+class MissingFigure(KeyError):
+    """A guide cites a figure the results file does not hold: the docs build stops, naming it."""
+
+
+def figure(data: dict, entry: str, key: str, fmt: str | None, page: str = "?") -> str:
+    """The recorded value of `entry`.`key`, formatted; MissingFigure names the page, the key and the command."""
+    e = data.get(entry)
+    if not isinstance(e, dict):
+        raise MissingFigure(f"{page}: cites results:{entry}.{key} but {RESULTS.name} has no entry {entry!r}; run "
+                            f"the benchmark that writes it with --record")
+    if key in ("when", "machine", "command"):
+        return html.escape(str(e.get(key)))
+    result = e.get("result") or {}
+    if key not in result:
+        raise MissingFigure(f"{page}: cites results:{entry}.{key} but entry {entry!r} (`{e.get('command')}`) has no "
+                            f"figure {key!r}; rerun it with --record, or cite one it has: {sorted(result)[:12]}")
+    v = result[key]
+    if isinstance(v, str):
+        return html.escape(v)  # a figure that could not be measured says why
+    return format(v, fmt) if fmt else _value(v)
+
+
+def figures(markdown: str, data: dict, page: str = "?") -> str:
+    """Every {{ results:... }} of a page replaced by its recorded value."""
+    return FIGURE.sub(lambda m: figure(data, m.group(1), m.group(2), m.group(3), page), markdown)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    if MARKER not in markdown and not any(m in markdown for m in TABLES):
+    if MARKER not in markdown and not any(m in markdown for m in TABLES) and not FIGURE.search(markdown):
         return markdown
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     markdown = markdown.replace(MARKER, render(data))
     for marker, fn in TABLES.items():
         if marker in markdown:
             markdown = markdown.replace(marker, globals()[fn](data))
-    return markdown
+    return figures(markdown, data, getattr(getattr(page, "file", None), "src_path", "?"))

@@ -39,6 +39,7 @@ def create_app(root: str | Path, token: str | None = None) -> Dash:
     prompts.register(app, store)
     if token:
         _protect(app, token)
+    run.warm_up()
     return app
 
 

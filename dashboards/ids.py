@@ -32,3 +32,4 @@ FIG_PROMPTS = "fig-prompts"
 PROMPTS_K = "prompts-k"
 PROMPTS_NAME = "prompts-name"
 JUDGING = "judging"  # the note shown while a run's first judgement runs in the background
+JUDGED_SET = "judged-set"  # the held-out set the drawn run page judges

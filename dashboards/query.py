@@ -18,8 +18,10 @@ from diag.store import Run, StoreError, check_run_name, list_runs, open_run
 from diag.summary import summarize
 
 
-QUICK_JUDGE_S = 0.5  # a first judgement is waited for this long (the demo's runs: 0.2 s); a longer one finishes in
-# the background
+# a run with at most this many evaluation rows is judged in the call (the demo's runs: 0.2 s); a longer one is
+# judged in the background, its page drawn at once (a 100k-step run's 10,000 evaluations take half a minute)
+QUICK_EVAL_ROWS = 300
+JUDGE_DELAY_S = 2.0  # ... starting this long after the page asked (its first drawing: about a second at 100k steps)
 JUDGING_SHORT = "judging..."  # a long run's first judgement, running in the background
 
 
@@ -52,6 +54,8 @@ class Cached:
     # the detectors' state between recomputations of a growing run (diag.detect.detect_all's `state`)
     detect_state: dict = field(default_factory=dict)
     judging: tuple | None = None  # the findings key a background thread is judging (Store.findings, wait=False)
+    render_lock: threading.Lock = field(default_factory=threading.Lock)  # one drawing of the run page at a time
+    last_render: tuple | None = None  # (what it was drawn from, the drawing): a repeated request gets it again
 
 
 class Store:
@@ -84,9 +88,9 @@ class Store:
         `eval_set`: the held-out set the decoupling verdict judges (check --eval-set); default the first.
 
         `wait=False` (the pages): a run (or held-out set) judged for the first time, with nothing stored
-        beside it, is judged in a background thread; past QUICK_JUDGE_S None is returned meanwhile, so a
-        long run's charts are drawn at once and its alerts when they are ready (`judging` says whether they
-        are on the way).
+        beside it and more than QUICK_EVAL_ROWS evaluation rows, is judged in a background thread and None
+        is returned meanwhile, so a long run's charts are drawn at once and its alerts when they are ready
+        (`judging` says whether they are on the way).
         Later changes of a judged run are judged in the call: incremental, a fraction of a second."""
         c = self.get(name, refresh=False)
         key = self._findings_key(c.run, eval_set)
@@ -96,15 +100,18 @@ class Store:
             if c.judging == key:
                 return None
             stored = cache.load(c.run, eval_set)
-            if stored is None:
+            if stored is None and c.run.evals.height > QUICK_EVAL_ROWS:
                 c.judging = key
-                t = threading.Thread(target=self._judge, args=(c, key, eval_set), daemon=True, name=f"judge-{name}")
+                # started once the page that asked has been drawn: on a small machine the detectors would
+                # otherwise take turns with the drawing they are meant not to hold up
+                t = threading.Timer(JUDGE_DELAY_S, self._judge, args=(c, key, eval_set))
+                t.daemon, t.name = True, f"judge-{name}"
                 t.start()
-                t.join(QUICK_JUDGE_S)  # most runs are judged in this time: their page comes with its alerts
-                return c.findings if not t.is_alive() and c.findings_key == key else None
-            with c.findings_lock:
-                c.findings, c.findings_key = stored, key
-            return stored
+                return None
+            if stored is not None:
+                with c.findings_lock:
+                    c.findings, c.findings_key = stored, key
+                return stored
         return self._judge(c, key, eval_set)
 
     def judging(self, name: str) -> bool:

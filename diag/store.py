@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,6 +277,9 @@ class Run:
         self._covered: dict[str, int] = {t: 0 for t in schema.TABLES}
         self._steps_cache: tuple[tuple, pl.DataFrame] | None = None
         self._unread: set[str] = set(LAZY)  # tables listed but not read yet
+        # a dashboard's callbacks run in threads: one of them reads a LAZY table while the others wait for it
+        self._lock = threading.RLock()
+        self._narrow_lock = threading.Lock()
         self._listed: dict[str, set[str]] = {t: set() for t in LAZY}
         self._narrow: dict[tuple, tuple[tuple, pl.DataFrame]] = {}  # (table, columns) -> (segments read, frame)
         self.refresh()
@@ -305,16 +309,17 @@ class Run:
     def refresh(self) -> dict[str, int]:
         """Read new segments; returns the number of new rows per table (for a table not read yet, the
         number of new segments: something was added)."""
-        self.meta = self._read_meta()
-        added = {}
-        for table in schema.TABLES:
-            if table in self._unread:
-                listed = {p.name for _, _, p in _live_segments(self.path / table)}
-                added[table] = len(listed - self._listed[table])
-                self._listed[table] = listed
-            else:
-                added[table] = self._read_new(table)
-        return added
+        with self._lock:
+            self.meta = self._read_meta()
+            added = {}
+            for table in schema.TABLES:
+                if table in self._unread:
+                    listed = {p.name for _, _, p in _live_segments(self.path / table)}
+                    added[table] = len(listed - self._listed[table])
+                    self._listed[table] = listed
+                else:
+                    added[table] = self._read_new(table)
+            return added
 
     def _read_new(self, table: str) -> int:
         segs = _live_segments(self.path / table)
@@ -341,8 +346,10 @@ class Run:
     def _table(self, table: str) -> pl.DataFrame:
         """A table, read on first use if it is one of the LAZY ones."""
         if table in self._unread:
-            self._unread.discard(table)
-            self._read_new(table)
+            with self._lock:
+                if table in self._unread:  # not read by another thread while this one waited
+                    self._read_new(table)
+                    self._unread.discard(table)
         return self._frames[table]
 
     def rows(self, table: str) -> int:
@@ -356,6 +363,10 @@ class Run:
         page needs 4 of the groups table's 23 columns: a tenth of the time and memory), kept between calls
         and extended by the segments that appear since; any change of a segment read before (a compaction)
         reads the columns afresh."""
+        with self._narrow_lock:  # not the reading lock: a detector reading the whole table does not hold a page up
+            return self._columns(table, cols)
+
+    def _columns(self, table: str, cols: list[str]) -> pl.DataFrame:
         if table not in self._unread:
             return self._frames[table].select(cols)
         key = (table, tuple(cols))

@@ -215,8 +215,9 @@ def test_invalid_rewards_are_shown(tmp_path):
 
 
 def test_first_judgement_past_a_moment_runs_in_the_background(tmp_path, monkeypatch):
-    """A run judged for the first time past QUICK_JUDGE_S is drawn without alerts and a note saying they
-    are being judged; the page stays put (no redraw) while they are, and draws them once they are in."""
+    """A run judged for the first time with more than QUICK_EVAL_ROWS evaluation rows is drawn without
+    alerts and a note saying they are being judged; the page stays put (no redraw) while they are, and
+    draws them once they are in. Naming the first held-out set is the default judgement, not another."""
     import threading
 
     make_run(tmp_path, steps=60).close()
@@ -226,14 +227,18 @@ def test_first_judgement_past_a_moment_runs_in_the_background(tmp_path, monkeypa
     def slow(*a, **k):  # the real detectors, after the page was drawn: a long run's judgement
         gate.wait(30)
         return real(*a, **k)
-    monkeypatch.setattr(query, "QUICK_JUDGE_S", 0.0)
+    monkeypatch.setattr(query, "QUICK_EVAL_ROWS", 0)
+    monkeypatch.setattr(query, "JUDGE_DELAY_S", 0.0)
     monkeypatch.setattr(query, "detect_all", slow)
     store = query.Store(tmp_path)
+    before = threading.active_count()
     first = run_page.render(store, "r", -1)
     assert first["version"] == run_page.PENDING and store.judging("r")
     assert first["alerts"][0].id == ids.JUDGING and "for the first time" in first["alerts"][0].children
     assert len(first["figs"]) == len(run_page.GRAPHS)
     assert run_page.render(store, "r", first["version"]) is None  # still judging: nothing redrawn
+    again = run_page.render(store, "r", -1, "heldout")  # the eval-set box naming the first set: no second judgement
+    assert again["version"] == run_page.PENDING and threading.active_count() == before + 1
     assert store.runs_table()[0]["alerts"] == query.JUDGING_SHORT
     gate.set()
     for _ in range(300):

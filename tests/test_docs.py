@@ -76,3 +76,29 @@ def test_the_validity_tables_are_drawn_from_the_results_file():
     assert "--record" in results_page.validity_generated({})
     page = (ROOT / "docs" / "validity.md").read_text()
     assert "<!-- results:validity-real -->" in page and "| drift |" not in page
+
+
+def test_a_cited_figure_is_drawn_from_the_results_file_or_stops_the_build(tmp_path):
+    """{{ results:ENTRY.KEY|FORMAT }} in a guide becomes the recorded value; a figure the file lacks stops
+    the build naming the page, the key and the command; the dashboard guide cites its figures, none typed."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import results_page
+
+    data = {"dash": {"when": "2026-12-06", "machine": "m", "command": "python benchmarks/dashboard.py",
+                     "result": {"page_s": 0.91234, "note": "<i>not measured</i>"}}}
+    md = "page {{ results:dash.page_s|.2f }} s, {{results:dash.page_s}}; {{ results:dash.note }} ({{ results:dash.when }})"
+    assert results_page.figures(md, data) == "page 0.91 s, 0.9123; &lt;i&gt;not measured&lt;/i&gt; (2026-12-06)"
+    with pytest.raises(results_page.MissingFigure, match=r"guide.md: cites results:dash.gone .*dashboard.py"):
+        results_page.figures("{{ results:dash.gone }}", data, "guide.md")
+    with pytest.raises(results_page.MissingFigure, match="no entry 'other'"):
+        results_page.figures("{{ results:other.x }}", data)
+    copy = tmp_path / "repo"
+    for part in ("docs", "benchmarks", "mkdocs.yml", "README.md"):
+        src = ROOT / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, copy / part)
+    page = copy / "docs" / "watch.md"
+    page.write_text(page.read_text() + "\n\nA figure: {{ results:dashboard.no_such_figure }}.\n")
+    r = build(copy, tmp_path / "site")
+    assert r.returncode != 0 and "no_such_figure" in r.stderr + r.stdout
+    cited = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert "{{ results:dashboard.run_page_100k_cold_s" in cited

@@ -20,6 +20,7 @@ def layout(store, name: str) -> html.Div:
     return html.Div([
         dcc.Store(id=ids.RUN_NAME, data=name),
         dcc.Store(id=ids.RUN_VERSION, data=-1),
+        dcc.Store(id=ids.JUDGED_SET, data=""),  # the held-out set the drawn page judges (its name; the first set too)
         dcc.Store(id=ids.ALERT_WINDOWS, data={}),
         dcc.Store(id=ids.ALERT_FOCUS),
         html.Div(id=ids.RUN_HEADER),
@@ -203,9 +204,21 @@ function(clicks, windows) {
 """ % ids.FIG_REWARD_ACC  # each graph and the chart diag.missing explains it as
 
 
-def render(store, name: str, version: int, eval_set: str | None = None):
+def render(store, name: str, version: int, eval_set: str | None = None, tick: bool = False):
     """Everything the page shows, or None when nothing changed since `version`. A chart whose series
-    this run lacks says so, and where to get them, instead of drawing empty axes."""
+    this run lacks says so, and where to get them, instead of drawing empty axes. One render of a run at a
+    time: a `tick` of the polling interval arriving while one runs (a long run's first drawing takes longer
+    than the interval) changes nothing, the drawing under way will."""
+    cached = store.get(name, refresh=False)
+    if not cached.render_lock.acquire(blocking=not tick):
+        return None
+    try:
+        return _render(store, name, version, eval_set)
+    finally:
+        cached.render_lock.release()
+
+
+def _render(store, name: str, version: int, eval_set: str | None):
     from diag.summary import summarize
 
     cached = store.get(name)
@@ -213,8 +226,13 @@ def render(store, name: str, version: int, eval_set: str | None = None):
         return None  # nothing new; or drawn without alerts and their first judgement is still running
     run = cached.run
     sets = figures.eval_sets(run.evals)
-    eval_set = eval_set if eval_set in sets else None
+    # the first set is the default one (check's): judged, and its findings kept, as None, whoever names it
+    eval_set = eval_set if eval_set in sets[1:] else None
     found = store.findings(name, eval_set, wait=False)
+    # a browser re-asks with the version it last saw while a slow first drawing is in flight: the same answer
+    key = (cached.version, found is None, id(found), eval_set)
+    if cached.last_render is not None and cached.last_render[0] == key:
+        return cached.last_render[1]
     findings = found or []
     steps = run.steps
     ph = phases.of(run.meta)
@@ -225,15 +243,32 @@ def render(store, name: str, version: int, eval_set: str | None = None):
             figures.group_heatmap(groups, findings=findings), figures.length_fig(steps, findings),
             figures.buckets_fig(run.evals)]
     notes = missing.notes(steps, groups, run.evals, run.meta)
-    return {
+    out = {
         # drawn without alerts while they are judged: the next tick draws again once they are in
         "version": cached.version + (PENDING if found is None else 0),
+        "judged": eval_set or (sets[0] if sets else ""),
         "header": header(run, summarize(run)),
         "figs": [marks.explain(f, *missing.for_chart(notes, CHARTS[g])) for g, f in zip(GRAPHS, figs)],
         "alerts": alert_items(run, findings) if found is not None else [judging_note(run)],
         "windows": alert_windows(findings),
         "sets": sets,
     }
+    cached.last_render = (key, out)
+    return out
+
+
+def warm_up() -> None:
+    """Draw each chart once on an empty run when the server starts: plotly sets up its property validators
+    on first use (half a second), which the first page a user opens would otherwise pay."""
+    from diag import schema
+
+    steps, evals = schema.empty("steps"), schema.empty("evals")
+    finding = [{"kind": "decoupling", "severity": "warning", "step": 1, "onset": 1, "window_start": 1,
+                "window_end": 1, "message": "", "evidence": {}}]
+    for f in (figures.reward_vs_accuracy(steps, evals, [], finding, []), figures.signal_area(steps, finding, []),
+              figures.advantage_fig(steps, finding), figures.group_heatmap(schema.empty("groups"), findings=finding),
+              figures.length_fig(steps, finding), figures.buckets_fig(evals)):
+        f.to_json()
 
 
 def judging_note(run) -> html.P:
@@ -254,20 +289,20 @@ def alert_windows(findings: list[dict]) -> dict[str, list[int]]:
 
 def register(app, store) -> None:
     @app.callback(
-        [Output(ids.RUN_VERSION, "data"), Output(ids.RUN_HEADER, "children"),
+        [Output(ids.RUN_VERSION, "data"), Output(ids.JUDGED_SET, "data"), Output(ids.RUN_HEADER, "children"),
          *[Output(g, "figure") for g in GRAPHS], Output(ids.ALERTS, "children"),
          Output(ids.EVAL_SET, "options"), Output(ids.EVAL_SET_BOX, "style"), Output(ids.ALERT_WINDOWS, "data")],
         Input(ids.RUN_TICK, "n_intervals"), Input(ids.EVAL_SET, "value"),
-        State(ids.RUN_NAME, "data"), State(ids.RUN_VERSION, "data"),
+        State(ids.RUN_NAME, "data"), State(ids.RUN_VERSION, "data"), State(ids.JUDGED_SET, "data"),
     )
-    def tick(_, eval_set, name, version):
-        if ctx.triggered_id == ids.EVAL_SET:
+    def tick(_, eval_set, name, version, judged):
+        if ctx.triggered_id == ids.EVAL_SET and (eval_set if eval_set else "") != (judged or ""):
             version = -1  # another held-out set judged: everything is drawn again
-        out = render(store, name, version, eval_set)
+        out = render(store, name, version, eval_set, tick=ctx.triggered_id == ids.RUN_TICK)
         if out is None:
-            return [no_update] * (6 + len(GRAPHS))
+            return [no_update] * (7 + len(GRAPHS))
         sets = out["sets"]
-        return [out["version"], out["header"], *out["figs"], out["alerts"],
+        return [out["version"], out["judged"], out["header"], *out["figs"], out["alerts"],
                 [{"label": s, "value": s} for s in sets], {"display": "block" if len(sets) > 1 else "none"},
                 out["windows"]]
 

@@ -23,6 +23,13 @@ The test is a one-sided CUSUM on the truth rate, per step:
 - resolved once S has stayed at 0 for `resolve_steps` steps; S is capped at h_critical, so the time
   to drain after the truth comes back does not grow with how long it stayed down.
 
+A second CUSUM, on the pay per untrue completion rising above its lowest block level (raised by the
+expected minimum of the blocks that could have been the lowest; sigma the long-run noise of that pay),
+opens a warning on its own when the rise is at least `exploit_share` of the pay gap between true and
+untrue completions while the truth rate is no better than its best: the policy is being paid more for
+wrong answers, often before the truth falls (a lenient or format component being exploited). It never
+makes an alert critical alone; with it at the warning level, a truth fall at the warning level does.
+
 False alarms, measured (benchmarks/truth_gap.py): the run length to a false warning on steady noise is
 stated there and in the README. A run whose reward *is* the truth (every true completion paid one
 value, every untrue one another) has nothing to judge: it is said once.
@@ -92,6 +99,11 @@ class TruthGapScanner:
         self.open: _Open | None = None
         self.paid: tuple[float, float] | None = None  # (true, untrue) pay, None until a step says
         self.constant_pay = True  # ... and whether both stayed constant
+        # the pay channel: the mean reward of an untrue completion climbing above its lowest level
+        self.pay_blocks: deque = deque(maxlen=max(2, h // self.p.block))  # (mean pay, first index, last index)
+        self.S_pay = 0.0
+        self.pay_start: int | None = None
+        self.pay_yardstick: tuple[float, float, int] | None = None  # (reference pay, sigma, last index of its block)
 
     # ------------------------------------------------------------------------------------------ input
 
@@ -116,6 +128,9 @@ class TruthGapScanner:
             self.blocks.append((float(np.mean(list(self.truth)[-b:])), self.count - b, self.count - 1))
             if self.S == 0.0:  # the yardstick follows the run outside an excursion, never during one
                 self.yardstick = self._yardstick()
+            self.pay_blocks.append((_mean(list(self.pay_untrue)[-b:]), self.count - b, self.count - 1))
+            if self.S_pay == 0.0:
+                self.pay_yardstick = self._pay_yardstick()
         if self.count <= self.p.min_steps or self.yardstick is None:
             return []
         return self._judge()
@@ -156,6 +171,21 @@ class TruthGapScanner:
         contenders = max(1, int(np.sum(means >= means[i] - 2 * math.sqrt(2) * se)))
         return float(means[i] - se * expected_max(contenders)), sigma, self.blocks[i][2]
 
+    def _pay_yardstick(self) -> tuple[float, float, int] | None:
+        """(reference pay per untrue completion, its sigma per step, last index of the reference block): the
+        lowest block, raised by the expected minimum of the blocks that could have been the lowest."""
+        means = np.array([m for m, _, _ in self.pay_blocks])
+        ok = np.isfinite(means)
+        if ok.sum() < 2:
+            return None
+        sigma = self._long_run_sigma(np.asarray([x for x in self.pay_untrue if math.isfinite(x)]))
+        if not math.isfinite(sigma) or sigma <= 0:
+            return None
+        i = int(np.nanargmin(means))
+        se = sigma / math.sqrt(self.p.block)
+        contenders = max(1, int(np.sum(means[ok] <= means[i] + 2 * math.sqrt(2) * se)))
+        return float(means[i] + se * expected_max(contenders)), sigma, self.pay_blocks[i][2]
+
     def _sigma(self, level: float, block_means: np.ndarray) -> float:
         """The truth rate's noise per step: the larger of the step-to-step spread (second differences), the
         long-run spread of block means scaled back to one step (a slow wander that a sum over many steps
@@ -174,43 +204,117 @@ class TruthGapScanner:
     def _judge(self) -> list[Finding]:
         p = self.p
         last = self.count - 1
-        ref_level, sigma, ref_last = self.yardstick
-        # capped at the critical level: a long fall must not take as long again to drain once the truth is back
-        self.S = min(p.h_critical, max(0.0, self.S + (ref_level - self.truth[-1]) / sigma - p.k))
+        self._step_truth(last)
+        self._step_pay(last)
         out: list[Finding] = []
-        if self.S == 0.0:
-            self.start = None
+        if self.S == 0.0 and self.S_pay == 0.0:
             if self.open is not None:
                 self.open.quiet += 1
                 if self.open.quiet >= p.resolve_steps:
                     out.append(self._resolve())
             return out
-        if self.start is None:
-            self.start = last
-            self.ref_reward = _mean(self._window(self.reward, ref_last + 1 - p.block, ref_last + 1))
         if self.open is not None:
             self.open.quiet = 0
         if self.reward_is_truth:
             return out
-        due = self.S >= p.h_warn if self.open is None else (self.open.finding.severity == "warning"
-                                                              and self.S >= p.h_critical)
-        if not due:
-            return out
-        f = self._finding("critical" if self.S >= p.h_critical else "warning", last)
-        if f is None:
-            return out
         if self.open is None:
+            f = self._finding("warning", last) if self.S >= p.h_warn else None
+            if f is None and self.S_pay >= p.h_warn:
+                f = self._pay_finding(last)
+            if f is None:
+                return out
             # critical only at a later step than the first alert: one step never jumps to it
-            f = replace(f, severity="warning") if f.severity == "critical" else f
             self.open = _Open(f)
             out.append(f)
-        elif f.severity == "critical":
-            first = self.open.finding
-            esc = replace(f, step=first.step, onset=first.onset, episode=first.episode,
-                          evidence={**f.evidence, "first_alert_step": first.step, "critical_at": f.step})
-            self.open.finding = esc
-            out.append(esc)
+            return out
+        if self.open.finding.severity != "warning":
+            return out
+        # critical: the truth's fall on its own to the critical level, or to the warning level while untrue
+        # completions are paid more (two signs of one deceptive reward)
+        if not (self.S >= p.h_critical or (self.S >= p.h_warn and self.S_pay >= p.h_warn)):
+            return out
+        f = self._finding("critical", last)
+        if f is None:
+            return out
+        first = self.open.finding
+        esc = replace(f, step=first.step, onset=first.onset, episode=first.episode,
+                      evidence={**f.evidence, "first_alert_step": first.step, "critical_at": f.step,
+                                "first_channel": first.evidence.get("channel")})
+        self.open.finding = esc
+        out.append(esc)
         return out
+
+    def _step_truth(self, last: int) -> None:
+        """One step of the CUSUM on the truth rate falling below its best level."""
+        p = self.p
+        ref_level, sigma, ref_last = self.yardstick
+        # capped at the critical level: a long fall must not take as long again to drain once the truth is back
+        self.S = min(p.h_critical, max(0.0, self.S + (ref_level - self.truth[-1]) / sigma - p.k))
+        if self.S == 0.0:
+            self.start = None
+        elif self.start is None:
+            self.start = last
+            self.ref_reward = _mean(self._window(self.reward, ref_last + 1 - p.block, ref_last + 1))
+
+    def _step_pay(self, last: int) -> None:
+        """One step of the CUSUM on the pay per untrue completion rising above its lowest level."""
+        x = self.pay_untrue[-1]
+        if self.pay_yardstick is None or not math.isfinite(x):
+            return
+        ref, sigma, _ = self.pay_yardstick
+        self.S_pay = min(self.p.h_critical, max(0.0, self.S_pay + (x - ref) / sigma - self.p.k))
+        if self.S_pay == 0.0:
+            self.pay_start = None
+        elif self.pay_start is None:
+            self.pay_start = last
+
+    def _pay_finding(self, last: int) -> Finding | None:
+        """A warning when each untrue completion is paid more than at its lowest level, by a practical share
+        of the pay gap between true and untrue completions, while the truth rate is no better than its best:
+        the policy is finding ways to be paid without being right, before (or without) the truth falling."""
+        p = self.p
+        ref_pay, sigma, ref_last = self.pay_yardstick
+        lo_b, hi_b = ref_last + 1 - p.block, ref_last + 1
+        win = (self.pay_start, last + 1)
+        pay_now = _mean(self._window(self.pay_untrue, *win))
+        t_ref = _mean(self._window(self.truth, lo_b, hi_b))
+        r_ref = _mean(self._window(self.reward, lo_b, hi_b))
+        u_ref = _mean(self._window(self.pay_untrue, lo_b, hi_b))
+        pay_true = (r_ref - (1 - t_ref) * u_ref) / t_ref if t_ref > 0 else math.nan
+        gap = pay_true - ref_pay if math.isfinite(pay_true) else math.nan
+        truth_now = _mean(self._window(self.truth, *win))
+        truth_best = self.yardstick[0]
+        if not (math.isfinite(gap) and gap > 0) or pay_now - ref_pay < p.exploit_share * gap or truth_now > truth_best:
+            return None
+        steps = self._window(self.steps, lo_b, last + 1)
+        ref_steps, step0, step1 = steps[: p.block], self._window(self.steps, *win)[0], steps[-1]
+        reward_now = _mean(self._window(self.reward, *win))
+        share_now = _mean(self._window(self.untrue_share, *win))
+        share_ref = _mean(self._window(self.untrue_share, lo_b, hi_b))
+        payer = self._payer(win)
+        msg = (f"Each untrue training completion is paid more: {ref_pay:.3f} on average (its lowest {p.block}-step "
+               f"level, steps {ref_steps[0]}-{ref_steps[-1]}) -> {pay_now:.3f} over steps {step0}-{step1} (CUSUM "
+               f"{self.S_pay:.1f} sigma, sigma {sigma:.3f} per step; {100 * (pay_now - ref_pay) / gap:.0f}% of the pay gap "
+               f"between true and untrue completions), while the truth rate went {t_ref:.3f} -> {truth_now:.3f} and "
+               f"the training reward {r_ref:.3f} -> {reward_now:.3f}: the reward pays more and more for completions "
+               "the task's check rejects.")
+        if math.isfinite(share_now) and math.isfinite(share_ref):
+            msg += (f" The share of the reward paid to untrue completions went {100 * share_ref:.0f}% -> "
+                    f"{100 * share_now:.0f}%.")
+        if payer is not None:
+            msg += f" '{payer[0]}' pays untrue completions {payer[1]:.3f} on average."
+        msg += (" Critical if the truth rate falls as well. Held-out evaluation stays the judge of generalization; "
+                "this is the training prompts' own signal.")
+        return Finding(
+            kind="truth_gap", severity="warning", step=step1, onset=step0, window_start=ref_steps[0], window_end=step1,
+            message=msg,
+            evidence={"channel": "pay", "pay_untrue_before": ref_pay, "pay_untrue_after": pay_now, "pay_sigma": sigma,
+                      "pay_cusum": self.S_pay, "pay_gap": gap, "pay_share_of_gap": (pay_now - ref_pay) / gap,
+                      "truth_ref": truth_best, "truth_now": truth_now, "reward_before": r_ref,
+                      "reward_after": reward_now, "untrue_share_before": share_ref, "untrue_share_after": share_now,
+                      "payer": payer[0] if payer else None, "payer_untrue_mean": payer[1] if payer else None,
+                      "ref_block": [ref_steps[0], ref_steps[-1]]},
+        )
 
     def _finding(self, severity: str, last: int) -> Finding | None:
         """The alert at the current step, or None when the margin is not met or the reward fell alike."""
@@ -246,6 +350,10 @@ class TruthGapScanner:
         if exploit is not None:
             msg += (f" Each untrue completion is paid more than before: {exploit[0]:.3f} -> {exploit[1]:.3f} on average "
                     f"({exploit[2]:.1f} standard errors).")
+        elif self.S_pay >= p.h_warn and self.pay_start is not None and self.pay_yardstick is not None:
+            pay_now = _mean(self._window(self.pay_untrue, self.pay_start, last + 1))
+            msg += (f" Each untrue completion is paid more than at its lowest level: {self.pay_yardstick[0]:.3f} -> "
+                    f"{pay_now:.3f} on average (CUSUM {self.S_pay:.1f} sigma).")
         if math.isfinite(share_now) and math.isfinite(share_ref):
             msg += (f" The share of the reward paid to untrue completions went {100 * share_ref:.0f}% -> "
                     f"{100 * share_now:.0f}%.")
@@ -255,7 +363,7 @@ class TruthGapScanner:
         return Finding(
             kind="truth_gap", severity=severity, step=step1, onset=step0, window_start=ref_steps[0], window_end=step1,
             message=msg,
-            evidence={"truth_ref": ref_level, "truth_now": truth_now, "sigma": sigma, "cusum": self.S,
+            evidence={"channel": "truth", "truth_ref": ref_level, "truth_now": truth_now, "sigma": sigma, "cusum": self.S,
                       "cohens_h": h, "margin_h": p.margin_h, "reward_before": self.ref_reward, "reward_after": reward_now,
                       "reward_share_lost": rel_r, "truth_share_lost": rel_t, "untrue_share_before": share_ref,
                       "untrue_share_after": share_now, "payer": payer[0] if payer else None,
