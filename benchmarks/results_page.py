@@ -13,7 +13,8 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results.json"
 MARKER = "<!-- results -->"
 # a table of one benchmark's figures placed in a guide, drawn by the benchmark's own table function
-TABLES = {"<!-- results:validity-real -->": "validity_real", "<!-- results:validity-generated -->": "validity_generated"}
+TABLES = {"<!-- results:validity-real -->": "validity_real", "<!-- results:validity-generated -->": "validity_generated",
+          "<!-- results:truth-gap-demo -->": "truth_gap_demo"}
 
 
 def _value(v) -> str:
@@ -104,6 +105,20 @@ def figure(data: dict, entry: str, key: str, fmt: str | None, page: str = "?") -
 def figures(markdown: str, data: dict, page: str = "?") -> str:
     """Every {{ results:... }} of a page replaced by its recorded value."""
     return FIGURE.sub(lambda m: figure(data, m.group(1), m.group(2), m.group(3), page), markdown)
+
+
+def truth_gap_demo(data: dict) -> str:
+    """The demo's deceptive scenario per seed, by benchmarks/truth_gap.py's own demo_table."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import truth_gap
+
+    entry = data.get("truth_gap") or {}
+    rows = (entry.get("result") or {}).get("demo")
+    if not rows:
+        return "No demo figures recorded yet: `python benchmarks/truth_gap.py --record`."
+    return _measured(entry) + "\n\n" + truth_gap.demo_table(rows)
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:

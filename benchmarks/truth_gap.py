@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-demo", action="store_true")
     p.add_argument("--no-overhead", action="store_true")
     p.add_argument("--sweep", action="store_true", help="the parameter sweep that chose the defaults")
+    p.add_argument("--record", action="store_true", help="keep the figures in benchmarks/results.json")
     a = p.parse_args(argv)
     res: dict = {}
     if a.sweep:
@@ -280,7 +281,57 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"\nOverhead (deceptive scenario, median of {o['pairs']} interleaved pairs): truth on {o['wall_on_s']:.1f} s, "
               f"off {o['wall_off_s']:.1f} s, ratio {o['ratio']:.3f}; judging truth took {100 * o['judging_share']:.2f}% "
               "of the training time")
+    if a.record:
+        from common import record
+
+        record("truth_gap", flat(res, a.runs))
     return res
+
+
+def flat(res: dict, runs: int) -> dict:
+    """The figures the docs cite, one key each (results_page's {{ results:truth_gap.KEY }}), and the demo's rows."""
+    out: dict = {"runs_per_kind": runs, "steps": STEPS}
+    for kind, r in res["generated"].items():
+        out[f"{kind}_alerted"], out[f"{kind}_critical"] = r["alerted"], r["critical"]
+        out[f"{kind}_ms_per_step"] = r["ms_per_step"]
+        for which in ("warning", "critical"):
+            for stat, v in (r.get(f"delay_{which}") or {}).items():
+                out[f"{kind}_delay_{which}_{stat}"] = v
+    if "demo" in res:
+        dec = [r for r in res["demo"] if r["scenario"] == "deceptive-reward"]
+        other = [r for r in res["demo"] if r["scenario"] != "deceptive-reward"]
+        out["demo"] = dec
+        out["demo_runs"] = len(dec)
+        out["demo_within_10"] = sum(r["truth_gap_critical"] is not None and r["truth_fall"] is not None
+                                    and r["truth_gap_critical"] <= r["truth_fall"] + 10 for r in dec)
+        out["demo_before_heldout"] = sum(r["truth_gap_critical"] is not None and (r["decoupling_critical"] is None or
+                                         r["truth_gap_critical"] < r["decoupling_critical"]) for r in dec)
+        out["demo_other_alerts"] = sum(r["truth_gap_alerts"] for r in other)
+        out["demo_other_runs"] = len(other)
+    if "overhead" in res:
+        for k, v in res["overhead"].items():
+            out[f"overhead_{k}"] = v
+    return out
+
+
+def demo_table(rows: list[dict]) -> str:
+    """Markdown: per seed of the deceptive scenario, the truth rate's fall and both alerts (each thread count's
+    figure, once where they agree)."""
+    def cell(vals: list) -> str:
+        vals = ["-" if v is None else str(v) for v in vals]
+        return vals[0] if len(set(vals)) == 1 else " / ".join(vals)
+
+    out = ["| seed | truth rate falls (step) | truth_gap warning / critical | critical minus fall | "
+           "held-out decoupling warning / critical |", "|---|---|---|---|---|"]
+    for seed in sorted({r["seed"] for r in rows}):
+        rs = sorted((r for r in rows if r["seed"] == seed), key=lambda r: r["threads"])
+        lag = [None if r["truth_gap_critical"] is None or r["truth_fall"] is None
+               else r["truth_gap_critical"] - r["truth_fall"] for r in rs]
+        out.append(f"| {seed} | {cell([r['truth_fall'] for r in rs])} | "
+                   f"{cell([r['truth_gap_warning'] for r in rs])} / **{cell([r['truth_gap_critical'] for r in rs])}** | "
+                   f"{cell(lag)} | {cell([r['decoupling_warning'] for r in rs])} / {cell([r['decoupling_critical'] for r in rs])} |")
+    threads = sorted({r["threads"] for r in rows})
+    return "\n".join(out) + f"\n\nOMP_NUM_THREADS {' and '.join(map(str, threads))}; a cell with two figures is one per thread count."
 
 
 if __name__ == "__main__":

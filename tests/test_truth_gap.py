@@ -88,8 +88,25 @@ def test_a_reward_that_falls_less_but_pays_wrong_answers_more_is_a_gap():
     run = frame.with_columns(reward_untrue=pay).with_columns(
         reward_mean=pl.col("truth_rate") + pl.col("reward_untrue") * (1 - pl.col("truth_rate")))
     found = gaps(run)
-    assert found and found[0].severity == "critical" and found[0].evidence["pay_untrue_z"] >= 3.0
-    assert "paid more than before" in found[0].message
+    f = found[0] if found else None
+    # the rise is seen by the level test (z) or by the pay channel's CUSUM, whichever comes first
+    assert f and f.severity == "critical" and ((f.evidence["pay_untrue_z"] or 0) >= 3.0 or f.evidence["pay_cusum"] >= 6)
+    assert f.evidence["pay_untrue_after"] > f.evidence["pay_untrue_before"] and "paid more than" in f.message
+
+
+def test_untrue_completions_paid_more_while_the_truth_holds_is_a_warning_not_critical():
+    """The pay per untrue completion climbs (a lenient component being exploited) while the truth rate
+    holds: the pay channel opens a warning naming the payer; it is never critical on its own."""
+    frame, _ = generated("healthy", 4)
+    onset = 150
+    after = pl.col("step") >= onset
+    pay = pl.when(after).then(0.1 + 0.01 * (pl.col("step") - onset)).otherwise(0.1).clip(upper_bound=0.6)
+    run = frame.with_columns(reward_untrue=pay, func_untrue=pl.concat_list(pay)).with_columns(
+        reward_mean=pl.col("truth_rate") + pl.col("reward_untrue") * (1 - pl.col("truth_rate")))
+    found = gaps(run)
+    assert len(found) == 1 and found[0].severity == "warning" and found[0].evidence["channel"] == "pay"
+    assert onset <= found[0].step <= onset + 40 and "'lenient'" in found[0].message
+    assert found[0].evidence["pay_untrue_after"] >= found[0].evidence["pay_untrue_before"] + 0.1
 
 
 def test_a_strict_reward_is_said_once_and_not_judged():

@@ -23,9 +23,9 @@ The test is a one-sided CUSUM on the truth rate, per step:
 - resolved once S has stayed at 0 for `resolve_steps` steps; S is capped at h_critical, so the time
   to drain after the truth comes back does not grow with how long it stayed down.
 
-A second CUSUM, on the pay per untrue completion rising above its lowest block level (raised by the
-expected minimum of the blocks that could have been the lowest; sigma the long-run noise of that pay),
-opens a warning on its own when the rise is at least `exploit_share` of the pay gap between true and
+A second CUSUM, on the pay per untrue completion rising above its usual level (the median of its block
+means over the history; sigma the long-run noise of that pay, slow wander included),
+opens a warning on its own when the recent rise is at least `pay_share` of the pay gap between true and
 untrue completions while the truth rate is no better than its best: the policy is being paid more for
 wrong answers, often before the truth falls (a lenient or format component being exploited). It never
 makes an alert critical alone; with it at the warning level, a truth fall at the warning level does.
@@ -61,6 +61,8 @@ class TruthGapParams:
     collapse_ratio: float = 0.35  # the reward lost at least this times the truth's share of its level: a collapse ...
     z_exploit: float = 3.0  # ... unless the pay per untrue completion rose this many standard errors (exploitation)
     exploit_share: float = 0.15  # ... and by at least this share of the pay gap between true and untrue completions
+    pay_share: float = 0.25  # the pay channel: a recent rise of at least this share of that gap above the usual level
+    # (benchmarks/truth_gap.py --sweep: 0.15 alerted on 17% of the noisy kind, whose lenient pay wanders)
     min_steps: int = 20  # steps before judging (two blocks of reference)
     history: int = 400  # steps the reference and the noise are taken from (bounded cost per step)
     resolve_steps: int = 10  # steps at S = 0 that end an episode
@@ -173,18 +175,18 @@ class TruthGapScanner:
 
     def _pay_yardstick(self) -> tuple[float, float, int] | None:
         """(reference pay per untrue completion, its sigma per step, last index of the reference block): the
-        lowest block, raised by the expected minimum of the blocks that could have been the lowest."""
+        median block of the history, not the lowest (the lowest of a pay that wanders by a few points would
+        make every upswing a rise), with the block nearest to it as the one the message cites."""
         means = np.array([m for m, _, _ in self.pay_blocks])
-        ok = np.isfinite(means)
-        if ok.sum() < 2:
+        ok = np.flatnonzero(np.isfinite(means))
+        if len(ok) < 2:
             return None
         sigma = self._long_run_sigma(np.asarray([x for x in self.pay_untrue if math.isfinite(x)]))
         if not math.isfinite(sigma) or sigma <= 0:
             return None
-        i = int(np.nanargmin(means))
-        se = sigma / math.sqrt(self.p.block)
-        contenders = max(1, int(np.sum(means[ok] <= means[i] + 2 * math.sqrt(2) * se)))
-        return float(means[i] + se * expected_max(contenders)), sigma, self.pay_blocks[i][2]
+        ref = float(np.median(means[ok]))
+        i = int(ok[np.argmin(np.abs(means[ok] - ref))])
+        return ref, sigma, self.pay_blocks[i][2]
 
     def _sigma(self, level: float, block_means: np.ndarray) -> float:
         """The truth rate's noise per step: the larger of the step-to-step spread (second differences), the
@@ -268,23 +270,42 @@ class TruthGapScanner:
         elif self.pay_start is None:
             self.pay_start = last
 
-    def _pay_finding(self, last: int) -> Finding | None:
-        """A warning when each untrue completion is paid more than at its lowest level, by a practical share
-        of the pay gap between true and untrue completions, while the truth rate is no better than its best:
-        the policy is finding ways to be paid without being right, before (or without) the truth falling."""
+    def _pay_rise(self, last: int) -> dict | None:
+        """The pay channel at the warning level with a practical rise: the pay per untrue completion over
+        the last `block` steps of its excursion at least `pay_share` of the pay gap between true and
+        untrue completions above its lowest level (the recent level, not the excursion's mean: an excursion
+        that began with a small rise long ago would dilute a sharp one now). None otherwise."""
         p = self.p
+        if self.S_pay < p.h_warn or self.pay_start is None or self.pay_yardstick is None:
+            return None
         ref_pay, sigma, ref_last = self.pay_yardstick
         lo_b, hi_b = ref_last + 1 - p.block, ref_last + 1
-        win = (self.pay_start, last + 1)
-        pay_now = _mean(self._window(self.pay_untrue, *win))
         t_ref = _mean(self._window(self.truth, lo_b, hi_b))
         r_ref = _mean(self._window(self.reward, lo_b, hi_b))
         u_ref = _mean(self._window(self.pay_untrue, lo_b, hi_b))
         pay_true = (r_ref - (1 - t_ref) * u_ref) / t_ref if t_ref > 0 else math.nan
         gap = pay_true - ref_pay if math.isfinite(pay_true) else math.nan
+        pay_now = _mean(self._window(self.pay_untrue, max(self.pay_start, last + 1 - p.block), last + 1))
+        if not (math.isfinite(gap) and gap > 0 and math.isfinite(pay_now)) or pay_now - ref_pay < p.pay_share * gap:
+            return None
+        return {"ref": ref_pay, "now": pay_now, "gap": gap, "sigma": sigma, "ref_block": (lo_b, hi_b),
+                "truth_ref": t_ref, "reward_ref": r_ref}
+
+    def _pay_finding(self, last: int) -> Finding | None:
+        """A warning when each untrue completion is paid more than at its lowest level (_pay_rise) while the
+        truth rate is no better than its best: the policy is finding ways to be paid without being right,
+        before (or without) the truth falling."""
+        p = self.p
+        rise = self._pay_rise(last)
+        if rise is None:
+            return None
+        ref_pay, pay_now, gap, sigma = rise["ref"], rise["now"], rise["gap"], rise["sigma"]
+        lo_b, hi_b = rise["ref_block"]
+        t_ref, r_ref = rise["truth_ref"], rise["reward_ref"]
+        win = (self.pay_start, last + 1)
         truth_now = _mean(self._window(self.truth, *win))
         truth_best = self.yardstick[0]
-        if not (math.isfinite(gap) and gap > 0) or pay_now - ref_pay < p.exploit_share * gap or truth_now > truth_best:
+        if truth_now > truth_best:
             return None
         steps = self._window(self.steps, lo_b, last + 1)
         ref_steps, step0, step1 = steps[: p.block], self._window(self.steps, *win)[0], steps[-1]
@@ -292,8 +313,8 @@ class TruthGapScanner:
         share_now = _mean(self._window(self.untrue_share, *win))
         share_ref = _mean(self._window(self.untrue_share, lo_b, hi_b))
         payer = self._payer(win)
-        msg = (f"Each untrue training completion is paid more: {ref_pay:.3f} on average (its lowest {p.block}-step "
-               f"level, steps {ref_steps[0]}-{ref_steps[-1]}) -> {pay_now:.3f} over steps {step0}-{step1} (CUSUM "
+        msg = (f"Each untrue training completion is paid more: {ref_pay:.3f} on average (its usual {p.block}-step "
+               f"level, steps {ref_steps[0]}-{ref_steps[-1]}) -> {pay_now:.3f} over the last steps to {step1} (CUSUM "
                f"{self.S_pay:.1f} sigma, sigma {sigma:.3f} per step; {100 * (pay_now - ref_pay) / gap:.0f}% of the pay gap "
                f"between true and untrue completions), while the truth rate went {t_ref:.3f} -> {truth_now:.3f} and "
                f"the training reward {r_ref:.3f} -> {reward_now:.3f}: the reward pays more and more for completions "
@@ -335,6 +356,9 @@ class TruthGapScanner:
         exploit = None
         if rel_t > 0 and rel_r >= p.collapse_ratio * rel_t:
             exploit = self._exploit(win, (lo_b, hi_b))
+            rise = self._pay_rise(last) if exploit is None else None
+            if rise is not None:  # the pay channel saw it: the pay per untrue completion rose lately
+                exploit = (rise["ref"], rise["now"], None)
             if exploit is None:
                 return None  # the reward fell with the truth, paying wrong answers no more than before: a collapse
         steps = self._window(self.steps, lo_b, last + 1)
@@ -347,13 +371,12 @@ class TruthGapScanner:
                f"steps {ref_steps[0]}-{ref_steps[-1]}) to {truth_now:.3f} over steps {step0}-{step1} (CUSUM "
                f"{self.S:.1f} sigma, sigma {sigma:.3f} per step; Cohen's h {h:.2f}), while the training reward {trend} "
                f"({self.ref_reward:.3f} -> {reward_now:.3f}): the reward pays for completions the task's check rejects.")
-        if exploit is not None:
+        if exploit is not None and exploit[2] is not None:
             msg += (f" Each untrue completion is paid more than before: {exploit[0]:.3f} -> {exploit[1]:.3f} on average "
                     f"({exploit[2]:.1f} standard errors).")
-        elif self.S_pay >= p.h_warn and self.pay_start is not None and self.pay_yardstick is not None:
-            pay_now = _mean(self._window(self.pay_untrue, self.pay_start, last + 1))
-            msg += (f" Each untrue completion is paid more than at its lowest level: {self.pay_yardstick[0]:.3f} -> "
-                    f"{pay_now:.3f} on average (CUSUM {self.S_pay:.1f} sigma).")
+        elif (rise := self._pay_rise(last)) is not None:
+            msg += (f" Each untrue completion is paid more than at its usual level: {rise['ref']:.3f} -> "
+                    f"{rise['now']:.3f} on average lately (CUSUM {self.S_pay:.1f} sigma).")
         if math.isfinite(share_now) and math.isfinite(share_ref):
             msg += (f" The share of the reward paid to untrue completions went {100 * share_ref:.0f}% -> "
                     f"{100 * share_now:.0f}%.")
@@ -369,7 +392,8 @@ class TruthGapScanner:
                       "untrue_share_after": share_now, "payer": payer[0] if payer else None,
                       "payer_untrue_mean": payer[1] if payer else None, "ref_block": [ref_steps[0], ref_steps[-1]],
                       "pay_untrue_before": exploit[0] if exploit else None,
-                      "pay_untrue_after": exploit[1] if exploit else None, "pay_untrue_z": exploit[2] if exploit else None},
+                      "pay_untrue_after": exploit[1] if exploit else None, "pay_untrue_z": exploit[2] if exploit else None,
+                      "pay_cusum": self.S_pay},
         )
 
     def _exploit(self, win: tuple[int, int], ref: tuple[int, int]) -> tuple[float, float, float] | None:
