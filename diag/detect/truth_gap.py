@@ -26,7 +26,7 @@ The test is a one-sided CUSUM on the truth rate, per step:
 A second CUSUM, on the pay per untrue completion rising above its usual level (the median of its block
 means over the history; sigma the long-run noise of that pay, slow wander included),
 opens a warning on its own when the recent rise is at least `pay_share` of the pay gap between true and
-untrue completions while the truth rate is no better than its best: the policy is being paid more for
+untrue completions while the truth rate has not risen by the practical margin: the policy is paid more for
 wrong answers, often before the truth falls (a lenient or format component being exploited). It never
 makes an alert critical alone; with it at the warning level, a truth fall at the warning level does.
 
@@ -47,6 +47,8 @@ import polars as pl
 from diag.detect.base import Finding, no_data, number as _num
 from diag.detect.decoupling import fold
 from diag.detect.levels import cohens_h, expected_max, spread_sigma
+from diag.detect import truth_pay
+from diag.detect.truth_pay import finite_mean as _mean
 from diag.summary import once_per_step
 
 
@@ -101,7 +103,7 @@ class TruthGapScanner:
         self.open: _Open | None = None
         self.paid: tuple[float, float] | None = None  # (true, untrue) pay, None until a step says
         self.constant_pay = True  # ... and whether both stayed constant
-        # the pay channel: the mean reward of an untrue completion climbing above its lowest level
+        # the pay channel (diag.detect.truth_pay): the mean reward of an untrue completion climbing above its usual level
         self.pay_blocks: deque = deque(maxlen=max(2, h // self.p.block))  # (mean pay, first index, last index)
         self.S_pay = 0.0
         self.pay_start: int | None = None
@@ -132,7 +134,7 @@ class TruthGapScanner:
                 self.yardstick = self._yardstick()
             self.pay_blocks.append((_mean(list(self.pay_untrue)[-b:]), self.count - b, self.count - 1))
             if self.S_pay == 0.0:
-                self.pay_yardstick = self._pay_yardstick()
+                self.pay_yardstick = truth_pay.pay_yardstick(self)
         if self.count <= self.p.min_steps or self.yardstick is None:
             return []
         return self._judge()
@@ -173,21 +175,6 @@ class TruthGapScanner:
         contenders = max(1, int(np.sum(means >= means[i] - 2 * math.sqrt(2) * se)))
         return float(means[i] - se * expected_max(contenders)), sigma, self.blocks[i][2]
 
-    def _pay_yardstick(self) -> tuple[float, float, int] | None:
-        """(reference pay per untrue completion, its sigma per step, last index of the reference block): the
-        median block of the history, not the lowest (the lowest of a pay that wanders by a few points would
-        make every upswing a rise), with the block nearest to it as the one the message cites."""
-        means = np.array([m for m, _, _ in self.pay_blocks])
-        ok = np.flatnonzero(np.isfinite(means))
-        if len(ok) < 2:
-            return None
-        sigma = self._long_run_sigma(np.asarray([x for x in self.pay_untrue if math.isfinite(x)]))
-        if not math.isfinite(sigma) or sigma <= 0:
-            return None
-        ref = float(np.median(means[ok]))
-        i = int(ok[np.argmin(np.abs(means[ok] - ref))])
-        return ref, sigma, self.pay_blocks[i][2]
-
     def _sigma(self, level: float, block_means: np.ndarray) -> float:
         """The truth rate's noise per step: the larger of the step-to-step spread (second differences), the
         long-run spread of block means scaled back to one step (a slow wander that a sum over many steps
@@ -207,7 +194,7 @@ class TruthGapScanner:
         p = self.p
         last = self.count - 1
         self._step_truth(last)
-        self._step_pay(last)
+        truth_pay.step_pay(self, last)
         out: list[Finding] = []
         if self.S == 0.0 and self.S_pay == 0.0:
             if self.open is not None:
@@ -222,7 +209,7 @@ class TruthGapScanner:
         if self.open is None:
             f = self._finding("warning", last) if self.S >= p.h_warn else None
             if f is None and self.S_pay >= p.h_warn:
-                f = self._pay_finding(last)
+                f = truth_pay.pay_finding(self, last)
             if f is None:
                 return out
             # critical only at a later step than the first alert: one step never jumps to it
@@ -258,85 +245,6 @@ class TruthGapScanner:
             self.start = last
             self.ref_reward = _mean(self._window(self.reward, ref_last + 1 - p.block, ref_last + 1))
 
-    def _step_pay(self, last: int) -> None:
-        """One step of the CUSUM on the pay per untrue completion rising above its lowest level."""
-        x = self.pay_untrue[-1]
-        if self.pay_yardstick is None or not math.isfinite(x):
-            return
-        ref, sigma, _ = self.pay_yardstick
-        self.S_pay = min(self.p.h_critical, max(0.0, self.S_pay + (x - ref) / sigma - self.p.k))
-        if self.S_pay == 0.0:
-            self.pay_start = None
-        elif self.pay_start is None:
-            self.pay_start = last
-
-    def _pay_rise(self, last: int) -> dict | None:
-        """The pay channel at the warning level with a practical rise: the pay per untrue completion over
-        the last `block` steps of its excursion at least `pay_share` of the pay gap between true and
-        untrue completions above its lowest level (the recent level, not the excursion's mean: an excursion
-        that began with a small rise long ago would dilute a sharp one now). None otherwise."""
-        p = self.p
-        if self.S_pay < p.h_warn or self.pay_start is None or self.pay_yardstick is None:
-            return None
-        ref_pay, sigma, ref_last = self.pay_yardstick
-        lo_b, hi_b = ref_last + 1 - p.block, ref_last + 1
-        t_ref = _mean(self._window(self.truth, lo_b, hi_b))
-        r_ref = _mean(self._window(self.reward, lo_b, hi_b))
-        u_ref = _mean(self._window(self.pay_untrue, lo_b, hi_b))
-        pay_true = (r_ref - (1 - t_ref) * u_ref) / t_ref if t_ref > 0 else math.nan
-        gap = pay_true - ref_pay if math.isfinite(pay_true) else math.nan
-        pay_now = _mean(self._window(self.pay_untrue, max(self.pay_start, last + 1 - p.block), last + 1))
-        if not (math.isfinite(gap) and gap > 0 and math.isfinite(pay_now)) or pay_now - ref_pay < p.pay_share * gap:
-            return None
-        return {"ref": ref_pay, "now": pay_now, "gap": gap, "sigma": sigma, "ref_block": (lo_b, hi_b),
-                "truth_ref": t_ref, "reward_ref": r_ref}
-
-    def _pay_finding(self, last: int) -> Finding | None:
-        """A warning when each untrue completion is paid more than at its lowest level (_pay_rise) while the
-        truth rate is no better than its best: the policy is finding ways to be paid without being right,
-        before (or without) the truth falling."""
-        p = self.p
-        rise = self._pay_rise(last)
-        if rise is None:
-            return None
-        ref_pay, pay_now, gap, sigma = rise["ref"], rise["now"], rise["gap"], rise["sigma"]
-        lo_b, hi_b = rise["ref_block"]
-        t_ref, r_ref = rise["truth_ref"], rise["reward_ref"]
-        win = (self.pay_start, last + 1)
-        truth_now = _mean(self._window(self.truth, *win))
-        truth_best = self.yardstick[0]
-        if truth_now > truth_best:
-            return None
-        steps = self._window(self.steps, lo_b, last + 1)
-        ref_steps, step0, step1 = steps[: p.block], self._window(self.steps, *win)[0], steps[-1]
-        reward_now = _mean(self._window(self.reward, *win))
-        share_now = _mean(self._window(self.untrue_share, *win))
-        share_ref = _mean(self._window(self.untrue_share, lo_b, hi_b))
-        payer = self._payer(win)
-        msg = (f"Each untrue training completion is paid more: {ref_pay:.3f} on average (its usual {p.block}-step "
-               f"level, steps {ref_steps[0]}-{ref_steps[-1]}) -> {pay_now:.3f} over the last steps to {step1} (CUSUM "
-               f"{self.S_pay:.1f} sigma, sigma {sigma:.3f} per step; {100 * (pay_now - ref_pay) / gap:.0f}% of the pay gap "
-               f"between true and untrue completions), while the truth rate went {t_ref:.3f} -> {truth_now:.3f} and "
-               f"the training reward {r_ref:.3f} -> {reward_now:.3f}: the reward pays more and more for completions "
-               "the task's check rejects.")
-        if math.isfinite(share_now) and math.isfinite(share_ref):
-            msg += (f" The share of the reward paid to untrue completions went {100 * share_ref:.0f}% -> "
-                    f"{100 * share_now:.0f}%.")
-        if payer is not None:
-            msg += f" '{payer[0]}' pays untrue completions {payer[1]:.3f} on average."
-        msg += (" Critical if the truth rate falls as well. Held-out evaluation stays the judge of generalization; "
-                "this is the training prompts' own signal.")
-        return Finding(
-            kind="truth_gap", severity="warning", step=step1, onset=step0, window_start=ref_steps[0], window_end=step1,
-            message=msg,
-            evidence={"channel": "pay", "pay_untrue_before": ref_pay, "pay_untrue_after": pay_now, "pay_sigma": sigma,
-                      "pay_cusum": self.S_pay, "pay_gap": gap, "pay_share_of_gap": (pay_now - ref_pay) / gap,
-                      "truth_ref": truth_best, "truth_now": truth_now, "reward_before": r_ref,
-                      "reward_after": reward_now, "untrue_share_before": share_ref, "untrue_share_after": share_now,
-                      "payer": payer[0] if payer else None, "payer_untrue_mean": payer[1] if payer else None,
-                      "ref_block": [ref_steps[0], ref_steps[-1]]},
-        )
-
     def _finding(self, severity: str, last: int) -> Finding | None:
         """The alert at the current step, or None when the margin is not met or the reward fell alike."""
         p = self.p
@@ -355,8 +263,8 @@ class TruthGapScanner:
                  if math.isfinite(self.ref_reward) and self.ref_reward > floor else 0.0)
         exploit = None
         if rel_t > 0 and rel_r >= p.collapse_ratio * rel_t:
-            exploit = self._exploit(win, (lo_b, hi_b))
-            rise = self._pay_rise(last) if exploit is None else None
+            exploit = truth_pay.exploit(self, win, (lo_b, hi_b))
+            rise = truth_pay.pay_rise(self, last) if exploit is None else None
             if rise is not None:  # the pay channel saw it: the pay per untrue completion rose lately
                 exploit = (rise["ref"], rise["now"], None)
             if exploit is None:
@@ -365,7 +273,7 @@ class TruthGapScanner:
         ref_steps, step0, step1 = steps[: p.block], self._window(self.steps, *win)[0], steps[-1]
         share_now = _mean(self._window(self.untrue_share, *win))
         share_ref = _mean(self._window(self.untrue_share, lo_b, hi_b))
-        payer = self._payer(win)
+        payer = truth_pay.payer(self, win)
         trend = "rose" if rel_r < -0.02 else "held" if rel_r <= 0.02 else f"fell by only {100 * rel_r:.0f}% of its level"
         msg = (f"The truth rate of the training completions fell from {ref_level:.3f} (its best {p.block}-step level, "
                f"steps {ref_steps[0]}-{ref_steps[-1]}) to {truth_now:.3f} over steps {step0}-{step1} (CUSUM "
@@ -374,7 +282,7 @@ class TruthGapScanner:
         if exploit is not None and exploit[2] is not None:
             msg += (f" Each untrue completion is paid more than before: {exploit[0]:.3f} -> {exploit[1]:.3f} on average "
                     f"({exploit[2]:.1f} standard errors).")
-        elif (rise := self._pay_rise(last)) is not None:
+        elif (rise := truth_pay.pay_rise(self, last)) is not None:
             msg += (f" Each untrue completion is paid more than at its usual level: {rise['ref']:.3f} -> "
                     f"{rise['now']:.3f} on average lately (CUSUM {self.S_pay:.1f} sigma).")
         if math.isfinite(share_now) and math.isfinite(share_ref):
@@ -395,50 +303,6 @@ class TruthGapScanner:
                       "pay_untrue_after": exploit[1] if exploit else None, "pay_untrue_z": exploit[2] if exploit else None,
                       "pay_cusum": self.S_pay},
         )
-
-    def _exploit(self, win: tuple[int, int], ref: tuple[int, int]) -> tuple[float, float, float] | None:
-        """(pay before, pay now, z) when the mean reward of an untrue completion rose over the excursion
-        beyond noise and by a practical share of the true-untrue pay gap: the policy found a way to be paid
-        without being right. A lenient reward that pays wrong answers as it always did is not that: it
-        falls, less than the truth does, when the model gets worse."""
-        before = np.asarray([x for x in self._window(self.pay_untrue, *ref) if math.isfinite(x)])
-        now = np.asarray([x for x in self._window(self.pay_untrue, *win) if math.isfinite(x)])
-        if len(before) < 3 or len(now) < 3:
-            return None
-        sigma = self._long_run_sigma(np.asarray([x for x in self.pay_untrue if math.isfinite(x)]))
-        if not math.isfinite(sigma) or sigma <= 0:
-            return None
-        rise = float(now.mean() - before.mean())
-        z = rise / (sigma * math.sqrt(1 / len(before) + 1 / len(now)))
-        t_ref = _mean(self._window(self.truth, *ref))
-        # the reference's pay per true completion, from reward = truth * pay_true + (1 - truth) * pay_untrue
-        pay_true = (self.ref_reward - (1 - t_ref) * float(before.mean())) / t_ref if t_ref > 0 else math.nan
-        gap = pay_true - float(before.mean()) if math.isfinite(pay_true) else 0.0
-        if z < self.p.z_exploit or rise < self.p.exploit_share * max(gap, 1e-9):
-            return None
-        return float(before.mean()), float(now.mean()), float(z)
-
-    def _long_run_sigma(self, x: np.ndarray) -> float:
-        """A series' noise per step for a sum over many steps: the larger of the step-to-step spread and the
-        spread of its block means scaled back to one step (a slow wander counts)."""
-        short, _ = spread_sigma(x)
-        b = self.p.block
-        m = len(x) // b
-        blocks = x[len(x) - m * b:].reshape(m, b).mean(axis=1) if m >= 5 else np.empty(0)
-        long_, _ = spread_sigma(blocks) if m >= 5 else (math.nan, 0.0)
-        return max((v for v in (short, long_ * math.sqrt(b)) if math.isfinite(v)), default=math.nan)
-
-    def _payer(self, win: tuple[int, int]) -> tuple[str, float] | None:
-        """The reward function paying untrue completions most over the window, and its mean there."""
-        rows = [r for r in self._window(self.func_untrue, *win) if r]
-        if not rows or not self.func_names:
-            return None
-        width = min(len(self.func_names), min(len(r) for r in rows))
-        means = [_mean([r[j] for r in rows]) for j in range(width)]
-        if not any(math.isfinite(v) for v in means):
-            return None
-        j = int(np.nanargmax(means))
-        return self.func_names[j], means[j]
 
     def _resolve(self) -> Finding:
         f = self.open.finding
@@ -463,12 +327,6 @@ class TruthGapScanner:
                            f"Not enough data to judge the reward-truth gap: {self.count} step(s) with a truth rate, "
                            f"more than {self.p.min_steps} are needed.")
         return None
-
-
-def _mean(values) -> float:
-    v = np.asarray([x for x in values if x is not None], dtype=float)
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if v.size else math.nan
 
 
 def detect_truth_gap(steps: pl.DataFrame, func_names: list[str] | None = None,
