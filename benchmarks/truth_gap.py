@@ -1,6 +1,6 @@
 """The reward-truth gap per step: how soon it names a deceptive reward, how often it cries wolf.
 
-    python benchmarks/truth_gap.py [--runs 500] [--seeds 5] [--no-demo] [--no-overhead] [--sweep]
+    python benchmarks/truth_gap.py [--runs 500] [--seeds 5] [--no-demo] [--no-overhead] [--sweep] [--record]
 
 1. Generated runs with a truth series (pure numbers, seconds): per step 16 prompts x 8 completions, each
    prompt with its own difficulty (so the truth rate is over-dispersed, as real batches are), a reward
@@ -241,6 +241,37 @@ def sweep(runs: int = 300) -> list[dict]:
     return out
 
 
+PAY_SHARES = (0.15, 0.20, 0.25, 0.30)
+
+
+def pay_sweep(runs: int = 300) -> list[dict]:
+    """The pay channel's practical share (TruthGapParams.pay_share) on generated runs of seeds 1000+: alarms
+    on the noisy kind (its lenient pay wanders), median delay to critical on the hacked kind."""
+    from dataclasses import replace
+
+    from diag.detect.truth_gap import TruthGapParams
+
+    noisy = [generated("noisy", 1000 + s)[0] for s in range(runs)]
+    hacked = [generated("hacked", 1000 + s) for s in range(runs // 2)]
+    out = []
+    for share in PAY_SHARES:
+        params = replace(TruthGapParams(), pay_share=share)
+
+        def alerts(frame):
+            return [f for f in detect_truth_gap(frame, ["lenient"], params) if f.kind == "truth_gap" and f.is_alert]
+        found = [alerts(f) for f in noisy]
+        delays = [min(int(f.evidence.get("critical_at", f.step)) for f in got if f.severity == "critical") - onset
+                  for got, onset in ((alerts(f), o) for f, o in hacked) if any(f.severity == "critical" for f in got)]
+        row = {"pay_share": share, "noisy_alerted": sum(map(bool, found)) / runs,
+               "noisy_critical": sum(any(f.severity == "critical" for f in x) for x in found) / runs,
+               "hacked_delay_critical_median": float(np.median(delays)) if delays else None}
+        out.append(row)
+        print(f"  pay_share {share:.2f}: noisy alerted {100 * row['noisy_alerted']:.1f}%, critical "
+              f"{100 * row['noisy_critical']:.1f}%; hacked median delay to critical "
+              f"{row['hacked_delay_critical_median']} steps", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=500, help="generated runs per kind")
@@ -254,6 +285,8 @@ def main(argv: list[str] | None = None) -> dict:
     if a.sweep:
         print("Sweep (300 generated runs per kind, seeds 1000+):")
         res["sweep"] = sweep()
+    print("Pay channel share (300 noisy and 150 hacked generated runs, seeds 1000+):")
+    res["pay_sweep"] = pay_sweep()
     res["generated"] = judge_generated(a.runs)
     print(f"Generated runs ({a.runs} per kind, {STEPS} steps of {PROMPTS} x {G} completions):")
     for kind, r in res["generated"].items():
@@ -297,6 +330,10 @@ def flat(res: dict, runs: int) -> dict:
         for which in ("warning", "critical"):
             for stat, v in (r.get(f"delay_{which}") or {}).items():
                 out[f"{kind}_delay_{which}_{stat}"] = v
+    for row in res.get("pay_sweep", []):
+        tag = f"pay_share_{round(100 * row['pay_share'])}"
+        for k in ("noisy_alerted", "noisy_critical", "hacked_delay_critical_median"):
+            out[f"{tag}_{k}"] = row[k]
     if "demo" in res:
         dec = [r for r in res["demo"] if r["scenario"] == "deceptive-reward"]
         other = [r for r in res["demo"] if r["scenario"] != "deceptive-reward"]
