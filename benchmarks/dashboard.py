@@ -206,6 +206,9 @@ def cold_and_warm(root: str, path: str, charts: int, loads: int) -> dict:
 def trackio_times(run_dir: str, loads: int) -> dict | str:
     """The run's per-step series and held-out accuracy logged to a local Trackio project, then its
     dashboard opened in the same headless Chromium: time until every chart is drawn."""
+    # a fresh, empty Trackio store each time, set before trackio is imported (it reads the directory then):
+    # a project that kept the runs of earlier benchmarks would draw them all and time more than this run
+    os.environ["TRACKIO_DIR"] = tempfile.mkdtemp(prefix="grpo-diag-trackio-")
     try:
         import trackio
     except ImportError:
@@ -214,7 +217,6 @@ def trackio_times(run_dir: str, loads: int) -> dict | str:
     from dashboards.screenshots import driver
     from diag.summary import accuracy_series, once_per_step
 
-    os.environ["TRACKIO_DIR"] = tempfile.mkdtemp(prefix="grpo-diag-trackio-")
     run = diag.open_run(run_dir)
     cols = ["reward_mean", "frac_all_fail", "frac_all_pass", "frac_tied", "adv_var_mean", "effective_batch",
             "len_mean", "frac_clipped"]
@@ -288,11 +290,12 @@ def main(argv=None) -> dict:
     p.add_argument("--no-peer", action="store_true", help="skip the Trackio measurement")
     p.add_argument("--json")
     p.add_argument("--record", action="store_true", help="keep the figures in benchmarks/results.json")
+    p.add_argument("--entry", default="dashboard", help="the results file's entry to record as (default dashboard)")
     a = p.parse_args(argv)
     from benchmarks.common import report
 
     return report(measure(a.steps, a.groups, a.long_steps, a.compare, a.loads, not a.no_peer), a.json,
-                  record_as="dashboard" if a.record else None)
+                  record_as=a.entry if a.record else None)
 
 
 if __name__ == "__main__":

@@ -131,12 +131,12 @@ def truth_fall_onset(steps: pl.DataFrame, window: int = 10, drop: float = 0.10) 
     return int(s["step"][i + window - 1])
 
 
-def demo_runs(seeds: int) -> list[dict]:
+def demo_runs(seeds: int, thread_counts: tuple[int, ...] = (1, 2)) -> list[dict]:
     """The demo over seeds and thread counts, in subprocesses (OMP_NUM_THREADS is read at start)."""
     out = []
     code = ("import sys, json; from training.demo import run_demo; "
             "run_demo(sys.argv[1], only=sys.argv[3].split(','), seed=int(sys.argv[2]))")
-    for threads in (1, 2):
+    for threads in thread_counts:
         for seed in range(seeds):
             with tempfile.TemporaryDirectory() as tmp:
                 env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-demo", action="store_true")
     p.add_argument("--no-overhead", action="store_true")
     p.add_argument("--sweep", action="store_true", help="the parameter sweep that chose the defaults")
+    p.add_argument("--threads", default="1,2", help="OMP_NUM_THREADS values for the demo (default 1,2)")
     p.add_argument("--record", action="store_true", help="keep the figures in benchmarks/results.json")
     a = p.parse_args(argv)
     res: dict = {}
@@ -295,11 +296,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {kind:<8} alerted {100 * r['alerted']:.1f}%, critical {100 * r['critical']:.1f}%, "
               f"{r['ms_per_step']:.3f} ms/step{extra}")
     if not a.no_demo:
-        rows = demo_runs(a.seeds)
+        rows = demo_runs(a.seeds, tuple(int(t) for t in a.threads.split(",")))
         res["demo"] = rows
         dec = [r for r in rows if r["scenario"] == "deceptive-reward"]
         other = [r for r in rows if r["scenario"] != "deceptive-reward"]
-        print(f"\nDemo, {a.seeds} seeds x OMP_NUM_THREADS 1 and 2:")
+        print(f"\nDemo, {a.seeds} seeds x OMP_NUM_THREADS {a.threads}:")
         for r in dec:
             fall = r["truth_fall"]
             lag = lambda x: None if x is None or fall is None else x - fall  # noqa: E731
