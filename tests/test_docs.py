@@ -27,14 +27,19 @@ def test_the_site_builds_strictly(tmp_path):
     assert "grpo-diag watch" in cli  # the CLI page is the README's block, included, not copied
 
 
-def test_a_broken_link_fails_the_build(tmp_path):
+def build_with(tmp_path: Path, added: str) -> subprocess.CompletedProcess:
+    """The site built from a copy of the docs with `added` appended to one guide."""
     copy = tmp_path / "repo"
     for part in ("docs", "benchmarks", "mkdocs.yml", "README.md"):
         src = ROOT / part
         (shutil.copytree if src.is_dir() else shutil.copy)(src, copy / part)
     page = copy / "docs" / "watch.md"
-    page.write_text(page.read_text() + "\n\nSee [the missing guide](no-such-page.md).\n")
-    r = build(copy, tmp_path / "site")
+    page.write_text(page.read_text() + "\n\n" + added + "\n")
+    return build(copy, tmp_path / "site")
+
+
+def test_a_broken_link_fails_the_build(tmp_path):
+    r = build_with(tmp_path, "See [the missing guide](no-such-page.md).")
     assert r.returncode != 0 and "no-such-page.md" in r.stderr + r.stdout
 
 
@@ -92,13 +97,7 @@ def test_a_cited_figure_is_drawn_from_the_results_file_or_stops_the_build(tmp_pa
         results_page.figures("{{ results:dash.gone }}", data, "guide.md")
     with pytest.raises(results_page.MissingFigure, match="no entry 'other'"):
         results_page.figures("{{ results:other.x }}", data)
-    copy = tmp_path / "repo"
-    for part in ("docs", "benchmarks", "mkdocs.yml", "README.md"):
-        src = ROOT / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, copy / part)
-    page = copy / "docs" / "watch.md"
-    page.write_text(page.read_text() + "\n\nA figure: {{ results:dashboard.no_such_figure }}.\n")
-    r = build(copy, tmp_path / "site")
+    r = build_with(tmp_path, "A figure: {{ results:dashboard.no_such_figure }}.")
     assert r.returncode != 0 and "no_such_figure" in r.stderr + r.stdout
     cited = (ROOT / "docs" / "benchmarks.md").read_text()
     assert "{{ results:dashboard.run_page_100k_cold_s" in cited
