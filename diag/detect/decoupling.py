@@ -41,6 +41,8 @@ class DecouplingParams:
     max_window: int = 6  # the current level is judged over the last 1..max_window evaluations
     best_max_width: int = 8  # the best level: the best block of window..best_max_width evaluations (a long
     # plateau's mean is known better than three evaluations': benchmarks/sweep.py chose it)
+    lone_min_now: int | None = 4  # a run's first evaluation alone is its best level against a current level of
+    # this many evaluations or more (all the rest of the run, sampling noise known); None: never
     history: int = 64  # evaluations judged at each one (the best level is sought among them): bounded cost,
     # offline as live (the monitor keeps as many, MonitorConfig.max_evals)
     margin_h: float = 0.05  # practical margin, Cohen's h (2.5 points at 0.50 accuracy, 1.5 at 0.10 or 0.90)
@@ -142,7 +144,7 @@ def _level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None)
             if not np.isfinite(means).any() or cohens_h(float(np.nanmax(means)), now) < p.margin_h:
                 continue  # this width's best block, before its selection correction, is within the margin
             items = _items_by_index(a) if items is None else items
-            d = corroborated(a, current_drop(acc, a.n, items, k, w, wb, spread, means), k)
+            d = corroborated(a, current_drop(acc, a.n, items, k, w, wb, spread, means, p.lone_min_now), k)
             if d is None or d.z < (p.z_warn if w > 1 else p.z_single) or d.h < p.margin_h:
                 continue
             if np.any(a.acc[d.now_idx] >= d.best_corrected):
@@ -200,8 +202,9 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
     reward = {"rose": "rose", "held": "held",
               "fell less": f"fell by only {100 * moves['reward_share_lost']:.0f}% of its level while accuracy "
                            f"lost {100 * moves['accuracy_share_lost']:.0f}%"}[moves["trend"]]
+    lone = " of the first evaluation alone: none before it to average" if len(d.best_idx) == 1 else ""
     msg = (f"Held-out accuracy ({a.eval_set}) fell from {d.best:.3f} over {_span(a, d.best_idx)} (the best level"
-           f"{corr}) to {d.now:.3f} over {_span(a, d.now_idx)}: {pts:.1f} points below, {d.z:.1f} standard errors "
+           f"{corr}{lone}) to {d.now:.3f} over {_span(a, d.now_idx)}: {pts:.1f} points below, {d.z:.1f} standard errors "
            f"(noise from {d.noise}; Cohen's h {d.h:.2f}, margin {p.margin_h:.2f}), while the training reward "
            f"{reward} ({moves['reward_before']:.3f} -> {moves['reward_after']:.3f}): the reward no longer tracks "
            "the task.")
@@ -215,7 +218,7 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
         msg += f" The only reward function, '{carrier}', pays for what the held-out verifier rejects."
     if backing:
         msg += f" Supporting evidence: {backing}."
-    msg += f" Best checkpoint by held-out accuracy: step {a.steps[peak]}."
+    msg += f" Best checkpoint by held-out accuracy so far: step {a.steps[peak]}."
     if d.noise == SPREAD and not np.isfinite(a.n[d.best_idx + d.now_idx]).all():
         msg += (" The log has no eval size, so the noise was judged from the spread between evaluations, "
                 "a weaker test: pass --eval-size N to judge it properly.")

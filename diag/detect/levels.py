@@ -210,20 +210,26 @@ def level_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], bes
 
 def current_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], k: int, width: int,
                  best_width: int, spread: tuple[float, float] | None = None,
-                 means: np.ndarray | None = None) -> LevelDrop | None:
+                 means: np.ndarray | None = None, lone_min_now: int | None = None) -> LevelDrop | None:
     """The last `width` evaluations up to k against the best block of `best_width` (at least 2) before them
-    (`means`: the block means of that width before them, when the caller has them)."""
+    (`means`: the block means of that width before them, when the caller has them). `lone_min_now`: the
+    run's first evaluation alone may be the best level against a current level of at least that many
+    evaluations, all the rest of the run, when its noise is known from sampling (sizes or per-item
+    results): a run whose best checkpoint is its first has no block to average, and a fall sustained
+    over every evaluation since is a level however short the best."""
     acc = np.asarray(acc, dtype=float)
     now_idx = list(range(k - width + 1, k + 1))
-    if now_idx[0] < 2 or not np.all(np.isfinite(acc[now_idx])):
-        return None  # a best "level" of one evaluation is one draw, however it compares
+    lone = now_idx[0] == 1 and lone_min_now is not None and width >= lone_min_now
+    if (now_idx[0] < 2 and not lone) or not np.all(np.isfinite(acc[now_idx])):
+        return None  # otherwise a best "level" of one evaluation is one draw, however it compares
     width_b = min(best_width, now_idx[0])
     if means is not None and len(means) != now_idx[0] - width_b + 1:
         means = None  # not this width's
     best = best_block(acc, now_idx[0], width_b, means)
     if best is None:
         return None
-    return level_drop(acc, n, items, best, now_idx, k, spread=spread, means=means)
+    d = level_drop(acc, n, items, best, now_idx, k, spread=spread, means=means)
+    return None if lone and d is not None and d.noise == SPREAD else d
 
 
 def combined_z(zs: list[float]) -> float:
