@@ -97,6 +97,8 @@ def measure(steps: int, prompts: int, G: int, device: str, hidden: int, layers: 
         "hook_median_ms": 1000 * statistics.median(hook_s),
         "hook_share_of_step": statistics.median(hook_s) / med_off,
         "step_plain_range_s": [min(times[False]), max(times[False])],
+        "step_plain_min_s": min(times[False]),
+        "step_plain_max_s": max(times[False]),
         "heldout_eval_s": eval_s,
         "heldout_items": ev["frame"]["n"][0] if ev else None,
     }
@@ -117,12 +119,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--task", default="add2", help="task (gsm for real instruct models)")
     p.add_argument("--warmup", type=int, default=10, help="first steps left out of the medians")
     p.add_argument("--json", help="write the result here")
+    p.add_argument("--record", action="store_true", help="keep the figures in benchmarks/results.json")
+    p.add_argument("--entry", default="overhead", help="the results file's entry to record as (default overhead)")
     a = p.parse_args(argv)
     from benchmarks.common import report
 
     r = measure(a.steps, a.prompts, a.G, a.device, a.hidden, a.layers, a.heads, a.max_len, a.base_steps or None,
                 a.model, a.task, a.warmup)
-    return report(r, a.json)
+    return report(r, a.json, record_as=a.entry if a.record else None)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,8 @@ def validity_generated(data: dict) -> str:
 
 # one recorded figure in a guide's sentence: {{ results:ENTRY.KEY }} or {{ results:ENTRY.KEY|FORMAT }}, FORMAT
 # a Python format spec (".2f", ".1%", ",d"); ENTRY.when, ENTRY.machine and ENTRY.command name the run itself
-FIGURE = re.compile(r"\{\{\s*results:([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)(?:\|([^}\s]*))?\s*\}\}")
+# (KEY/INNER reaches one level into a figure that is a table: validity.generated/drift/right)
+FIGURE = re.compile(r"\{\{\s*results:([A-Za-z0-9_]+)\.([A-Za-z0-9_/-]+)(?:\|([^}\s]*))?\s*\}\}")
 
 
 class MissingFigure(KeyError):
@@ -93,6 +94,10 @@ def figure(data: dict, entry: str, key: str, fmt: str | None, page: str = "?") -
     if key in ("when", "machine", "command"):
         return html.escape(str(e.get(key)))
     result = e.get("result") or {}
+    if key not in result and "/" in key:  # one level into a table
+        outer, inner = key.rsplit("/", 1)
+        if isinstance(result.get(outer), dict) and inner in result[outer]:
+            result, key = result[outer], inner
     if key not in result:
         raise MissingFigure(f"{page}: cites results:{entry}.{key} but entry {entry!r} (`{e.get('command')}`) has no "
                             f"figure {key!r}; rerun it with --record, or cite one it has: {sorted(result)[:12]}")

@@ -155,8 +155,10 @@ def _calibrate(difficulty: np.ndarray, p: float) -> float:
     return s
 
 
-def verdict(findings, truth: dict) -> dict:
-    """Right or wrong for one generated run, with the delay in evaluations after the onset."""
+def verdict(findings, truth: dict, live=None) -> dict:
+    """Right or wrong for one generated run (`findings`: check's verdict), with the delay in evaluations
+    from the onset to the first alert the live monitor raised (`live`: the scan without the end-of-run
+    hindsight; None: `findings`' own). A verdict found only at the end has no delay: it is not counted."""
     alerts = [f for f in findings if f.is_alert]
     dec = [f for f in alerts if f.kind == "decoupling"]
     onset, expect = truth["onset"], truth["expect"]
@@ -173,15 +175,24 @@ def verdict(findings, truth: dict) -> dict:
     elif expect == "stall_warning":
         st = [f for f in alerts if f.kind == "reward_stall" and f.step > onset]
         out["right"] = bool(st) and not early and "'format'" in st[0].message
-        out["delay"] = (st[0].step - onset) / EVERY if st else None
+        first = _first_after(live, "reward_stall", onset, st)
+        out["delay"] = (first.step - onset) / EVERY if first is not None else None
     else:
         late = [f for f in dec if f.step > onset]
         if expect == "decoupling_firing":
             out["right"] = bool(late) and not early and late[-1].firing
         else:  # a dip: found while it lasts, resolved by the end
             out["right"] = bool(late) and not early and all(not f.firing for f in late) and late[0].step <= truth["end"] + 3 * EVERY
-        out["delay"] = math.ceil((late[0].step - onset) / EVERY) if late else None
+        first = _first_after(live, "decoupling", onset, late)
+        out["delay"] = math.ceil((first.step - onset) / EVERY) if first is not None else None
     return out
+
+
+def _first_after(live, kind: str, onset: int, found: list):
+    """The first alert of `kind` after the onset among the live findings (or `found`'s first)."""
+    if live is None:
+        return found[0] if found else None
+    return next((f for f in live if f.is_alert and f.kind == kind and f.step > onset), None) if found else None
 
 
 __all__ = ["SHAPES", "EXPECT", "make_shape_run", "verdict"]

@@ -54,10 +54,12 @@ def judge(runs, params) -> dict[str, dict]:
     import shapes
 
     from diag.detect.decoupling import detect_decoupling
+    from diag.detect.hindsight import hindsight
 
     res: dict[str, dict] = {}
-    for kind, a, truth in runs:
-        v = shapes.verdict(detect_decoupling(a, params), truth)
+    for kind, a, truth in runs:  # check's verdict: the live scan, judged again at the end on a short run
+        live = detect_decoupling(a, params)  # the delay is the monitor's
+        v = shapes.verdict(hindsight(a, live, params), truth, live=live)
         r = res.setdefault(kind, {"runs": 0, "right": 0, "false": 0, "delays": []})
         r["runs"] += 1
         r["right"] += v["right"]

@@ -156,10 +156,14 @@ def demo_runs(seeds: int, thread_counts: tuple[int, ...] = (1, 2)) -> list[dict]
 def _demo_figures(path: Path) -> dict:
     import diag
     from diag.detect import detect_all
+    from diag.detect.decoupling import DecouplingParams
+    from diag.detect.run import DetectParams
     from training.contracts import critical_step
 
     run = diag.open_run(path)
-    found = [f for f in detect_all(run) if f.is_alert]
+    # when each alert came, as the monitor raised it (check's verdict judges a short run again at its end)
+    live = DetectParams(decoupling=DecouplingParams(hindsight=False))
+    found = [f for f in detect_all(run, live) if f.is_alert]
     gap = [f for f in found if f.kind == "truth_gap"]
     dec = [f for f in found if f.kind == "decoupling"]
     fall = truth_fall_onset(run.steps)

@@ -130,7 +130,7 @@ def judge_generated(n_runs: int, seed: int, with_peer: bool) -> dict:
     import peer
     import shapes
 
-    from diag.detect import detect_all
+    from diag.detect import align, detect_all, detect_decoupling
 
     kinds = [("tiny-healthy", "healthy"), ("tiny-decoupled", "decoupled"), ("tiny-weak", "weak")]
     kinds += [(s, s) for s in shapes.SHAPES]
@@ -145,7 +145,8 @@ def judge_generated(n_runs: int, seed: int, with_peer: bool) -> dict:
             else:
                 run, truth = shapes.make_shape_run(kind, seed * 1_000_003 + 700_000 + i)
             findings = detect_all(run)
-            v = shapes.verdict(findings, truth)
+            a = align(run.steps, run.evals, run.eval_items, run.meta["reward_funcs"])
+            v = shapes.verdict(findings, truth, live=detect_decoupling(a) if len(a) else [])
             res["runs"] += 1
             res["right"] += v["right"]
             res["false"] += v["false_alarm"]

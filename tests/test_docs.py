@@ -97,6 +97,10 @@ def test_a_cited_figure_is_drawn_from_the_results_file_or_stops_the_build(tmp_pa
         results_page.figures("{{ results:dash.gone }}", data, "guide.md")
     with pytest.raises(results_page.MissingFigure, match="no entry 'other'"):
         results_page.figures("{{ results:other.x }}", data)
+    data["val"] = {"result": {"generated/drift": {"right": 0.915}}}  # one level into a table
+    assert results_page.figures("{{ results:val.generated/drift/right|.1% }}", data) == "91.5%"
+    with pytest.raises(results_page.MissingFigure, match="generated/drift/gone"):
+        results_page.figures("{{ results:val.generated/drift/gone }}", data)
     r = build_with(tmp_path, "A figure: {{ results:dashboard.no_such_figure }}.")
     assert r.returncode != 0 and "no_such_figure" in r.stderr + r.stdout
     cited = (ROOT / "docs" / "benchmarks.md").read_text()

@@ -18,10 +18,10 @@ from diag.monitor import Monitor, MonitorConfig
 from diag.sizes import parse_eval_size, size_of
 from tests.test_detect import steps_frame
 
-# ten evaluations at 0.50, then four 3.5 points lower: on 500 items a level of four sits under 3 standard
-# errors below the best block (of up to eight) once that block is corrected for being the best of a
-# plateau (a warning needs 3), Cohen's h over the 0.05 margin
-LEVEL = [0.502, 0.498, 0.501, 0.499, 0.500, 0.502, 0.498, 0.501, 0.499, 0.500, 0.465, 0.466, 0.464, 0.465]
+# ten evaluations at 0.50, then four 5 points lower: on 500 items a level of four sits under 3 standard
+# errors below the best block of three once that block is corrected for being the best of a plateau (a
+# warning needs 3), Cohen's h over the 0.05 margin
+LEVEL = [0.502, 0.498, 0.501, 0.499, 0.500, 0.502, 0.498, 0.501, 0.499, 0.500, 0.450, 0.451, 0.449, 0.450]
 
 
 def frames(sets: dict[str, list[float]], n_items: int = 500) -> pl.DataFrame:
@@ -45,7 +45,7 @@ def test_one_set_falling_within_noise_is_not_judged_alone():
 def test_other_sets_falling_at_the_same_steps_corroborate_it():
     shifted = [v + 0.2 for v in LEVEL]  # another benchmark, another level, the same fall
     found = decouplings({"math": LEVEL, "aime": [v - 0.3 for v in LEVEL], "mmlu": shifted})
-    assert found, "three sets falling 4 points at the same checkpoints are evidence one set is not"
+    assert found, "three sets falling 5 points at the same checkpoints are evidence one set is not"
     f = found[0]
     assert f.evidence["eval_set"] == "math"
     assert f.evidence["z_alone"] < 3.0 <= f.evidence["z"]

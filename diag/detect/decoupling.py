@@ -39,10 +39,13 @@ class DecouplingParams:
     min_evals: int = 5  # evaluations before judging: the spread between them needs four differences
     window: int = 3  # evaluations in the best block, and in a current level that makes an alert critical
     max_window: int = 6  # the current level is judged over the last 1..max_window evaluations
-    best_max_width: int = 8  # the best level: the best block of window..best_max_width evaluations (a long
-    # plateau's mean is known better than three evaluations': benchmarks/sweep.py chose it)
+    best_max_width: int = 3  # the best level: the best block of window..best_max_width evaluations. Wider
+    # blocks find more slow falls and, judged with hindsight, raise more false alarms: benchmarks/sweep.py's
+    # rule (false alarms <= 1% first) chose 3 over 6 and 8 (docs/validity.md)
     lone_min_now: int | None = 4  # a run's first evaluation alone is its best level against a current level of
     # this many evaluations or more (all the rest of the run, sampling noise known); None: never
+    hindsight: bool = True  # check's verdict on a run of at most `history` evaluations judges it again with
+    # the whole run's noise between evaluations (diag.detect.hindsight); the live monitor cannot
     history: int = 64  # evaluations judged at each one (the best level is sought among them): bounded cost,
     # offline as live (the monitor keeps as many, MonitorConfig.max_evals)
     margin_h: float = 0.05  # practical margin, Cohen's h (2.5 points at 0.50 accuracy, 1.5 at 0.10 or 0.90)
@@ -121,12 +124,22 @@ def _span(a: Aligned, idx: list[int]) -> str:
     return f"step {s0}" if s0 == s1 else f"steps {s0}-{s1}"
 
 
-def _level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None) -> LevelDrop | None:
+def _noise(acc: np.ndarray, start: int, k: int, whole: np.ndarray | None) -> tuple[float, float]:
+    """The noise between evaluations for a current level over start..k: from the evaluations known at k
+    with no second difference spanning `start`; with `whole`, from the whole run, spanning neither edge
+    of the level (its fall and its recovery are the effect, not noise)."""
+    return spread_sigma(acc, cut=start) if whole is None else spread_sigma(whole, cut=(start, k + 1))
+
+
+def _level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None,
+              whole: np.ndarray | None = None) -> LevelDrop | None:
     """The current level that is most clearly below the best, over the last 1..max_window evaluations
     (or exactly `width`) against the best block of window..best_max_width evaluations before them: it must
     clear z and the practical margin, hold no evaluation at or above the best, and (if longer than
     `window`) still be down over its last `window` evaluations. A wider best block averages a long
-    plateau's noise away (a 3-sd fall needs it); each width's best is corrected for its own selection."""
+    plateau's noise away (a 3-sd fall needs it); each width's best is corrected for its own selection.
+    `whole`: the whole run's accuracy series, the noise between evaluations estimated over all of it
+    (diag.detect.hindsight) instead of over those known at k."""
     items = None  # built once, on the first width that gets as far as judging
     acc = a.acc[: k + 1]
     best: LevelDrop | None = None
@@ -137,14 +150,14 @@ def _level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None)
         now = float(np.mean(acc[k - w + 1:]))
         if not np.isfinite(before).any() or not math.isfinite(now) or cohens_h(float(np.nanmax(before)), now) < p.margin_h:
             continue  # no block before can be higher than its best evaluation: no width can clear the margin
-        spread = spread_sigma(acc, cut=k - w + 1)  # the same for every best width
+        noise = _noise(acc, k - w + 1, k, whole)  # the same for every best width
         widths = sorted({min(wb, k - w + 1) for wb in range(p.window, max(p.window, p.best_max_width) + 1)})
         for wb in widths:  # (early on, several widths are cut to the evaluations there are: one each)
             means = block_means(before, wb)
             if not np.isfinite(means).any() or cohens_h(float(np.nanmax(means)), now) < p.margin_h:
                 continue  # this width's best block, before its selection correction, is within the margin
             items = _items_by_index(a) if items is None else items
-            d = corroborated(a, current_drop(acc, a.n, items, k, w, wb, spread, means, p.lone_min_now), k)
+            d = corroborated(a, current_drop(acc, a.n, items, k, w, wb, noise, means, p.lone_min_now), k)
             if d is None or d.z < (p.z_warn if w > 1 else p.z_single) or d.h < p.margin_h:
                 continue
             if np.any(a.acc[d.now_idx] >= d.best_corrected):
@@ -156,13 +169,14 @@ def _level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None)
     return best
 
 
-def falling_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None) -> Finding | None:
+def falling_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None,
+               whole: np.ndarray | None = None) -> Finding | None:
     """Judge evaluation k (0-based) with only evaluations 0..k known: a warning, a critical finding (a
     level over at least `window` evaluations at least `z_critical` below), or None (no fall, or the
     reward fell with accuracy: a collapse)."""
     if k + 1 < p.min_evals or k >= len(a):
         return None
-    return _judge_level(a, k, _level_at(a, k, p, width), p)
+    return _judge_level(a, k, _level_at(a, k, p, width, whole), p)
 
 
 def _judge_level(a: Aligned, k: int, d: LevelDrop | None, p: DecouplingParams) -> Finding | None:
@@ -238,7 +252,8 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
     )
 
 
-def _level_since(a: Aligned, f: Finding, k: int, p: DecouplingParams) -> tuple[list[int], LevelDrop] | None:
+def _level_since(a: Aligned, f: Finding, k: int, p: DecouplingParams,
+                 whole: np.ndarray | None = None) -> tuple[list[int], LevelDrop] | None:
     """The level at evaluation k against an episode's best block: the evaluations after that block, at
     most `window` of them (one good evaluation among bad ones moves it by a third, not all the way)."""
     steps = [int(x) for x in a.steps]
@@ -248,13 +263,15 @@ def _level_since(a: Aligned, f: Finding, k: int, p: DecouplingParams) -> tuple[l
     now = list(range(max(best[-1] + 1, k - p.window + 1), k + 1))
     if not now or not np.all(np.isfinite(a.acc[now])):
         return None
-    d = corroborated(a, level_drop(a.acc[: k + 1], a.n, _items_by_index(a), best, now, k), k)
+    spread = _noise(a.acc[: k + 1], now[0], k, whole)
+    d = corroborated(a, level_drop(a.acc[: k + 1], a.n, _items_by_index(a), best, now, k, spread=spread), k)
     return None if d is None else (now, d)
 
 
-def recovered(a: Aligned, k: int, open_: Finding, p: DecouplingParams) -> str | None:
+def recovered(a: Aligned, k: int, open_: Finding, p: DecouplingParams,
+              whole: np.ndarray | None = None) -> str | None:
     """Why the level at evaluation k is back within noise of the episode's best block, or None."""
-    level = _level_since(a, open_, k, p)
+    level = _level_since(a, open_, k, p, whole)
     if level is None:
         return None
     now, d = level
@@ -289,8 +306,9 @@ class DecouplingScanner:
     is not reported inside a falling episode (the stronger finding), and resolves after
     `stall_resolve` evaluations without the pattern."""
 
-    def __init__(self, params: DecouplingParams | None = None):
+    def __init__(self, params: DecouplingParams | None = None, whole: np.ndarray | None = None):
         self.p = params or DecouplingParams()
+        self.whole = whole  # the whole run's accuracy, when known beforehand (diag.detect.hindsight)
         self.open: Finding | None = None  # the current falling episode, as last reported
         self.episodes: dict[int, int] = {}  # onset -> falling episodes seen from that peak
         self.stall: Finding | None = None
@@ -313,10 +331,10 @@ class DecouplingScanner:
     def _falling(self, a: Aligned, k: int) -> list[Finding]:
         p, step = self.p, int(a.steps[k])
         if self.open is not None:
-            level = _level_at(a, k, p)  # once per evaluation: the collapse check and the escalation share it
+            level = _level_at(a, k, p, whole=self.whole)  # once per evaluation: the collapse check and the escalation share it
             gone = collapsed(a, k, level, p)
             self.collapse_hits = self.collapse_hits + 1 if gone else 0
-            why = recovered(a, k, self.open, p) or (gone if self.collapse_hits >= 2 else None)
+            why = recovered(a, k, self.open, p, self.whole) or (gone if self.collapse_hits >= 2 else None)
             if why is not None:
                 done, self.open, self.collapse_hits = self.open.resolve(step, why), None, 0
                 return [done]
@@ -328,7 +346,7 @@ class DecouplingScanner:
             self.open = replace(crit, step=self.open.step, onset=self.open.onset, episode=self.open.episode,
                                 evidence={**crit.evidence, "first_alert_step": self.open.step, "critical_at": step})
             return [self.open]
-        f = falling_at(a, k, p)
+        f = falling_at(a, k, p, whole=self.whole)
         if f is None:
             return []
         if f.severity == "critical":  # critical only once a second evaluation confirms it (and shows no collapse)
@@ -372,10 +390,10 @@ def detect_decoupling(a: Aligned, params: DecouplingParams | None = None, replay
     evaluations it has not judged are judged."""
     p = params or DecouplingParams()
     events = replay.events_for(a) if replay is not None and replay.p == p else DecouplingScanner(p).judge_all(a, 0)
-    return [_at_end(a, f, p) for f in fold(events)]
+    return [at_end(a, f, p) for f in fold(events)]
 
 
-def _at_end(a: Aligned, f: Finding, p: DecouplingParams) -> Finding:
+def at_end(a: Aligned, f: Finding, p: DecouplingParams, whole: np.ndarray | None = None) -> Finding:
     """A firing falling episode with the current level recomputed over the run's last evaluations (at
     most `window`, after its best block): the verdict at the end, not at detection time."""
     if f.kind != "decoupling" or not f.firing or not len(a):
@@ -383,7 +401,7 @@ def _at_end(a: Aligned, f: Finding, p: DecouplingParams) -> Finding:
     recent = a.window(max(0, len(a) - p.history), len(a))  # the history the scanner judged last
     if not set(f.evidence.get("peak_block", [])) <= set(recent.steps.tolist()):
         return f
-    level = _level_since(recent, f, len(recent) - 1, p)
+    level = _level_since(recent, f, len(recent) - 1, p, whole)
     if level is None:
         return f
     now, d = level

@@ -78,16 +78,17 @@ def _d2_calibration(m: int) -> tuple[float, float]:
     return mean, max(1.0, 1 / (2 * rel ** 2))
 
 
-def spread_sigma(acc: np.ndarray, cut: int | None = None) -> tuple[float, float]:
+def spread_sigma(acc: np.ndarray, cut: int | tuple[int, ...] | None = None) -> tuple[float, float]:
     """One evaluation's noise around the trend, and the degrees of freedom it is worth, from second
     differences y[i+1] - 2 y[i] + y[i-1] (variance 6 sigma^2 for independent noise): a locally straight
     trend, rising or falling, cancels out, and the kinks where a run turns, drops or recovers are clipped
-    out, so neither is taken for noise. With `cut`, no second difference spans index
-    `cut`: the step between a best level and a current level under test is the effect being measured,
+    out, so neither is taken for noise. With `cut` (one index or several), no second difference spans a
+    cut: the step between a best level and a current level under test is the effect being measured,
     not noise. Corrected for its bias and given its degrees of freedom by simulation on white noise.
     NaN with fewer than 3 second differences."""
     y = np.asarray(acc, dtype=float)
-    parts = [y] if cut is None else [y[:cut], y[cut:]]
+    edges = [0, *sorted({c for c in ((cut,) if isinstance(cut, int) else cut or ()) if 0 < c < len(y)}), len(y)]
+    parts = [y[lo:hi] for lo, hi in zip(edges, edges[1:])]
     d2 = [p[2:] - 2 * p[1:-1] + p[:-2] for p in (q[np.isfinite(q)] for q in parts) if len(p) >= 3]
     d2 = np.concatenate(d2) if d2 else np.empty(0)
     if len(d2) < 3:

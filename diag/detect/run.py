@@ -15,6 +15,7 @@ from diag.detect.align import align
 from diag.detect.base import Finding, no_data
 from diag.detect.causes import CauseParams, cite, detect_causes
 from diag.detect.decoupling import DecouplingParams, best_checkpoint, detect_decoupling
+from diag.detect.hindsight import hindsight
 from diag.detect.replay import DecouplingReplay
 from diag.detect.signal_gap import SignalGapParams, detect_signal_gap
 from diag.detect.transfer import TransferParams, detect_transfer
@@ -91,7 +92,7 @@ def _detect(run, params, eval_size, reward_range_given, eval_set=None, state=Non
             replay = state.get(("decoupling", eval_set))
             if replay is None or replay.p != p.decoupling:
                 replay = state[("decoupling", eval_set)] = DecouplingReplay(p.decoupling)
-        out += detect_decoupling(a, p.decoupling, replay)
+        out += hindsight(a, detect_decoupling(a, p.decoupling, replay), p.decoupling)
         best = best_checkpoint(a)
         if best is not None:
             out.append(best)
