@@ -143,7 +143,8 @@ def mark_levels(fig: go.Figure, findings: list[dict] | None, row: int = 2) -> go
     on (each over its evaluations, with a band of one standard error of the drop), and the drop between
     them labelled in points. A fall of a few points is invisible on a [0, 1] axis; its two levels are
     not. The finding shown is the one still firing, else the latest."""
-    dec = [f for f in findings or [] if f.get("kind") == "decoupling" and (f.get("evidence") or {}).get("peak_block")]
+    dec = [f for f in findings or [] if f.get("kind") == "decoupling" and f.get("severity") != "info"
+           and (f.get("evidence") or {}).get("peak_block")]  # an episode withdrawn at the end is no verdict
     if not dec:
         return fig
     f = max(dec, key=lambda f: (f.get("state") == "firing", f.get("step") or 0))

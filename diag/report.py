@@ -98,7 +98,8 @@ def build(run) -> dict:
         rep["trends"].append(_trend(st_["step"].to_numpy(), st_["reward_mean"].to_numpy(), "training reward"))
     findings = detect_all(run)
     rep["findings"] = [f.to_dict() for f in findings]
-    dec = [f for f in findings if f.kind in ("decoupling", "reward_stall")]
+    # a decoupling episode withdrawn at the end (information, diag.detect.hindsight) is none
+    dec = [f for f in findings if f.kind == "reward_stall" or (f.kind == "decoupling" and f.severity != "info")]
     # the latest episode: what holds at the end of the run (an earlier one that resolved is in findings)
     rep["decoupling_onset"] = ({"step": dec[-1].onset, "kind": dec[-1].kind, "detected_at": dec[-1].step,
                                 "severity": dec[-1].severity, "state": dec[-1].state,
