@@ -6,7 +6,8 @@ monitor (diag.monitor) calls the same functions incrementally as steps and evalu
 
 from diag.detect.base import Finding, Severity
 from diag.detect.align import Aligned, align
-from diag.detect.decoupling import DecouplingParams, best_checkpoint, detect_decoupling
+from diag.detect.checkpoint import best_checkpoint
+from diag.detect.decoupling import DecouplingParams, detect_decoupling
 from diag.detect.signal_gap import SignalGapParams, detect_signal_gap
 from diag.detect.run import DetectParams, check_run, detect_all
 

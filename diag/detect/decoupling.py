@@ -31,7 +31,6 @@ from diag.detect.carriers import components, mean, support
 from diag.detect.levels import (SPREAD, LevelDrop, block_means, cohens_h, combined_z, current_drop, expected_max,
                                 level_drop, spread_sigma)
 from diag.detect.stall import stall_at
-from diag.summary import best_checkpoints
 
 
 @dataclass(frozen=True)
@@ -407,21 +406,3 @@ def at_end(a: Aligned, f: Finding, p: DecouplingParams, whole: np.ndarray | None
     now, d = level
     return replace(f, evidence={**f.evidence, "end_block": [int(recent.steps[i]) for i in now], "end_level": d.now,
                                 "end_drop": d.drop, "end_se": d.se, "end_z": d.z})
-
-
-def best_checkpoint(a: Aligned, min_gap: float = 0.0) -> Finding | None:
-    """Best evaluation step by held-out accuracy versus by training reward, when they differ."""
-    best = best_checkpoints(a) if len(a) >= 2 else None
-    if best is None or best["by_reward"] is None:
-        return None
-    ba, br = best["by_accuracy"], best["by_reward"]
-    if ba["step"] == br["step"] or ba["accuracy"] - br["accuracy"] <= min_gap:
-        return None
-    msg = (f"Best checkpoint by held-out accuracy is step {ba['step']} ({ba['accuracy']:.3f}); by training reward "
-           f"it is step {br['step']} (reward {br['reward']:.3f}, held-out {br['accuracy']:.3f}, "
-           f"{ba['accuracy'] - br['accuracy']:.3f} lower). Pick checkpoints by held-out accuracy.")
-    return Finding(kind="best_checkpoint", severity="info", step=int(a.steps[-1]), onset=ba["step"],
-                   window_start=int(a.steps[0]), window_end=int(a.steps[-1]), message=msg,
-                   evidence={"best_by_accuracy": ba["step"], "accuracy_at_best": ba["accuracy"],
-                             "best_by_reward": br["step"], "accuracy_at_reward_best": br["accuracy"],
-                             "reward_at_reward_best": br["reward"]})

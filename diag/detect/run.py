@@ -14,7 +14,8 @@ import polars as pl
 from diag.detect.align import align
 from diag.detect.base import Finding, no_data
 from diag.detect.causes import CauseParams, cite, detect_causes
-from diag.detect.decoupling import DecouplingParams, best_checkpoint, detect_decoupling
+from diag.detect.checkpoint import best_checkpoint
+from diag.detect.decoupling import DecouplingParams, detect_decoupling
 from diag.detect.hindsight import hindsight
 from diag.detect.replay import DecouplingReplay
 from diag.detect.signal_gap import SignalGapParams, detect_signal_gap
