@@ -92,16 +92,60 @@ def summarise(out: Path, seeds: list[int]) -> list[dict]:
     return rows
 
 
+NAMES = {"plain": "plain GRPO", "dynamic": "dynamic sampling (3 rounds)", "skip": "skip dead prompts",
+         "fallback": "SFT fallback"}
+NUMERIC = ("effective_batch", "generated_tokens", "token_ratio", "seconds", "seconds_ratio", "accuracy_start",
+           "accuracy_end", "accuracy_at_wall", "accuracy_at_tokens", "gain_per_second", "wall_budget", "token_budget")
+
+
+def figures(rows: list[dict]) -> dict:
+    """What the results file keeps: every seed's row, and per arm the mean, min and max of each figure
+    (remedies.ARM_FIGURE_mean / _min / _max), which the guides cite."""
+    out: dict = {"seeds": sorted({r["seed"] for r in rows}), "n_seeds": len({r["seed"] for r in rows}),
+                 "rows": [{k: r.get(k) for k in ("arm", "seed", *NUMERIC)} for r in rows]}
+    for arm in ARMS:
+        for k in NUMERIC:
+            xs = [r[k] for r in rows if r["arm"] == arm and r.get(k) is not None]
+            if xs:
+                out[f"{arm}_{k}_mean"], out[f"{arm}_{k}_min"], out[f"{arm}_{k}_max"] = statistics.mean(xs), min(xs), max(xs)
+    return out
+
+
+def table(fig: dict) -> str:
+    """The guide's table (docs/remedies.md), drawn from the recorded figures."""
+    def rng(arm, k, f):
+        return (f"{format(fig[f'{arm}_{k}_mean'], f)} [{format(fig[f'{arm}_{k}_min'], f)}, "
+                f"{format(fig[f'{arm}_{k}_max'], f)}]")
+
+    lines = ["| arm | effective batch (of 64) | generated tokens | wall s | accuracy at the end | at equal wall time | "
+             "at equal tokens | accuracy gain per wall s |", "|---|---|---|---|---|---|---|---|"]
+    for arm, name in NAMES.items():
+        g = lambda k: fig[f"{arm}_{k}_mean"]  # noqa: E731
+        lines.append(f"| {name} | {rng(arm, 'effective_batch', '.1f')} | {g('generated_tokens') / 1000:.1f}K "
+                     f"({g('token_ratio'):.2f}x) | {g('seconds'):.1f} ({g('seconds_ratio'):.2f}x) | "
+                     f"{rng(arm, 'accuracy_end', '.3f')} | {g('accuracy_at_wall'):.3f} | {g('accuracy_at_tokens'):.3f} | "
+                     f"{g('gain_per_second'):+.4f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/remedies")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--record", action="store_true", help="keep the figures in benchmarks/results.json (entry remedies)")
     a = ap.parse_args(argv)
     out = Path(a.out)
     if not a.no_train:
         train(out, a.seeds)
-    summarise(out, a.seeds)
+    rows = summarise(out, a.seeds)
+    if a.record:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from common import record
+
+        record("remedies", figures(rows))
 
 
 if __name__ == "__main__":

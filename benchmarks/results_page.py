@@ -14,7 +14,7 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 MARKER = "<!-- results -->"
 # a table of one benchmark's figures placed in a guide, drawn by the benchmark's own table function
 TABLES = {"<!-- results:validity-real -->": "validity_real", "<!-- results:validity-generated -->": "validity_generated",
-          "<!-- results:truth-gap-demo -->": "truth_gap_demo"}
+          "<!-- results:truth-gap-demo -->": "truth_gap_demo", "<!-- results:remedies -->": "remedies_table"}
 
 
 def _value(v) -> str:
@@ -124,6 +124,19 @@ def truth_gap_demo(data: dict) -> str:
     if not rows:
         return "No demo figures recorded yet: `python benchmarks/truth_gap.py --record`."
     return _measured(entry) + "\n\n" + truth_gap.demo_table(rows)
+
+
+def remedies_table(data: dict) -> str:
+    """The remedies' comparison, by benchmarks/remedies.py's own table."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import remedies
+
+    entry = data.get("remedies") or {}
+    if not (entry.get("result") or {}).get("rows"):
+        return "No remedies figures recorded yet: `python benchmarks/remedies.py --record`."
+    return _measured(entry) + "\n\n" + remedies.table(entry["result"])
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
