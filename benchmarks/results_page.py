@@ -47,20 +47,20 @@ def _measured(entry: dict) -> str:
 NO_VALIDITY = "No validity results recorded yet: `python benchmarks/validity.py --record`."
 
 
-def _validity(data: dict):
-    """(the recorded validity entry's result, its 'Measured ...' line, benchmarks/validity.py)."""
+def _recorded(data: dict, name: str):
+    """(benchmark `name`'s recorded result, its 'Measured ...' line, the module benchmarks/`name`.py whose
+    own table function draws it)."""
+    import importlib
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import validity
-
-    entry = data.get("validity") or {}
-    return entry.get("result") or {}, _measured(entry), validity
+    entry = data.get(name) or {}
+    return entry.get("result") or {}, _measured(entry), importlib.import_module(name)
 
 
 def validity_real(data: dict) -> str:
     """The pre-registered real runs' table, by benchmarks/validity.py's own real_table."""
-    result, measured, validity = _validity(data)
+    result, measured, validity = _recorded(data, "validity")
     if not result.get("real"):
         return NO_VALIDITY
     return measured + "\n\n" + validity.real_table(result["real"], bool(result.get("peer")))
@@ -68,7 +68,7 @@ def validity_real(data: dict) -> str:
 
 def validity_generated(data: dict) -> str:
     """The generated runs' table, by benchmarks/validity.py's own generated_table."""
-    result, measured, validity = _validity(data)
+    result, measured, validity = _recorded(data, "validity")
     g = {k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("generated/")}
     if not g:
         return NO_VALIDITY
@@ -114,29 +114,18 @@ def figures(markdown: str, data: dict, page: str = "?") -> str:
 
 def truth_gap_demo(data: dict) -> str:
     """The demo's deceptive scenario per seed, by benchmarks/truth_gap.py's own demo_table."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import truth_gap
-
-    entry = data.get("truth_gap") or {}
-    rows = (entry.get("result") or {}).get("demo")
-    if not rows:
+    result, measured, truth_gap = _recorded(data, "truth_gap")
+    if not result.get("demo"):
         return "No demo figures recorded yet: `python benchmarks/truth_gap.py --record`."
-    return _measured(entry) + "\n\n" + truth_gap.demo_table(rows)
+    return measured + "\n\n" + truth_gap.demo_table(result["demo"])
 
 
 def remedies_table(data: dict) -> str:
     """The remedies' comparison, by benchmarks/remedies.py's own table."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import remedies
-
-    entry = data.get("remedies") or {}
-    if not (entry.get("result") or {}).get("rows"):
+    result, measured, remedies = _recorded(data, "remedies")
+    if not result.get("rows"):
         return "No remedies figures recorded yet: `python benchmarks/remedies.py --record`."
-    return _measured(entry) + "\n\n" + remedies.table(entry["result"])
+    return measured + "\n\n" + remedies.table(result)
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:

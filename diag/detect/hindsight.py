@@ -42,11 +42,10 @@ def hindsight(a: Aligned, live: list[Finding], p: DecouplingParams) -> list[Find
     judged = [at_end(a, f, p, a.acc) for f in fold(DecouplingScanner(p, a.acc).judge_all(a, 0))]
     judged = [f.with_note(note, noise_basis="whole run", spread_whole_run=spread[0]) if f.kind == "decoupling" else f
               for f in judged]
-    kept = [f for f in live if f.kind not in ("decoupling", "reward_stall")]
     confirmed = [g for g in judged if g.kind == "decoupling" and g.is_alert]
     withdrawn = [_withdrawn(f, spread, int(a.steps[-1])) for f in live
                  if f.kind == "decoupling" and f.is_alert and not any(_overlap(f, g) for g in confirmed)]
-    return sorted(kept + judged + withdrawn, key=lambda f: (f.step, f.kind))
+    return sorted(judged + withdrawn, key=lambda f: (f.step, f.kind))  # (live holds these two kinds only)
 
 
 def _overlap(f: Finding, g: Finding) -> bool:
