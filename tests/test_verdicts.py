@@ -113,6 +113,40 @@ def test_collapse_with_a_thin_reward_history_is_not_decoupling(tmp_path):
     assert main(["check", str(out)]) == 0
 
 
+def test_a_bonus_every_completion_earns_does_not_hide_a_collapse(tmp_path):
+    """The collapse above with a second reward function paying 0.2 to every completion (a format bonus the
+    policy always earns): the strict reward still falls with accuracy; the total only seems to hold because
+    a fifth of it cannot move. Without the bonus the verdict is the same."""
+    rng = np.random.default_rng(6)
+    evals = [0.50, 0.30, 0.11, 0.08, 0.06, 0.07, 0.06, 0.05]
+    steps = np.arange(1, 81)
+    strict = np.interp(steps, [1, 10, 30, 80], [0.24, 0.2, 0.15, 0.05]) + rng.normal(0, 0.03, 80)
+    bonus = np.full(80, 0.2)
+    path = _log(tmp_path, steps, strict + bonus, evals, 10, components={"strict": strict, "format": bonus})
+    out, (findings, _) = _judge(tmp_path, path, eval_size=200)
+    assert not [f for f in findings if f.kind == "decoupling" and (f.severity == "critical" or f.firing)]
+    assert main(["check", str(out)]) == 0
+
+
+def test_the_fixed_pay_is_found_only_where_the_reward_is_the_sum_of_its_functions():
+    from diag.detect.align import Aligned
+    from diag.detect.carriers import fixed_pay
+
+    k = 8
+    strict = np.linspace(0.3, 0.1, k) + np.random.default_rng(0).normal(0, 0.01, k)
+    funcs = np.column_stack([strict, np.full(k, 0.2)])
+
+    def aligned(reward, f=funcs):
+        nan = np.full(k, np.nan)
+        return Aligned("heldout", np.arange(k) * 10, nan, nan, reward, f, nan, nan, ["strict", "format"])
+
+    assert abs(fixed_pay(aligned(strict + 0.2), k - 1) - 0.2) < 1e-9
+    assert abs(fixed_pay(aligned(2 * strict + 0.5 * 0.2), k - 1) - 0.1) < 1e-9  # weighted: the bonus's share
+    assert fixed_pay(aligned(np.random.default_rng(1).uniform(0.3, 0.6, k)), k - 1) == 0.0  # not their sum
+    assert fixed_pay(aligned(strict * 2, np.column_stack([strict, strict])), k - 1) == 0.0  # none stood still
+    assert fixed_pay(aligned(strict + 0.2), 2) == 0.0  # too few evaluations to tell
+
+
 def test_transient_episode_is_listed_resolved_and_the_run_ends_clean(tmp_path):
     rng = np.random.default_rng(7)
     evals = np.r_[[0.70, 0.72, 0.73, 0.73, 0.735], [0.68, 0.675, 0.68, 0.678], 0.74 + rng.normal(0, 0.004, 8)]

@@ -30,6 +30,29 @@ def components(a: Aligned, before: slice, after: slice) -> tuple[str | None, dic
     return carrier, rises
 
 
+def fixed_pay(a: Aligned, k: int, still: float = 0.02) -> float:
+    """What the training reward pays whatever a completion does, over evaluations 0..k: the part carried by
+    reward functions whose mean never moved (each within `still` of its own level: a format bonus every
+    completion earns), found as the intercept of the reward on the functions that did move. A share of the
+    reward no completion can lose is no part of how far it fell: left in, a constant 0.2 bonus makes a
+    strict reward that fell with accuracy look as if it held. Zero when no function stood still, every one
+    did, or the reward is not (closely) a weighted sum of the logged functions (then nothing is assumed)."""
+    if a.funcs.ndim != 2 or a.funcs.shape[1] < 2:
+        return 0.0
+    f, r = a.funcs[: k + 1], a.reward[: k + 1]
+    ok = np.isfinite(r) & np.all(np.isfinite(f), axis=1)
+    f, r = f[ok], r[ok]
+    const = (f.max(axis=0) - f.min(axis=0) <= still * np.abs(f.mean(axis=0))) if len(r) else np.zeros(0, bool)
+    if len(r) < f.shape[1] + 2 or not const.any() or const.all():
+        return 0.0  # too few evaluations to tell a sum from a coincidence
+    x = np.column_stack([np.ones(len(r)), f[:, ~const]])
+    coef, *_ = np.linalg.lstsq(x, r, rcond=None)
+    misfit = float(np.sqrt(np.mean((r - x @ coef) ** 2)))
+    if misfit > 0.05 * max(float(np.std(r)), 1e-12):
+        return 0.0
+    return float(min(max(coef[0], 0.0), np.min(r)))
+
+
 def support(a: Aligned, before: slice, after: slice) -> tuple[str, dict]:
     """Completion length and the clipped share before and after, in words where they moved (a policy
     padding answers to the length cap shows here first) and as numbers."""

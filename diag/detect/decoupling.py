@@ -27,7 +27,7 @@ from scipy import special
 
 from diag.detect.align import Aligned
 from diag.detect.base import Finding
-from diag.detect.carriers import components, mean, support
+from diag.detect.carriers import components, fixed_pay, mean, support
 from diag.detect.levels import (SPREAD, LevelDrop, block_means, cohens_h, combined_z, current_drop, expected_max,
                                 level_drop, spread_sigma)
 from diag.detect.stall import stall_at
@@ -87,7 +87,8 @@ def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> di
     # the highest of several noisy windows is biased up, as accuracy's best block is: corrected alike
     r_ref = max(r_best, max(between, default=r_best) - sigma / math.sqrt(w) * expected_max(len(between) // w + 1))
     lo = float(np.nanmin(a.reward[: k + 1]))
-    floor = 0.0 if lo >= 0 else lo  # a signed reward (penalties) is measured from its lowest point
+    # a signed reward (penalties) is measured from its lowest point; a bonus every completion earns is no level
+    floor = fixed_pay(a, k) if lo >= 0 else lo
     rel_a = d.drop / d.best_corrected if d.best_corrected > 0 else 1.0
     rel_r = (r_ref - r_now) / (r_ref - floor) if r_ref > floor else 0.0
     noise = 3 * sigma * math.sqrt(1 / w + 1 / len(d.now_idx))
@@ -225,8 +226,10 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
         others = ", ".join(f"{name} {-100 * drop:+.1f} points" for name, drop, _ in d.sets)
         msg += (f" The other held-out sets at the same steps ({others}) raise the evidence from {d.z_alone:.1f} on "
                 f"{a.eval_set} alone to {d.z:.1f} standard errors combined.")
+    scale = max(abs(moves["reward_before"]), abs(moves["reward_after"]))
     if carrier is not None and len(rises) > 1:
-        msg += f" The rise runs through '{carrier}' ({rises[carrier]:+.3f})."
+        if rises[carrier] >= 0.02 * scale:  # a rise worth naming (a bonus paid alike throughout carries nothing)
+            msg += f" The rise runs through '{carrier}' ({rises[carrier]:+.3f})."
     elif carrier is not None:
         msg += f" The only reward function, '{carrier}', pays for what the held-out verifier rejects."
     if backing:
