@@ -15,6 +15,9 @@ MARKER = "<!-- results -->"
 # a table of one benchmark's figures placed in a guide, drawn by the benchmark's own table function
 TABLES = {"<!-- results:validity-real -->": "validity_real", "<!-- results:validity-generated -->": "validity_generated",
           "<!-- results:truth-gap-demo -->": "truth_gap_demo", "<!-- results:remedies -->": "remedies_table"}
+# ... and those drawn by the `table(result)` of the benchmark of the same name (benchmarks/NAME.py)
+BENCH_TABLES = {f"<!-- results:{name} -->": name for name in ("smollm2_arms", "robustness", "experiments", "watch",
+                                                                 "vlm_experiments", "sweep")}
 
 
 def _value(v) -> str:
@@ -77,12 +80,33 @@ def validity_generated(data: dict) -> str:
 
 # one recorded figure in a guide's sentence: {{ results:ENTRY.KEY }} or {{ results:ENTRY.KEY|FORMAT }}, FORMAT
 # a Python format spec (".2f", ".1%", ",d"); ENTRY.when, ENTRY.machine and ENTRY.command name the run itself
-# (KEY/INNER reaches one level into a figure that is a table: validity.generated/drift/right)
+# (KEY/INNER/... reaches into a figure that is a table: validity.generated/drift/right)
 FIGURE = re.compile(r"\{\{\s*results:([A-Za-z0-9_]+)\.([A-Za-z0-9_/-]+)(?:\|([^}\s]*))?\s*\}\}")
 
 
 class MissingFigure(KeyError):
     """A guide cites a figure the results file does not hold: the docs build stops, naming it."""
+
+
+def _lookup(node: dict, key: str):
+    """(the table holding `key`, its last part): `key` itself, or a path into nested tables, one level per
+    "/", where a table's own key may hold "/" (validity.generated/drift/right, cells/b150-sft/end), or a row's
+    index in a list of rows (demo/1/truth_fall)."""
+    if key in node:
+        return node, key
+    parts = key.split("/")
+    for i in range(len(parts) - 1, 0, -1):
+        head, rest = "/".join(parts[:i]), "/".join(parts[i:])
+        inner = node.get(head)
+        if isinstance(inner, list) and rest.split("/")[0].isdigit() and int(rest.split("/")[0]) < len(inner):
+            # a table of rows: the next part is a row's index (truth_gap.demo/1/truth_fall)
+            index, _, rest = rest.partition("/")
+            inner = inner[int(index)]
+        if isinstance(inner, dict):
+            found = _lookup(inner, rest)
+            if found is not None:
+                return found
+    return None
 
 
 def figure(data: dict, entry: str, key: str, fmt: str | None, page: str = "?") -> str:
@@ -94,14 +118,15 @@ def figure(data: dict, entry: str, key: str, fmt: str | None, page: str = "?") -
     if key in ("when", "machine", "command"):
         return html.escape(str(e.get(key)))
     result = e.get("result") or {}
-    if key not in result and "/" in key:  # one level into a table
-        outer, inner = key.rsplit("/", 1)
-        if isinstance(result.get(outer), dict) and inner in result[outer]:
-            result, key = result[outer], inner
+    found = _lookup(result, key)
+    if found is not None:
+        result, key = found
     if key not in result:
         raise MissingFigure(f"{page}: cites results:{entry}.{key} but entry {entry!r} (`{e.get('command')}`) has no "
                             f"figure {key!r}; rerun it with --record, or cite one it has: {sorted(result)[:12]}")
     v = result[key]
+    if v is None:
+        return "n/a"  # recorded as not measured (a series the run lacks)
     if isinstance(v, str):
         return html.escape(v)  # a figure that could not be measured says why
     return format(v, fmt) if fmt else _value(v)
@@ -128,12 +153,24 @@ def remedies_table(data: dict) -> str:
     return measured + "\n\n" + remedies.table(result)
 
 
+def bench_table(data: dict, name: str) -> str:
+    """Benchmark `name`'s recorded figures as its own `table` draws them, under the line saying how they ran."""
+    result, measured, module = _recorded(data, name)
+    if not result:
+        return f"No figures recorded yet: `python benchmarks/{name}.py --record`."
+    return measured + "\n\n" + module.table(result)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    if MARKER not in markdown and not any(m in markdown for m in TABLES) and not FIGURE.search(markdown):
+    if MARKER not in markdown and not any(m in markdown for m in (*TABLES, *BENCH_TABLES)) \
+            and not FIGURE.search(markdown):
         return markdown
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     markdown = markdown.replace(MARKER, render(data))
     for marker, fn in TABLES.items():
         if marker in markdown:
             markdown = markdown.replace(marker, globals()[fn](data))
+    for marker, name in BENCH_TABLES.items():
+        if marker in markdown:
+            markdown = markdown.replace(marker, bench_table(data, name))
     return figures(markdown, data, getattr(getattr(page, "file", None), "src_path", "?"))

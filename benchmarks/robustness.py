@@ -59,14 +59,16 @@ def judge(r: dict) -> dict:
             "reward": (s["reward_start"], s["reward_end"]), "all_fail": s["frac_all_fail_mean"]}
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict] | dict) -> str:
+    """The guide's table (docs/embedded-default.md): per scenario, from the cells (or the recorded entry)."""
+    rows = rows["cells"] if isinstance(rows, dict) else rows
     lines = ["| scenario | runs (seeds x threads) | contract met | check verdict right | held-out acc start / peak / end (range) "
              "| mean all-fail (range) | wall s (median) |", "|---|---|---|---|---|---|---|"]
     for sc in SCENARIOS:
         rs = [r for r in rows if r["scenario"] == sc]
         if not rs:
             continue
-        ok = [r for r in rs if "acc" in r]
+        ok = [r for r in rs if r.get("acc")]
 
         def rng(vals):
             vals = [v for v in vals if v is not None]
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 1))
     p.add_argument("--out", type=Path, help="keep the runs here (default: a temporary directory)")
     p.add_argument("--markdown", action="store_true")
+    p.add_argument("--record", action="store_true", help="keep the cells in benchmarks/results.json (entry robustness)")
     a = p.parse_args(argv)
     out = a.out or Path(tempfile.mkdtemp(prefix="grpo-diag-robustness-"))
     cells = [(sc, s, t) for t in a.threads for s in a.seeds for sc in a.scenarios]
@@ -105,9 +108,30 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"\nMeasured on {env['cpu']} ({platform.machine()}, {env['cpu_count']} cores), "
           f"{time.perf_counter() - t0:.0f} s, runs under {out}:\n")
     print(table(rows))
+    if a.record:
+        from common import record
+
+        record("robustness", figures(rows, env))
     return rows
+
+
+def figures(rows: list[dict], env: dict) -> dict:
+    """What the guide shows (docs/embedded-default.md): every cell without its paths and logs, and the counts."""
+    keep = ("scenario", "seed", "threads", "met", "right", "why", "acc", "all_fail", "wall")
+    cells = [{k: r.get(k) for k in keep} for r in rows]
+    from importlib.metadata import version
+
+    out = {"cpu": env.get("cpu"), "torch": version("torch"), "cells": cells, "runs": len(cells),
+           "met": sum(bool(c["met"]) for c in cells), "right": sum(bool(c["right"]) for c in cells),
+           "seeds": sorted({c["seed"] for c in cells}), "threads": sorted({c["threads"] for c in cells})}
+    # the same seed at each thread count: identical held-out trajectories or not (the CPU, not threads, moves them)
+    same = [len({tuple(c["acc"] or ()) for c in cells if c["scenario"] == c0["scenario"] and c["seed"] == c0["seed"]}) == 1
+            for c0 in cells if c0["threads"] == min(out["threads"])]
+    out["thread_identical"], out["thread_pairs"] = sum(same), len(same)
+    return out
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     main()

@@ -115,6 +115,10 @@ def make_shape_run(shape: str, seed: int) -> tuple[SimpleNamespace, dict]:
     with_n = with_items or rng.random() < 0.6
     difficulty = rng.normal(0, 1.5, n_items) if with_items else None
     evals, items = [], []
+    # each evaluation's true noise sd (sampling at its clean accuracy plus checkpoint variation): known to the
+    # generator alone, for the clairvoyant ceiling (benchmarks/ceiling.py)
+    clean = np.clip(acc[np.arange(EVERY, T + 1, EVERY) - 1], 0.005, 0.995)
+    eval_sd = np.sqrt(clean * (1 - clean) / n_items + checkpoint ** 2).tolist()
     for e in np.arange(EVERY, T + 1, EVERY):
         p = float(np.clip(acc[int(e) - 1] + rng.normal(0, checkpoint), 0.005, 0.995))
         if with_items:
@@ -140,7 +144,7 @@ def make_shape_run(shape: str, seed: int) -> tuple[SimpleNamespace, dict]:
                           groups=schema.empty("groups"), meta={"reward_funcs": names, "group_size": 8},
                           name=f"{shape}-{seed}")
     return run, {"shape": shape, "onset": onset, "end": end, "expect": EXPECT[shape], "n_items": n_items,
-                 "items": with_items, "n_known": with_n}
+                 "items": with_items, "n_known": with_n, "eval_sd": eval_sd}
 
 
 def _calibrate(difficulty: np.ndarray, p: float) -> float:

@@ -12,6 +12,7 @@ three runs. Open the dashboard's compare page on the same folder to see them sid
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,8 @@ def train(out: Path) -> dict[str, float]:
         t = time.perf_counter()
         launch(cfg, str(out), overwrite=True)
         walls[cfg.name] = time.perf_counter() - t  # model load, probe, SFT stage and evaluations included
+    # kept beside the runs: `--no-train` summarises them later with the launch times they took
+    (out / "walls.json").write_text(json.dumps(walls))
     return walls
 
 
@@ -83,7 +86,52 @@ def row(run, wall: float | None) -> dict:
     }
 
 
-def table(rows: list[dict]) -> str:
+def figures(run) -> dict:
+    """The numbers the guide's narrative cites for one run, each read from the run (docs/real-model.md)."""
+    import polars as pl
+
+    from diag.detect import detect_all
+    from diag.summary import accuracy_series, bucket_series
+    from training.tasks.word_problems import has_final_answer
+
+    acc, steps = accuracy_series(run.evals), run.steps
+    items = run.eval_items
+
+    def mean(col: str, lo: int | None = None, hi: int | None = None) -> float | None:
+        s = steps.filter(pl.col("step").is_between(lo or 0, hi or 10 ** 9)) if col in steps.columns else None
+        if s is None or s.height == 0 or s[col].null_count() == s.height:
+            return None
+        return float(s[col].mean())
+
+    last = int(steps["step"].max()) if steps.height else 0
+    stated = [float(items.filter(pl.col("step") == s)["completion"]
+                    .map_elements(has_final_answer, return_dtype=pl.Boolean).mean()) for s in (acc["step"][0], acc["step"][-1])]
+    sizes = bucket_series(run.evals)
+    n_items = items.filter(pl.col("step") == acc["step"][-1])
+    per_bucket = n_items.group_by("bucket").len() if "bucket" in n_items.columns else pl.DataFrame()
+    gaps = [f for f in detect_all(run) if f.kind == "signal_gap" and f.severity != "info"]
+    probe = run.meta.get("probe") or {}
+    return {
+        "steps": last, "evals": acc.height, "held_out_items": int(acc["n"][-1]) if acc.height and acc["n"][-1] else None,
+        "acc_start": float(acc["value"][0]), "acc_end": float(acc["value"][-1]),
+        "acc_min": float(acc["value"].min()), "acc_max": float(acc["value"].max()),
+        "acc_se_end": float((acc["value"][-1] * (1 - acc["value"][-1]) / max(1, acc["n"][-1] or 1)) ** 0.5),
+        "stated_start": stated[0], "stated_end": stated[1],
+        "no_pass_first5": mean("frac_no_pass", 1, 5), "no_pass_all": mean("frac_no_pass"),
+        "all_pass_all": mean("frac_all_pass"), "zero_std_all": mean("frac_zero_signal"),
+        "zero_std_last5": mean("frac_zero_signal", last - 4), "clipped_first5": mean("frac_clipped", 1, 5),
+        "clipped_last5": mean("frac_clipped", last - 4),
+        "probe_dead_share": (probe.get("dead_share") or {}).get(str(run.meta.get("group_size"))),
+        "signal_gap_severity": gaps[0].severity if gaps else "none", "signal_gap_step": gaps[0].step if gaps else None,
+        "bucket_items_min": int(per_bucket["len"].min()) if per_bucket.height else None,
+        "bucket_items_max": int(per_bucket["len"].max()) if per_bucket.height else None,
+        "buckets": sizes["bucket"].n_unique() if sizes.height else 0,
+    }
+
+
+def table(rows: list[dict] | dict) -> str:
+    """The guide's table (docs/real-model.md): one row per run (`rows`, or the recorded entry)."""
+    rows = rows["rows"] if isinstance(rows, dict) else rows
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -98,9 +146,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/smollm2")
     p.add_argument("--no-train", action="store_true", help="summarise runs already in --out")
+    p.add_argument("--record", action="store_true", help="keep the rows and figures in benchmarks/results.json")
     a = p.parse_args(argv)
     out = Path(a.out)
-    walls = {} if a.no_train else train(out)
+    saved = out / "walls.json"
+    walls = (json.loads(saved.read_text()) if saved.exists() else {}) if a.no_train else train(out)
     names = ["smollm2-grpo", "smollm2-sft-grpo-sft", "smollm2-sft-grpo"]
     runs = [diag.open_run(out / n) for n in names]
     rows = [row(r, walls.get(r.name)) for r in runs]
@@ -108,6 +158,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows[2]["wall_s"] = walls["smollm2-sft-grpo"]
         rows[1]["wall_s"] = recorded_wall(runs[1])
     print(table(rows))
+    if a.record:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from common import record
+
+        short = {"smollm2-grpo": "grpo", "smollm2-sft-grpo-sft": "sft", "smollm2-sft-grpo": "sft_grpo"}
+        result = {"rows": rows, **{f"{short[r.name]}_{k}": v for r in runs for k, v in figures(r).items()},
+                  **{f"{short[r['run']]}_wall_s": r["wall_s"] for r in rows}}
+        record("smollm2_arms", result)
     (out / "report.html").write_text(render(runs, "html"), encoding="utf-8")
     print(f"report: {out / 'report.html'}; side by side: grpo-diag dashboard --root {out} (compare page)")
     return rows

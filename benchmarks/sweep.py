@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=100, help="runs per kind")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--record", action="store_true", help="keep the grid in benchmarks/results.json (entry sweep)")
     a = p.parse_args(argv)
     from diag.detect.decoupling import DecouplingParams
 
@@ -101,7 +102,32 @@ def main(argv: list[str] | None = None) -> dict:
                                     -(row[3] or 99)))
     print(f"\nchosen: {best[0]} (worst false alarm {100 * best[1]:.1f}%, worst detection {100 * best[2]:.1f}%, "
           f"median delay {best[3]} evaluations; {time.perf_counter() - t0:.0f} s)")
-    return {"chosen": best[0], "rows": rows}
+    result = {"chosen": best[0], "seconds": time.perf_counter() - t0, "runs_per_kind": a.runs,
+              "rows": [{**params, "worst_false_alarm": fa, "worst_detection": worst, "median_delay": delay,
+                        **{f"{k}/right": r[k]["right"] for k in POSITIVE},
+                        **{f"{k}/false_alarm": r[k]["false_alarm"] for k in NEGATIVE}}
+                       for params, fa, worst, delay, r in rows]}
+    result.update({f"chosen_{k}": v for k, v in best[0].items()})
+    if a.record:
+        from common import record
+
+        record("sweep", result)
+    return result
+
+
+def table(result: dict) -> str:
+    """The guide's table (docs/validity.md): one row per parameter set, the chosen one in bold."""
+    pct = lambda x: f"{100 * x:.0f}%"  # noqa: E731
+    lines = ["| " + " | ".join([*GRID, "worst false alarm", "worst detection", "median delay",
+                                *[f"{k} right" for k in POSITIVE], *[f"{k} false alarms" for k in NEGATIVE]]) + " |",
+             "|" + "---|" * (len(GRID) + 3 + len(POSITIVE) + len(NEGATIVE))]
+    for row in result["rows"]:
+        chosen = all(row[k] == result["chosen"][k] for k in GRID)
+        cells = [str(row[k]) for k in GRID] + [pct(row["worst_false_alarm"]), pct(row["worst_detection"]),
+                                               "-" if row["median_delay"] is None else f"{row['median_delay']:.1f}"]
+        cells += [pct(row[f"{k}/right"]) for k in POSITIVE] + [pct(row[f"{k}/false_alarm"]) for k in NEGATIVE]
+        lines.append("| " + " | ".join(f"**{c}**" if chosen else c for c in cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

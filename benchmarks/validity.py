@@ -168,14 +168,16 @@ def judge_generated(n_runs: int, seed: int, with_peer: bool) -> dict:
 def generated_table(g: dict, with_peer: bool) -> str:
     pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
     lines = _header(["generated", "runs", "what is right", "grpo-diag right", "grpo-diag false alarms",
-                     "median delay (evals)"], ["rldoctor right", "rldoctor false alarms"], with_peer)
+                     "median delay (evals)", "clairvoyant ceiling"], ["rldoctor right", "rldoctor false alarms"],
+                    with_peer)
     import shapes
 
     what = {"tiny-healthy": "no alert", "tiny-decoupled": "decoupling firing at the end", "tiny-weak": "signal gap, no decoupling",
             **{k: v.replace("_", " ") for k, v in shapes.EXPECT.items()}}
     for name, r in g.items():
         delay = "-" if r["median_delay"] is None else f"{r['median_delay']:.1f}"
-        line = f"| {name} | {r['runs']} | {what[name]} | {pct(r['right'])} | {pct(r['false_alarm'])} | {delay} |"
+        line = (f"| {name} | {r['runs']} | {what[name]} | {pct(r['right'])} | {pct(r['false_alarm'])} | {delay} "
+                f"| {pct(r.get('ceiling'))} |")
         if with_peer:
             line += f" {pct(r['peer_right'])} | {pct(r['peer_false_alarm'])} |"
         lines.append(line)
@@ -215,6 +217,12 @@ def main(argv: list[str] | None = None) -> dict:
         return out  # --runs 0: the real-run table alone
     t0 = time.perf_counter()
     g = judge_generated(a.runs, a.seed, with_peer)
+    import ceiling
+
+    bound = ceiling.ceiling(a.runs, a.seed)
+    for shape in ceiling.FALLS:
+        g[shape]["ceiling"] = bound[shape]
+    g["healthy_noisy"]["ceiling_threshold"] = bound["threshold"]
     out["generated"] = g
     print(f"\nGenerated runs ({a.runs} per kind, seed {a.seed}, {time.perf_counter() - t0:.0f} s):\n")
     print(generated_table(g, with_peer))

@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--groups", type=int, default=512)
     p.add_argument("--every", type=float, default=0.1, help="seconds between the writer's steps")
     p.add_argument("--interval", type=float, default=0.5, help="the follower's poll interval")
+    p.add_argument("--record", action="store_true", help="keep the figures in benchmarks/results.json "
+                                                         "(entry watch, or watch_lag with --lag)")
     a = p.parse_args(argv)
     if a.lag:
         r = lag(a.lag_steps, a.groups, a.every, a.interval)
@@ -149,16 +151,40 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"{r['interval_s']} s: landing -> stored median {r['store_lag_median_s']:.2f} s, p95 "
               f"{r['store_lag_p95_s']:.2f} s; first alert {r['alert']}; follower CPU {100 * r['cpu_share']:.0f}% of "
               f"one core over {r['wall_s']:.0f} s")
+        if a.record:
+            _record("watch_lag", {**r, "alert_kind": (r["alert"] or {}).get("kind"),
+                                  "alert_lag_s": (r["alert"] or {}).get("lag_s")})
         return [r]
     out = []
-    print("| rollouts per step | GPUs (128 each) | dump per step | follower time per step | rows/s | peak RSS |")
-    print("|---|---|---|---|---|---|")
+    print(table(out, header_only=True))
     for rows in a.sizes:
         r = measure(rows, a.steps)
         out.append(r)
-        print(f"| {rows:,} | {r['gpus']} | {r['dump_mb_per_step']:.1f} MB | {r['s_per_step']:.2f} s | "
-              f"{r['rows_per_s']:,.0f} | {r['peak_rss_mb']:.0f} MB |", flush=True)
+        print(table([r], header_only=False).splitlines()[-1], flush=True)
+    if a.record:
+        _record("watch", {"steps": a.steps, "rows": out, **{f"s_per_step_{r['rows_per_step']}": r["s_per_step"]
+                                                            for r in out}})
     return out
+
+
+def table(result, header_only: bool = False) -> str:
+    """The guide's table (docs/watch.md): one row per size (`result`: the rows, or the recorded entry)."""
+    rows = result["rows"] if isinstance(result, dict) else result
+    lines = ["| rollouts per step | GPUs (128 each) | dump per step | follower time per step | rows/s | peak RSS |",
+             "|---|---|---|---|---|---|"]
+    if header_only:
+        return "\n".join(lines)
+    for r in rows:
+        lines.append(f"| {r['rows_per_step']:,} | {r['gpus']} | {r['dump_mb_per_step']:.1f} MB | {r['s_per_step']:.2f} s | "
+                     f"{r['rows_per_s']:,.0f} | {r['peak_rss_mb']:.0f} MB |")
+    return "\n".join(lines)
+
+
+def _record(name: str, result: dict) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from common import record
+
+    record(name, result)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,13 @@ def test_a_cited_figure_is_drawn_from_the_results_file_or_stops_the_build(tmp_pa
     assert results_page.figures("{{ results:val.generated/drift/right|.1% }}", data) == "91.5%"
     with pytest.raises(results_page.MissingFigure, match="generated/drift/gone"):
         results_page.figures("{{ results:val.generated/drift/gone }}", data)
+    data["exp"] = {"result": {"cells": {"b150-sft": {"end": 0.25, "all_fail": None}}}}  # nested tables
+    assert results_page.figures("{{ results:exp.cells/b150-sft/end|.2f }}", data) == "0.25"
+    assert results_page.figures("{{ results:exp.cells/b150-sft/all_fail|.2f }}", data) == "n/a"  # not measured
+    data["exp"]["result"]["demo"] = [{"fall": 119}, {"fall": 43}]  # a row of a list of rows, by its index
+    assert results_page.figures("{{ results:exp.demo/1/fall }}", data) == "43"
+    with pytest.raises(results_page.MissingFigure, match="cells/b150-sft/gone"):
+        results_page.figures("{{ results:exp.cells/b150-sft/gone }}", data)
     r = build_with(tmp_path, "A figure: {{ results:dashboard.no_such_figure }}.")
     assert r.returncode != 0 and "no_such_figure" in r.stderr + r.stdout
     cited = (ROOT / "docs" / "benchmarks.md").read_text()

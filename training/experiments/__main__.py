@@ -74,7 +74,7 @@ def summarize_run(path: Path, base: int, arm: str, data: str, wall: float) -> di
     run = diag.open_run(path)
     acc, by_bucket = accuracy_series(run.evals), bucket_series(run.evals)
     last = by_bucket.filter(pl.col("step") == by_bucket["step"].max())
-    return {"run": run.name, "base": base, "arm": arm, "data": data, "wall": wall,
+    return {"run": run.name, "path": str(path), "base": base, "arm": arm, "data": data, "wall": wall,
             "buckets": dict(zip(last["bucket"], last["value"])),
             "start": acc["value"][0], "end": acc["value"][-1]}
 

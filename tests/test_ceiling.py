@@ -1,0 +1,43 @@
+"""The clairvoyant ceiling of the generated shapes (benchmarks/ceiling.py): its statistic is the largest
+standardised gap between a best block of three and any final stretch, and it calibrates as it says."""
+
+import itertools
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import ceiling  # noqa: E402
+import shapes  # noqa: E402
+
+
+def brute(y, sd, width=3):
+    best = -math.inf
+    for j, i in itertools.product(range(len(y)), range(len(y))):
+        if i + width <= j < len(y):
+            b, vb = np.mean(y[i:i + width]), np.sum(np.square(sd[i:i + width])) / width ** 2
+            c, vc = np.mean(y[j:]), np.sum(np.square(sd[j:])) / (len(y) - j) ** 2
+            best = max(best, (b - c) / math.sqrt(vb + vc))
+    return best
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=4, max_size=20), st.floats(0.005, 0.1))
+def test_the_statistic_is_the_largest_gap_over_every_block_and_final_stretch(values, sd):
+    y = np.array(values)
+    s = np.full(len(y), sd) * np.linspace(0.8, 1.2, len(y))  # unequal noise per evaluation
+    assert math.isclose(ceiling.end_statistic(y, s), brute(y, s), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_each_generated_run_carries_its_true_noise_and_a_fall_stands_out_of_it():
+    run, truth = shapes.make_shape_run("flat_fall", 700_000)
+    sd = np.asarray(truth["eval_sd"])
+    assert len(sd) == run.evals.height and np.all(sd > 0)
+    # calibrated at 1% on healthy runs, the threshold sits where the maximum of many normal tests does, and
+    # falls of 3-6 sd stand out of it on most runs (the generator draws them so)
+    out = ceiling.ceiling(n_runs=20, seed=3, healthy_runs=200)
+    assert 2.5 < out["threshold"] < 5.0
+    assert all(out[s] >= 0.8 for s in ceiling.FALLS)
