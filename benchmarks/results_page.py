@@ -17,7 +17,7 @@ TABLES = {"<!-- results:validity-real -->": "validity_real", "<!-- results:valid
           "<!-- results:truth-gap-demo -->": "truth_gap_demo", "<!-- results:remedies -->": "remedies_table"}
 # ... and those drawn by the `table(result)` of the benchmark of the same name (benchmarks/NAME.py)
 BENCH_TABLES = {f"<!-- results:{name} -->": name for name in ("smollm2_arms", "robustness", "experiments", "watch",
-                                                                 "vlm_experiments", "sweep")}
+                                                                 "vlm_experiments", "sweep", "probe")}
 
 
 def _value(v) -> str:
