@@ -132,8 +132,31 @@ def figure(data: dict, entry: str, key: str, fmt: str | None, page: str = "?") -
     return format(v, fmt) if fmt else _value(v)
 
 
+# a shipped base's own measurement, from the base.json written when it was built (training/bases/NAME/):
+# {{ base:NAME.KEY|FORMAT }}, KEY/INDEX into a list (base:weak.band/0)
+BASE = re.compile(r"\{\{\s*base:([A-Za-z0-9_-]+)\.([A-Za-z0-9_/]+)(?:\|([^}\s]*))?\s*\}\}")
+BASES = Path(__file__).resolve().parents[1] / "training" / "bases"
+
+
+def base_figure(name: str, key: str, fmt: str | None, page: str = "?") -> str:
+    """A shipped base's recorded value; MissingFigure names the page, the base and the key."""
+    path = BASES / name / "base.json"
+    if not path.is_file():
+        raise MissingFigure(f"{page}: cites base:{name}.{key} but {path} does not exist")
+    node = json.loads(path.read_text())
+    for part in key.split("/"):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise MissingFigure(f"{page}: cites base:{name}.{key} but {path} has no {key!r}")
+    return format(node, fmt) if fmt else html.escape(str(node))
+
+
 def figures(markdown: str, data: dict, page: str = "?") -> str:
-    """Every {{ results:... }} of a page replaced by its recorded value."""
+    """Every {{ results:... }} and {{ base:... }} of a page replaced by its recorded value."""
+    markdown = BASE.sub(lambda m: base_figure(m.group(1), m.group(2), m.group(3), page), markdown)
     return FIGURE.sub(lambda m: figure(data, m.group(1), m.group(2), m.group(3), page), markdown)
 
 
@@ -163,7 +186,7 @@ def bench_table(data: dict, name: str) -> str:
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     if MARKER not in markdown and not any(m in markdown for m in (*TABLES, *BENCH_TABLES)) \
-            and not FIGURE.search(markdown):
+            and not FIGURE.search(markdown) and not BASE.search(markdown):
         return markdown
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     markdown = markdown.replace(MARKER, render(data))

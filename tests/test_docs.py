@@ -33,6 +33,9 @@ def build_with(tmp_path: Path, added: str) -> subprocess.CompletedProcess:
     for part in ("docs", "benchmarks", "mkdocs.yml", "README.md"):
         src = ROOT / part
         (shutil.copytree if src.is_dir() else shutil.copy)(src, copy / part)
+    for meta in (ROOT / "training" / "bases").glob("*/base.json"):  # the shipped bases' figures the guides cite
+        (copy / meta.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(meta, copy / meta.relative_to(ROOT))
     page = copy / "docs" / "watch.md"
     page.write_text(page.read_text() + "\n\n" + added + "\n")
     return build(copy, tmp_path / "site")
@@ -106,6 +109,12 @@ def test_a_cited_figure_is_drawn_from_the_results_file_or_stops_the_build(tmp_pa
     assert results_page.figures("{{ results:exp.cells/b150-sft/all_fail|.2f }}", data) == "n/a"  # not measured
     data["exp"]["result"]["demo"] = [{"fall": 119}, {"fall": 43}]  # a row of a list of rows, by its index
     assert results_page.figures("{{ results:exp.demo/1/fall }}", data) == "43"
+    # a shipped base's own measurement, from its base.json
+    assert results_page.figures("{{ base:weak.band/1 }} {{ base:strong.heldout_accuracy|.1f }}", data) == "0.06 0.7"
+    with pytest.raises(results_page.MissingFigure, match="base:weak.gone"):
+        results_page.figures("{{ base:weak.gone }}", data)
+    with pytest.raises(results_page.MissingFigure, match="base:nope.x"):
+        results_page.figures("{{ base:nope.x }}", data)
     with pytest.raises(results_page.MissingFigure, match="cells/b150-sft/gone"):
         results_page.figures("{{ results:exp.cells/b150-sft/gone }}", data)
     r = build_with(tmp_path, "A figure: {{ results:dashboard.no_such_figure }}.")
