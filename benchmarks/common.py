@@ -25,6 +25,12 @@ def report(result: dict, json_path: str | None = None, record_as: str | None = N
     return result
 
 
+def recorded_wall(run) -> float:
+    """Seconds from a run's creation to its end, as its store recorded them (no imports, model load or probe
+    before the run was created)."""
+    return float(run.meta.get("finished", 0) - run.meta.get("created", 0))
+
+
 def record(name: str, result: dict, path: Path = RESULTS) -> None:
     """Replace benchmark `name`'s entry in the results file with `result`, where, when and how it ran."""
     data = json.loads(path.read_text()) if path.exists() else {}

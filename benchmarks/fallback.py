@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import record  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+from common import report  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 
 CONFIG = ROOT / "training" / "configs" / "remedies" / "sft-fallback.toml"
 
@@ -63,12 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     a = p.parse_args(argv)
     quiet_libraries()
     path = launch(load(CONFIG), a.out, overwrite=True)
-    result = figures(Path(path))
-    for k, v in result.items():
-        print(f"{k:22s} {v}")
-    if a.record:
-        record("fallback", result)
-    return result
+    return report(figures(Path(path)), record_as="fallback" if a.record else None)
 
 
 if __name__ == "__main__":

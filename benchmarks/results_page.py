@@ -88,25 +88,33 @@ class MissingFigure(KeyError):
     """A guide cites a figure the results file does not hold: the docs build stops, naming it."""
 
 
-def _lookup(node: dict, key: str):
-    """(the table holding `key`, its last part): `key` itself, or a path into nested tables, one level per
-    "/", where a table's own key may hold "/" (validity.generated/drift/right, cells/b150-sft/end), or a row's
-    index in a list of rows (demo/1/truth_fall)."""
-    if key in node:
-        return node, key
+_MISSING = object()
+
+
+def _child(node, key: str):
+    """node[key] for a table, the row at index `key` for a list of rows; _MISSING when there is none."""
+    if isinstance(node, dict):
+        return node.get(key, _MISSING)
+    if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+        return node[int(key)]
+    return _MISSING
+
+
+def _find(node, key: str):
+    """The value at `key` in nested tables: `key` itself, or a path one level per "/", where a table's own key
+    may hold "/" (validity.generated/drift/right, cells/b150-sft/end) and a part may be a row's index in a list
+    of rows (truth_gap.demo/1/truth_fall, base:weak.band/0). _MISSING when there is none."""
+    found = _child(node, key)
+    if found is not _MISSING:
+        return found
     parts = key.split("/")
     for i in range(len(parts) - 1, 0, -1):
-        head, rest = "/".join(parts[:i]), "/".join(parts[i:])
-        inner = node.get(head)
-        if isinstance(inner, list) and rest.split("/")[0].isdigit() and int(rest.split("/")[0]) < len(inner):
-            # a table of rows: the next part is a row's index (truth_gap.demo/1/truth_fall)
-            index, _, rest = rest.partition("/")
-            inner = inner[int(index)]
-        if isinstance(inner, dict):
-            found = _lookup(inner, rest)
-            if found is not None:
+        inner = _child(node, "/".join(parts[:i]))
+        if isinstance(inner, (dict, list)):
+            found = _find(inner, "/".join(parts[i:]))
+            if found is not _MISSING:
                 return found
-    return None
+    return _MISSING
 
 
 def figure(data: dict, entry: str, key: str, fmt: str | None, page: str = "?") -> str:
@@ -118,13 +126,10 @@ def figure(data: dict, entry: str, key: str, fmt: str | None, page: str = "?") -
     if key in ("when", "machine", "command"):
         return html.escape(str(e.get(key)))
     result = e.get("result") or {}
-    found = _lookup(result, key)
-    if found is not None:
-        result, key = found
-    if key not in result:
+    v = _find(result, key)
+    if v is _MISSING:
         raise MissingFigure(f"{page}: cites results:{entry}.{key} but entry {entry!r} (`{e.get('command')}`) has no "
                             f"figure {key!r}; rerun it with --record, or cite one it has: {sorted(result)[:12]}")
-    v = result[key]
     if v is None:
         return "n/a"  # recorded as not measured (a series the run lacks)
     if isinstance(v, str):
@@ -143,15 +148,10 @@ def base_figure(name: str, key: str, fmt: str | None, page: str = "?") -> str:
     path = BASES / name / "base.json"
     if not path.is_file():
         raise MissingFigure(f"{page}: cites base:{name}.{key} but {path} does not exist")
-    node = json.loads(path.read_text())
-    for part in key.split("/"):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise MissingFigure(f"{page}: cites base:{name}.{key} but {path} has no {key!r}")
-    return format(node, fmt) if fmt else html.escape(str(node))
+    v = _find(json.loads(path.read_text()), key)
+    if v is _MISSING:
+        raise MissingFigure(f"{page}: cites base:{name}.{key} but {path} has no {key!r}")
+    return format(v, fmt) if fmt else html.escape(str(v))
 
 
 def figures(markdown: str, data: dict, page: str = "?") -> str:

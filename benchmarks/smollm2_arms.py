@@ -17,6 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import recorded_wall  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+
 CONFIGS = ("grpo", "sft-then-grpo")
 
 
@@ -36,11 +39,6 @@ def train(out: Path) -> dict[str, float]:
     # kept beside the runs: `--no-train` summarises them later with the launch times they took
     (out / "walls.json").write_text(json.dumps(walls))
     return walls
-
-
-def recorded_wall(run) -> float:
-    """Seconds from the run's creation to its end, as the store recorded them (no model load or probe)."""
-    return run.meta.get("finished", 0) - run.meta.get("created", 0)
 
 
 def _pct(x) -> str:
@@ -159,7 +157,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows[1]["wall_s"] = recorded_wall(runs[1])
     print(table(rows))
     if a.record:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from common import record
 
         short = {"smollm2-grpo": "grpo", "smollm2-sft-grpo-sft": "sft", "smollm2-sft-grpo": "sft_grpo"}

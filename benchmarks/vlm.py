@@ -19,7 +19,7 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import report  # noqa: E402
+from benchmarks.common import recorded_wall, report  # noqa: E402
 
 CONFIGS = {"grpo": "training/configs/vlm/grpo.toml", "sft": "training/configs/vlm/sft.toml"}
 
@@ -42,7 +42,7 @@ def measure(kind: str, out: Path) -> dict:
             f"{kind}_evaluations": evals["step"].n_unique(),
             f"{kind}_heldout_sets": evals["eval_set"].n_unique(),
             f"{kind}_heldout_items": int(evals["n"].max()) if evals.height else 0,
-            f"{kind}_in_run_s": float(run.meta["finished"] - run.meta["created"]),  # model built to run finished
+            f"{kind}_in_run_s": recorded_wall(run),  # model built to run finished
             f"{kind}_wall_s": wall}  # with the process's start-up (imports)
 
 

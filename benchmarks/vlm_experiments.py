@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import record  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+from common import record, recorded_wall  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 ARMS = {"grpo-image": "GRPO on images", "sft-image": "SFT on images", "sft-text": "SFT on text only"}
 
 
@@ -42,8 +42,7 @@ def cell(path: Path) -> dict:
     img, txt = _series(run, "image"), _series(run, "text")
     alerts = [f for f in detect_all(run) if f.is_alert]
     s = run.steps.sort("step")
-    wall = float(run.meta.get("finished", 0) - run.meta.get("created", 0))
-    out = {"wall": wall, "image_start": img[0], "image_end": img[1], "image_best": img[2], "text_start": txt[0],
+    out = {"wall": recorded_wall(run), "image_start": img[0], "image_end": img[1], "image_best": img[2], "text_start": txt[0],
            "text_end": txt[1], "findings": "; ".join(sorted({f"{f.kind} {f.severity}" for f in alerts})) or "none"}
     if s.height and "frac_all_fail" in s.columns and s["frac_all_fail"].null_count() < s.height:  # GRPO arms only
         out["all_fail"] = float(s["frac_all_fail"].mean())

@@ -42,9 +42,11 @@ def fixed_pay(a: Aligned, k: int, still: float = 0.02) -> float:
     f, r = a.funcs[: k + 1], a.reward[: k + 1]
     ok = np.isfinite(r) & np.all(np.isfinite(f), axis=1)
     f, r = f[ok], r[ok]
-    const = (f.max(axis=0) - f.min(axis=0) <= still * np.abs(f.mean(axis=0))) if len(r) else np.zeros(0, bool)
-    if len(r) < f.shape[1] + 2 or not const.any() or const.all():
+    if len(r) < f.shape[1] + 2:
         return 0.0  # too few evaluations to tell a sum from a coincidence
+    const = f.max(axis=0) - f.min(axis=0) <= still * np.abs(f.mean(axis=0))
+    if not const.any() or const.all():
+        return 0.0
     x = np.column_stack([np.ones(len(r)), f[:, ~const]])
     coef, *_ = np.linalg.lstsq(x, r, rcond=None)
     misfit = float(np.sqrt(np.mean((r - x @ coef) ** 2)))
