@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import report  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+from common import recorded_wall, report  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 
 CONFIG = ROOT / "training" / "configs" / "remedies" / "sft-fallback.toml"
 
@@ -49,6 +49,7 @@ def figures(path: Path) -> dict:
         "acc_last_phase_min": float(last.min()) if len(last) else None,
         "acc_last_phase_max": float(last.max()) if len(last) else None,
         "all_fail_by_phase": phases.all_fail_by_phase(run.steps, ph),
+        "wall_s": recorded_wall(run),  # every phase, as the store timed it
     }
 
 

@@ -95,8 +95,8 @@ def _child(node, key: str):
     """node[key] for a table, the row at index `key` for a list of rows; _MISSING when there is none."""
     if isinstance(node, dict):
         return node.get(key, _MISSING)
-    if isinstance(node, list) and key.isdigit() and int(key) < len(node):
-        return node[int(key)]
+    if isinstance(node, list) and key.lstrip("-").isdigit() and -len(node) <= int(key) < len(node):
+        return node[int(key)]  # a row by its index; -1 the last
     return _MISSING
 
 
@@ -138,7 +138,7 @@ def figure(data: dict, entry: str, key: str, fmt: str | None, page: str = "?") -
 
 
 # a shipped base's own measurement, from the base.json written when it was built (training/bases/NAME/):
-# {{ base:NAME.KEY|FORMAT }}, KEY/INDEX into a list (base:weak.band/0)
+# {{ base:NAME.KEY|FORMAT }}, KEY/INDEX into a list (base:weak.band/0); base:NAME.size_mb is its files' size
 BASE = re.compile(r"\{\{\s*base:([A-Za-z0-9_-]+)\.([A-Za-z0-9_/]+)(?:\|([^}\s]*))?\s*\}\}")
 BASES = Path(__file__).resolve().parents[1] / "training" / "bases"
 
@@ -149,6 +149,8 @@ def base_figure(name: str, key: str, fmt: str | None, page: str = "?") -> str:
     if not path.is_file():
         raise MissingFigure(f"{page}: cites base:{name}.{key} but {path} does not exist")
     v = _find(json.loads(path.read_text()), key)
+    if v is _MISSING and key == "size_mb":  # measured on the shipped files themselves, not recorded
+        v = sum(f.stat().st_size for f in path.parent.iterdir() if f.is_file()) / 1e6
     if v is _MISSING:
         raise MissingFigure(f"{page}: cites base:{name}.{key} but {path} has no {key!r}")
     return format(v, fmt) if fmt else html.escape(str(v))

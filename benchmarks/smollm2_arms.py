@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
         short = {"smollm2-grpo": "grpo", "smollm2-sft-grpo-sft": "sft", "smollm2-sft-grpo": "sft_grpo"}
         result = {"rows": rows, **{f"{short[r.name]}_{k}": v for r in runs for k, v in figures(r).items()},
-                  **{f"{short[r['run']]}_wall_s": r["wall_s"] for r in rows}}
+                  **{f"{short[r['run']]}_wall_s": r["wall_s"] for r in rows},
+                  "total_wall_min": sum(walls.values()) / 60 if walls else None}  # both launches, as `make smollm2` runs them
         record("smollm2_arms", result)
     (out / "report.html").write_text(render(runs, "html"), encoding="utf-8")
     print(f"report: {out / 'report.html'}; side by side: grpo-diag dashboard --root {out} (compare page)")

@@ -7,7 +7,7 @@
 - monitor: microseconds per step of Monitor.on_step at 1k, 10k and 100k steps (it must stay flat),
   and per evaluation of Monitor.on_eval (an evaluation every 20 steps, 64 retained).
 
-    python benchmarks/store.py [--steps 100000] [--completions 1000000]
+    python benchmarks/store.py [--steps 100000] [--completions 1000000] [--record]
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--completions", type=int, default=1_000_000)
     p.add_argument("--json")
+    p.add_argument("--record", action="store_true", help="keep the figures in benchmarks/results.json (entry store)")
     a = p.parse_args(argv)
     from benchmarks.common import report
 
@@ -126,7 +127,7 @@ def main(argv=None) -> dict:
     r.update(open_in_subprocess(str(Path(root) / "big")))
     r["recorder_batches_per_s"] = recorder_rate(root)
     r.update(monitor_cost())
-    return report(r, a.json)
+    return report(r, a.json, record_as="store" if a.record else None)
 
 
 if __name__ == "__main__":

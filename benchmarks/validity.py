@@ -80,7 +80,8 @@ def judge_real(root: Path, logs: Path, with_peer: bool) -> list[dict]:
                "ends": verdict["ends"], "flagged": bool(alerts),
                "warning_at_end": any(f.firing for f in alerts),
                # a critical alert the label does not call for (decoupled: decoupling; dead: signal gap)
-               "false_critical": any(f.severity == "critical" and f.kind != ALLOWED.get(entry["label"]) for f in alerts)}
+               "false_critical": any(f.severity == "critical" and f.kind != ALLOWED.get(entry["label"]) for f in alerts),
+               "findings": findings_by_kind(findings)}
         if with_peer:
             v = peer.diagnose(run)
             row["peer"] = {"worst": v["worst"], "missed": [e for e in expect if not peer.expectation_met(e, v)],
@@ -89,6 +90,38 @@ def judge_real(root: Path, logs: Path, with_peer: bool) -> list[dict]:
                            "checks": {k: s for k, s in v["checks"].items() if s in ("WARNING", "CRITICAL")}}
         rows.append(row)
     return rows
+
+
+def findings_by_kind(findings) -> dict:
+    """Each finding the verdict holds (not the 'not enough data' ones), by kind (the first of a kind), with its
+    numbers: the guides cite a real run's drop, z and windows from here, never typed from a console."""
+    out: dict = {}
+    for f in findings:
+        if f.kind == "no_data" or f.kind in out:
+            continue
+        ev = {k: v for k, v in f.evidence.items() if _scalar(v) or (isinstance(v, list) and all(map(_scalar, v)))}
+        ev.update({f"other/{o['eval_set']}/{k}": o[k] for o in f.evidence.get("other_sets") or [] for k in ("drop", "z")})
+        out[f.kind] = {"severity": f.severity, "state": f.state, "step": f.step, "onset": f.onset,
+                       "resolved_step": f.resolved_step, **ev}
+    return out
+
+
+def _scalar(v) -> bool:
+    return isinstance(v, (int, float, str)) and not isinstance(v, bool)
+
+
+QUIET = ("healthy", "plateau", "collapse", "saturated")
+
+
+def real_summary(rows: list[dict], with_peer: bool) -> dict:
+    """The counts the validity guide's sentences use: runs whose label calls for no alert, and who flagged them."""
+    quiet = [r for r in rows if r["label"] in QUIET]
+    out = {"quiet_runs": len(quiet), "quiet_flagged": sum(r["flagged"] for r in quiet),
+           "quiet_false_critical": sum(r["false_critical"] for r in quiet)}
+    if with_peer:
+        out.update(quiet_peer_flagged=sum(r["peer"]["flagged"] for r in quiet),
+                   quiet_peer_critical=sum(r["peer"]["worst"] == "CRITICAL" for r in quiet))
+    return out
 
 
 def _header(ours: list[str], peers: list[str], with_peer: bool) -> list[str]:
@@ -136,7 +169,7 @@ def judge_generated(n_runs: int, seed: int, with_peer: bool) -> dict:
     kinds += [(s, s) for s in shapes.SHAPES]
     out = {}
     for name, kind in kinds:
-        res = {"runs": 0, "right": 0, "false": 0, "delays": [], "peer_right": 0, "peer_false": 0}
+        res = {"runs": 0, "right": 0, "false": 0, "delays": [], "delays_check": [], "peer_right": 0, "peer_false": 0}
         for i in range(n_runs if kind != "weak" else max(10, n_runs // 4)):
             if name.startswith("tiny-"):
                 run, onset = detection.make_run(kind, seed * 1_000_003 + i + 100_000 * ("healthy", "decoupled", "weak").index(kind))
@@ -152,6 +185,9 @@ def judge_generated(n_runs: int, seed: int, with_peer: bool) -> dict:
             res["false"] += v["false_alarm"]
             if v["right"] and v["delay"] is not None:
                 res["delays"].append(v["delay"])
+            after = shapes.verdict(findings, truth)  # the delay to check's first alert, found with the whole run
+            if after["right"] and after["delay"] is not None:
+                res["delays_check"].append(after["delay"])
             if with_peer:
                 pv = peer.diagnose(run)
                 right, false = peer.generated_verdict(pv, truth["expect"])
@@ -160,6 +196,7 @@ def judge_generated(n_runs: int, seed: int, with_peer: bool) -> dict:
         n = res["runs"]
         out[name] = {"runs": n, "right": res["right"] / n, "false_alarm": res["false"] / n,
                      "median_delay": float(np.median(res["delays"])) if res["delays"] else None,
+                     "median_delay_check": float(np.median(res["delays_check"])) if res["delays_check"] else None,
                      "peer_right": res["peer_right"] / n if with_peer else None,
                      "peer_false_alarm": res["peer_false"] / n if with_peer else None}
     return out
@@ -199,6 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
         print("rldoctor is not installed (pip install -e '.[peer]'): its columns are left out")
     logs = real_logs_dir()
     out: dict = {"peer": with_peer}
+    start = time.perf_counter()
     if logs.is_dir():
         with tempfile.TemporaryDirectory() as tmp:
             rows = judge_real(Path(tmp), logs, with_peer)
@@ -229,8 +267,12 @@ def main(argv: list[str] | None = None) -> dict:
     if a.record:
         from common import record
 
-        record("validity", {"peer": with_peer, "real": out.get("real", []),
-                            "real_misses": misses(out.get("real", []), with_peer),
+        real = out.get("real", [])
+        record("validity", {"peer": with_peer, "real": [{k: v for k, v in r.items() if k != "findings"} for r in real],
+                            "real_misses": misses(real, with_peer),
+                            "real_summary": real_summary(real, with_peer),
+                            "findings": {r["name"]: r["findings"] for r in real},
+                            "seconds": time.perf_counter() - start,
                             **{f"generated/{k}": v for k, v in g.items()}})
     return out
 

@@ -2,6 +2,7 @@
 
     python benchmarks/watch.py [--steps 4] [--sizes 1024 8192 65536]
     python benchmarks/watch.py --lag [--lag-steps 1000] [--groups 512] [--every 0.1] [--interval 0.5]
+    python benchmarks/watch.py --rows-window   # the live vs offline signal gap on a real log with a row every 5 steps
 
 Rows per step stand for 8, 64 and 512 GPUs' worth of rollouts (128 completions per GPU per step, groups of
 8, a 600-character completion each, verl's legacy dump fields). For each size the dumps of `--steps` steps
@@ -133,6 +134,37 @@ def lag(steps: int, groups: int, every: float, interval: float) -> dict:
             "cpu_share": cpu / wall, "wall_s": wall}
 
 
+SPARSE_LOG = "trl_console_qwen25_7b_gsm8k/exp1a/rho1.00_seed42.log"  # a real TRL console log, a row every 5 steps
+
+
+def rows_window(log: str = SPARSE_LOG) -> dict:
+    """The known difference of a live monitor on a log with a row every N steps: its rolling window counts
+    logged rows, so its signal-gap alert can come later and milder than the offline check's. The run's logged
+    rows are fed to the monitor in order, as `grpo-diag watch` feeds them; the offline scan reads the whole run."""
+    import diag
+    from diag.detect import detect_all
+    from diag.detect.decoupling import fold
+    from diag.importers import import_log
+    from diag.monitor import Monitor
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from validity import real_logs_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = diag.open_run(import_log(real_logs_dir() / log, root=tmp)[0])
+        mon = Monitor(None, MonitorConfig(console=False), run_name=run.name, func_names=run.reward_funcs,
+                      reward_range=run.meta.get("reward_range"))
+        for row in run.steps.sort("step").to_dicts():
+            mon("step", row)
+        live = [f for f in fold(mon.findings) if f.kind == "signal_gap" and f.is_alert]
+        offline = [f for f in detect_all(run) if f.kind == "signal_gap" and f.is_alert]
+        steps = run.steps["step"].sort().to_numpy()
+    first = lambda fs: (fs[0].step, fs[0].severity) if fs else (None, None)  # noqa: E731
+    (ls, lsev), (os_, osev) = first(live), first(offline)
+    return {"log": log, "row_every": int(np.median(np.diff(steps))), "live_step": ls, "live_severity": lsev,
+            "offline_step": os_, "offline_severity": osev}
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=4)
@@ -144,7 +176,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--interval", type=float, default=0.5, help="the follower's poll interval")
     p.add_argument("--record", action="store_true", help="keep the figures in benchmarks/results.json "
                                                          "(entry watch, or watch_lag with --lag)")
+    p.add_argument("--rows-window", action="store_true", help="live vs offline signal gap on a real sparse log "
+                                                               "(entry watch_rows)")
     a = p.parse_args(argv)
+    if a.rows_window:
+        r = rows_window()
+        print(json.dumps(r))
+        if a.record:
+            _record("watch_rows", r)
+        return [r]
     if a.lag:
         r = lag(a.lag_steps, a.groups, a.every, a.interval)
         print(f"{r['steps']} steps of {r['groups']} groups x {G}, one every {r['every_s']} s, polled every "

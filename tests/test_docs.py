@@ -109,8 +109,15 @@ def test_a_cited_figure_is_drawn_from_the_results_file_or_stops_the_build(tmp_pa
     assert results_page.figures("{{ results:exp.cells/b150-sft/all_fail|.2f }}", data) == "n/a"  # not measured
     data["exp"]["result"]["demo"] = [{"fall": 119}, {"fall": 43}]  # a row of a list of rows, by its index
     assert results_page.figures("{{ results:exp.demo/1/fall }}", data) == "43"
+    assert results_page.figures("{{ results:exp.demo/-1/fall }} {{ results:exp.demo/0/fall }}", data) == "43 119"
+    with pytest.raises(results_page.MissingFigure, match="demo/-3/fall"):  # past the first row
+        results_page.figures("{{ results:exp.demo/-3/fall }}", data)
     # a shipped base's own measurement, from its base.json
     assert results_page.figures("{{ base:weak.band/1 }} {{ base:strong.heldout_accuracy|.1f }}", data) == "0.06 0.7"
+    # ... and its size, measured on the shipped files
+    weak = ROOT / "training" / "bases" / "weak"
+    size = sum(f.stat().st_size for f in weak.iterdir() if f.is_file()) / 1e6
+    assert results_page.figures("{{ base:weak.size_mb|.3f }}", data) == f"{size:.3f}"
     with pytest.raises(results_page.MissingFigure, match="base:weak.gone"):
         results_page.figures("{{ base:weak.gone }}", data)
     with pytest.raises(results_page.MissingFigure, match="base:nope.x"):
