@@ -60,3 +60,37 @@ def test_the_spread_spans_no_cut():
     shifted[8:12] -= 2.5
     assert spread_sigma(shifted, cut=(8, 12)) == spread_sigma(y, cut=(8, 12))
     assert spread_sigma(shifted, cut=8) != spread_sigma(y, cut=8)
+
+
+# 12 evaluations level at ~60% on 500 items, then 5 that sit 5.6 points lower: about 2.8 standard errors after the
+# selection correction, under the 3.0 the live scan asks at every evaluation, over the end-of-run look's z_end.
+LEVEL = [60.0, 60.6, 59.5, 60.3, 59.8, 60.4, 59.7, 60.2, 60.5, 59.6, 60.1, 59.9]
+ENDS_LOW = LEVEL + [60 - 5.6 + x for x in (0.3, -0.2, 0.1, -0.3, 0.1)]
+
+
+def test_a_run_that_ends_below_its_best_under_a_holding_reward_ends_decoupled():
+    """One look at the end asks less than a scan that looks at every evaluation: the live monitor says nothing,
+    check's verdict is a firing warning, marked as the end look's, with the numbers between the thresholds."""
+    a, ev, reward = _aligned(ENDS_LOW, n=500)
+    p = DecouplingParams()
+    live = detect_decoupling(a, p)
+    assert not [f for f in live if f.kind == "decoupling" and f.is_alert]
+    found = [f for f in hindsight(a, live, p) if f.kind == "decoupling" and f.is_alert]
+    assert len(found) == 1 and found[0].firing and found[0].severity == "warning"
+    f = found[0]
+    assert f.evidence["end_look"] and p.z_end <= f.evidence["z"] < p.z_warn
+    assert "end-of-run look" in f.message and f.evidence["trend"] in ("held", "rose", "fell less")
+    assert not [g for g in hindsight(a, live, DecouplingParams(z_end=None)) if g.kind == "decoupling" and g.is_alert]
+
+
+def test_the_end_look_says_nothing_on_a_collapse_or_beside_a_firing_episode():
+    a, ev, reward = _aligned(ENDS_LOW, n=500)
+    falls = reward.copy()
+    falls[120:] *= 0.88  # the reward loses a share like accuracy's (9%): a collapse, not a deceptive reward
+    collapse = align(steps_frame(falls), ev, None, ["r"])
+    assert not [f for f in hindsight(collapse, detect_decoupling(collapse), DecouplingParams())
+                if f.kind == "decoupling" and f.is_alert]
+    deeper, _, _ = _aligned(LEVEL + [60 - 9 + x for x in (0.3, -0.2, 0.1, -0.3, 0.1)], n=500)
+    found = [f for f in hindsight(deeper, detect_decoupling(deeper), DecouplingParams())
+             if f.kind == "decoupling" and f.is_alert]
+    assert len(found) == 1 and found[0].firing and not found[0].evidence.get("end_look")  # the scan's own episode

@@ -52,6 +52,9 @@ class DecouplingParams:
     z_single: float = 4.5  # one evaluation alone must be this far below to open a warning
     z_critical: float = 3.5  # a level of `window` evaluations this far below makes the alert critical
     z_resolve: float = 1.0  # the level back within this many standard errors of the best resolves it
+    z_end: float | None = 2.6  # check's one look at the run's end (diag.detect.hindsight.end_look): z_warn guards every
+    # evaluation of a live scan, so one look can ask less for the same false alarms; benchmarks/sweep.py's second
+    # stage chose it (docs/validity.md). None: no end look
     collapse_ratio: float = 0.35  # the reward lost at least this times accuracy's share of its level: a collapse
     stall_window: int = 8
     stall_min_reward_rise: float = 0.05
@@ -131,7 +134,7 @@ def _noise(acc: np.ndarray, start: int, k: int, whole: np.ndarray | None) -> tup
     return spread_sigma(acc, cut=start) if whole is None else spread_sigma(whole, cut=(start, k + 1))
 
 
-def _level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None,
+def level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None,
               whole: np.ndarray | None = None) -> LevelDrop | None:
     """The current level that is most clearly below the best, over the last 1..max_window evaluations
     (or exactly `width`) against the best block of window..best_max_width evaluations before them: it must
@@ -176,10 +179,10 @@ def falling_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None
     reward fell with accuracy: a collapse)."""
     if k + 1 < p.min_evals or k >= len(a):
         return None
-    return _judge_level(a, k, _level_at(a, k, p, width, whole), p)
+    return judge_level(a, k, level_at(a, k, p, width, whole), p)
 
 
-def _judge_level(a: Aligned, k: int, d: LevelDrop | None, p: DecouplingParams) -> Finding | None:
+def judge_level(a: Aligned, k: int, d: LevelDrop | None, p: DecouplingParams) -> Finding | None:
     """The finding a level below the best gives at evaluation k: None without one, or when the reward
     fell alike (a collapse, not a deceptive reward)."""
     moves = None if d is None else _reward_moves(a, d, k, p.collapse_ratio)
@@ -287,7 +290,7 @@ def recovered(a: Aligned, k: int, open_: Finding, p: DecouplingParams,
 
 
 def collapsed(a: Aligned, k: int, d: LevelDrop | None, p: DecouplingParams) -> str | None:
-    """Why evaluation k, whose level below the best is `d` (_level_at), shows a collapse (the training
+    """Why evaluation k, whose level below the best is `d` (level_at), shows a collapse (the training
     reward fallen alike, by more than three standard errors of its noise), or None: an open episode that
     turns out to be a collapse (two evaluations in a row say so) is withdrawn: the reward tells the truth."""
     moves = None if d is None else _reward_moves(a, d, k, p.collapse_ratio)
@@ -333,7 +336,7 @@ class DecouplingScanner:
     def _falling(self, a: Aligned, k: int) -> list[Finding]:
         p, step = self.p, int(a.steps[k])
         if self.open is not None:
-            level = _level_at(a, k, p, whole=self.whole)  # once per evaluation: the collapse check and the escalation share it
+            level = level_at(a, k, p, whole=self.whole)  # once per evaluation: the collapse check and the escalation share it
             gone = collapsed(a, k, level, p)
             self.collapse_hits = self.collapse_hits + 1 if gone else 0
             why = recovered(a, k, self.open, p, self.whole) or (gone if self.collapse_hits >= 2 else None)
@@ -342,7 +345,7 @@ class DecouplingScanner:
                 return [done]
             if self.open.severity == "critical" or gone:
                 return []
-            crit = _judge_level(a, k, level, p)
+            crit = judge_level(a, k, level, p)
             if crit is None or crit.severity != "critical":
                 return []
             self.open = replace(crit, step=self.open.step, onset=self.open.onset, episode=self.open.episode,
