@@ -203,7 +203,7 @@ def _rank(d: LevelDrop, p: DecouplingParams) -> tuple:
     return (len(d.now_idx) >= p.window and d.z >= p.z_critical, d.z)
 
 
-_CONFIRM = (" Critical once a level of {window} evaluations stays below at the next evaluation too; resolved if "
+CONFIRM = (" Critical once a level of {window} evaluations stays below at the next evaluation too; resolved if "
             "the level recovers.")
 
 
@@ -242,7 +242,7 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
         msg += (" The log has no eval size, so the noise was judged from the spread between evaluations, "
                 "a weaker test: pass --eval-size N to judge it properly.")
     if severity == "warning":
-        msg += _CONFIRM.format(window=p.window)
+        msg += CONFIRM.format(window=p.window)
     return Finding(
         kind="decoupling", severity=severity, step=int(a.steps[k]), onset=int(a.steps[peak]),
         window_start=int(a.steps[d.best_idx[0]]), window_end=int(a.steps[k]), message=msg,
@@ -355,7 +355,7 @@ class DecouplingScanner:
         if f is None:
             return []
         if f.severity == "critical":  # critical only once a second evaluation confirms it (and shows no collapse)
-            f = replace(f, severity="warning", message=f.message + _CONFIRM.format(window=p.window))
+            f = replace(f, severity="warning", message=f.message + CONFIRM.format(window=p.window))
         n = self.episodes[f.onset] = self.episodes.get(f.onset, 0) + 1
         self.open = replace(f, episode=n)
         return [self.open]

@@ -25,7 +25,7 @@ from dataclasses import replace
 
 from diag.detect.align import Aligned
 from diag.detect.base import Finding
-from diag.detect.decoupling import DecouplingParams, DecouplingScanner, judge_level, level_at, at_end, fold
+from diag.detect.decoupling import CONFIRM, DecouplingParams, DecouplingScanner, at_end, fold, judge_level, level_at
 from diag.detect.levels import spread_sigma
 
 
@@ -75,8 +75,10 @@ def end_look(a: Aligned, found: list[Finding], p: DecouplingParams, whole=None) 
     if f is None:
         return None
     note = (f" Found by the end-of-run look: {f.evidence['z']:.1f} standard errors is under the {p.z_warn:g} the live "
-            f"scan asks at each of the run's {len(a)} evaluations, over the {p.z_end:g} one look at the end asks.")
-    return replace(f, severity="warning", message=f.message + note,
+            f"scan asks at each of the run's {len(a)} evaluations, over the {p.z_end:g} one look at the end asks; "
+            "judged again at the end of each check, gone once the level recovers.")
+    message = f.message.removesuffix(CONFIRM.format(window=at.window))  # the scan's lifecycle is not this look's
+    return replace(f, severity="warning", message=message + note,
                    evidence={**f.evidence, "end_look": True, "z_end": p.z_end})
 
 
