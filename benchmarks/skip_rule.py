@@ -18,8 +18,6 @@ FIXTURE = ROOT / "tests" / "fixtures" / "verl" / "v1" / "rollout"
 
 
 def measure(k: int, src: Path = FIXTURE) -> dict:
-    import polars as pl
-
     import diag
     from diag import prompts
     from diag.importers import import_log
@@ -27,10 +25,7 @@ def measure(k: int, src: Path = FIXTURE) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path, _ = import_log(src, name="verl-fixture", root=tmp, overwrite=True)
         hist = prompts.history(diag.open_run(path).groups)
-    rule = prompts.skip_rule(hist, k)
-    judged = hist.filter(pl.col("visit") > k)  # the visits the rule could act on
-    return {"fixture": str(src.relative_to(ROOT)), **rule,
-            "dead_share_judged": float(judged["dead"].mean()) if judged.height else None}
+    return {"fixture": str(src.relative_to(ROOT)), **prompts.skip_rule(hist, k)}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -58,13 +58,14 @@ def table(hist: pl.DataFrame) -> pl.DataFrame:
 
 def skip_rule(hist: pl.DataFrame, k: int = 2) -> dict:
     """The GRESO-style rule "skip a prompt whose last k visits were all dead", judged on this run:
-    visits it would have skipped, how many of those were dead again (precision), the learning signals
-    it would have lost, and the share of generated completions it would have saved."""
+    visits it would have skipped, how many of those were dead again (precision, beside the dead share of every
+    visit it could act on), the learning signals it would have lost, and the share of generated completions it
+    would have saved."""
     if k < 1:
         raise ValueError("k must be >= 1 (earlier dead visits before a prompt is skipped)")
     if hist.height == 0:
-        return {"k": k, "visits": 0, "judged": 0, "skipped": 0, "precision": None, "lost_signal": 0,
-                "completions_saved_share": None, "enough_data": False}
+        return {"k": k, "visits": 0, "judged": 0, "skipped": 0, "precision": None, "dead_share_judged": None,
+                "lost_signal": 0, "completions_saved_share": None, "enough_data": False}
     h = hist.sort("prompt_hash", "visit").with_columns(
         pl.col("dead").cast(pl.Int32).rolling_sum(k).shift(1).over("prompt_hash").alias("_prev_dead"))
     judged = h.filter(pl.col("visit") > k)
@@ -77,6 +78,8 @@ def skip_rule(hist: pl.DataFrame, k: int = 2) -> dict:
         "judged": judged.height,  # visits with k earlier ones: the only ones the rule can act on
         "skipped": n_skip,
         "precision": None if n_skip == 0 else float(skipped["dead"].mean()),
+        # the base rate the precision is read against: a rule that knows nothing of the prompt scores this much
+        "dead_share_judged": float(judged["dead"].mean()) if judged.height else None,
         "lost_signal": int((~skipped["dead"]).sum()) if n_skip else 0,
         "completions_saved_share": None if not total_completions else float(skipped["G"].sum() or 0) / total_completions,
         "enough_data": judged.height > 0,

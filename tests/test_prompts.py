@@ -47,6 +47,7 @@ def test_history_table_and_skip_rule_by_hand(tmp_path):
     s = prompts.skip_rule(h, k=2)
     assert (s["judged"], s["skipped"], s["lost_signal"]) == (4, 3, 1)
     assert s["precision"] == pytest.approx(2 / 3)
+    assert s["dead_share_judged"] == pytest.approx(3 / 4)  # a3, a4, b4 dead of the four judged
     assert s["completions_saved_share"] == pytest.approx(3 * 4 / (10 * 4))
     summary = prompts.summary(h, k=2)
     assert summary["prompts"] == 3 and summary["revived"] == 1
