@@ -127,7 +127,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
                              logging_steps=args.logging_steps, maps=args.map, profile=args.profile,
                              eval_size=args.eval_size, reward_range=args.reward_range,
                              save_profile=args.save_profile, validation_dir=args.validation_dir,
-                             metrics=args.metrics, pass_threshold=args.pass_threshold)
+                             metrics=args.metrics, pass_threshold=args.pass_threshold, run=args.run)
     run = open_run(path)
     print(f"imported {args.path} as {run.name} ({run.meta.get('format')}): {run.steps.height} steps, "
           f"{run.evals.height} evaluations -> {path}")
@@ -149,7 +149,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         import_options={k: v for k, v in {"accuracy_key": args.accuracy_key, "logging_steps": args.logging_steps,
                                           "maps": args.map, "profile": args.profile, "eval_size": args.eval_size,
                                           "reward_range": args.reward_range, "validation_dir": args.validation_dir,
-                                          "metrics": args.metrics, "pass_threshold": args.pass_threshold}.items()
+                                          "metrics": args.metrics, "pass_threshold": args.pass_threshold,
+                                          "run": args.run}.items()
                         if v is not None},
         monitor=MonitorConfig(notify=tuple(args.notify or ())),
     )
@@ -246,8 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from diag.importers import FORMATS  # lazy: load only the command run
 
-    p = sub.add_parser("import", help="import a trainer_state.json, TRL / verl console log or TRL completions")
-    p.add_argument("path")
+    p = sub.add_parser("import", help="import a trainer_state.json, TRL / verl console log, TRL completions, verl "
+                                      "dumps, or a W&B / TensorBoard / MLflow / Trackio run")
+    p.add_argument("path", help="a file or folder, or wandb://ENTITY/PROJECT/RUN_ID, or an MLflow sqlite:///... URI")
+    p.add_argument("--run", metavar="NAME", help="trackers: the run to take from a TensorBoard folder, MLflow store "
+                                                 "or Trackio project holding several")
     p.add_argument("--format", choices=["auto", *FORMATS], default="auto")
     p.add_argument("--name", help="run name (default: from the file or folder name)")
     p.add_argument("--root", default="runs", help="runs directory (default: runs)")
@@ -267,10 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("watch", help="follow a log another engine is writing (trainer_state.json, verl file logger, "
-                                     "tinker / generic JSONL, console output) and alert live")
+                                     "tinker / generic JSONL, console output, a W&B offline run, a TensorBoard "
+                                     "folder, a Trackio or MLflow database) and alert live")
     p.add_argument("path")
     p.add_argument("--format", choices=["auto", "verl-rollouts", "trainer-state", "trl-console", "verl-console",
-                                        "verl-file", "tinker", "generic"], default="auto")
+                                        "verl-file", "tinker", "generic", "wandb", "tensorboard", "mlflow",
+                                        "trackio"], default="auto")
+    p.add_argument("--run", metavar="NAME", help="trackers: the run to follow in a store holding several")
     p.add_argument("--name", help="run name (default: from the file or folder name)")
     p.add_argument("--root", default="runs", help="runs directory (default: runs)")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between polls (default 2)")

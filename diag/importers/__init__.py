@@ -1,22 +1,33 @@
 """Import runs made elsewhere, so `check`, `report` and the dashboard work on them.
 
     grpo-diag import PATH [--format auto|trainer-state|trl-console|verl-console|verl-rollouts|verl-file|
-                                    trl-completions|tinker|generic]
+                                    trl-completions|tinker|generic|wandb|tensorboard|mlflow|trackio] [--run NAME]
+
+Trackers (W&B run folders and `wandb://` runs, TensorBoard folders, MLflow stores, Trackio databases) are
+read into a `Logged` (diag.importers.logged) and named by the trainer that wrote them, with no flag.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from diag.importers import generic, tinker, trainer_state, trl_completions, trl_console, verl_console, verl_files
+from diag.importers import (generic, mlflow_store, tensorboard_log, tinker, trackio_db, trainer_state, trl_completions,
+                            trl_console, verl_console, verl_files, wandb_log)
 from diag.importers.base import ImportFailure, Parsed, write_run
+from diag.importers.logged import to_parsed
 from diag.sizes import EvalSize, size_of
 
+TRACKERS = ("wandb", "tensorboard", "mlflow", "trackio")  # read through the tracker's own library
 FORMATS = ("trainer-state", "trl-console", "verl-console", "verl-rollouts", "verl-file", "trl-completions", "tinker",
-           "generic")
+           "generic", *TRACKERS)
+URI_FORMATS = {"wandb://": "wandb", "sqlite:": "mlflow", "file:": "mlflow", "http://": "mlflow", "https://": "mlflow"}
 
 
-def detect_format(path: Path) -> str:
+def detect_format(path: Path | str) -> str:
+    uri = next((f for prefix, f in URI_FORMATS.items() if str(path).startswith(prefix)), None)
+    if uri:
+        return uri
+    path = Path(path)
     if not path.exists():
         raise ImportFailure(f"{path}: no such file or directory")
     if path.is_dir() or path.suffix == ".parquet":
@@ -27,10 +38,25 @@ def detect_format(path: Path) -> str:
         state = path / "trainer_state.json"
         if state.is_file():
             return "trainer-state"
-        raise ImportFailure(f"{path}: a directory without trainer_state.json, completions_*.parquet files or "
-                            "verl {step}.jsonl dumps")
+        for fmt, sniff in (("wandb", wandb_log.sniff), ("mlflow", mlflow_store.sniff_dir),
+                           ("tensorboard", tensorboard_log.sniff)):
+            if sniff(path):
+                return fmt
+        raise ImportFailure(f"{path}: a directory without trainer_state.json, completions_*.parquet files, verl "
+                            "{step}.jsonl dumps, a W&B run (run-*.wandb), an MLflow store (mlruns/) or TensorBoard "
+                            "event files")
     if path.stat().st_size == 0:
         raise ImportFailure(f"{path}: the file is empty")
+    if wandb_log.sniff(path) or path.read_bytes()[:4] == wandb_log.MAGIC:
+        return "wandb"
+    if tensorboard_log.sniff(path):
+        return "tensorboard"
+    if path.read_bytes()[:16] == b"SQLite format 3\0":
+        if mlflow_store.sniff_db(path):
+            return "mlflow"
+        if trackio_db.sniff(path):
+            return "trackio"
+        raise ImportFailure(f"{path}: an SQLite database that is neither an MLflow store nor a Trackio project")
     head = path.read_bytes()[:2_000_000].decode("utf-8", errors="replace")
     if trainer_state.sniff(head):
         return "trainer-state"
@@ -46,10 +72,19 @@ def detect_format(path: Path) -> str:
                         "(a hand-written loop's log: --format generic with --map or --profile)")
 
 
-def default_name(path: Path) -> str:
+def default_name(path: Path | str, run: str | None = None) -> str:
     import re
 
-    stem = path.parent.name if path.name in ("trainer_state.json", "completions") else path.stem
+    text = str(path)
+    if run:
+        stem = run
+    elif text.startswith(("wandb://", "sqlite:", "file:", "http://", "https://")):
+        stem = Path(text.split("://", 1)[-1].rstrip("/")).stem
+    else:
+        path = Path(path)
+        if path.name == "latest-run" and path.is_dir():
+            path = path.resolve() if path.is_symlink() else next(iter(sorted(path.glob("*.wandb"))), path)
+        stem = path.parent.name if path.name in ("trainer_state.json", "completions") else path.stem
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "imported"
     return name[:100]
 
@@ -59,7 +94,8 @@ def import_log(path: str | Path, fmt: str = "auto", name: str | None = None, roo
                logging_steps: int | None = None, maps: list[str] | None = None, profile: str | None = None,
                eval_size: EvalSize | None = None, reward_range: tuple[float, float] | None = None,
                save_profile: str | None = None, validation_dir: str | None = None,
-               metrics: str | None = None, pass_threshold: float | None = None) -> tuple[Path, list[str]]:
+               metrics: str | None = None, pass_threshold: float | None = None,
+               run: str | None = None) -> tuple[Path, list[str]]:
     """Import one log; returns the run directory and the importer's notes (what it chose, and why).
 
     `eval_size` fills the item count of evaluations the log does not size; `reward_range` declares
@@ -84,23 +120,27 @@ def import_log(path: str | Path, fmt: str = "auto", name: str | None = None, roo
     if fmt == "trl-completions":
         out = trl_completions.import_completions(path, root, name, overwrite)
         return out, ["groups rebuilt from consecutive rows sharing a prompt"]
-    parsed = parse_log(path, fmt, accuracy_key, logging_steps, maps, profile, eval_size, reward_range)
+    parsed = parse_log(path, fmt, accuracy_key, logging_steps, maps, profile, eval_size, reward_range, run)
     if save_profile and fmt == "generic":
         saved = generic.save_profile(parsed.meta["import_mapping"], save_profile)
         parsed.notes.append(f"mapping saved as profile {saved} (reuse with --profile {save_profile})")
     return write_run(parsed, root, name, overwrite), parsed.notes
 
 
-STREAMED = ("trainer-state", "trl-console", "verl-console", "verl-file", "tinker", "generic")  # parsed to a Parsed
+STREAMED = ("trainer-state", "trl-console", "verl-console", "verl-file", "tinker", "generic", *TRACKERS)  # to a Parsed
 
 
-def parse_log(path: Path, fmt: str, accuracy_key: str | None = None, logging_steps: int | None = None,
+def parse_log(path: Path | str, fmt: str, accuracy_key: str | None = None, logging_steps: int | None = None,
               maps: list[str] | None = None, profile: str | None = None,
-              eval_size: EvalSize | None = None, reward_range: tuple[float, float] | None = None) -> Parsed:
+              eval_size: EvalSize | None = None, reward_range: tuple[float, float] | None = None,
+              run: str | None = None) -> Parsed:
     """One log of a STREAMED format parsed as it stands, evaluations sized and the reward range set: the
     one-shot import and `grpo-diag watch` (diag.watch, which hands it the complete lines written so far)
     read it the same way."""
-    parsed = _parse(Path(path), fmt, accuracy_key, logging_steps, maps, profile, eval_size)
+    if fmt in TRACKERS:
+        parsed = to_parsed(read_tracker(path, fmt, run), accuracy_key)
+    else:
+        parsed = _parse(Path(path), fmt, accuracy_key, logging_steps, maps, profile, eval_size)
     for e in parsed.evals:
         if e.get("n") is None:
             e["n"] = size_of(eval_size, e["eval_set"])
@@ -116,6 +156,20 @@ def parse_log(path: Path, fmt: str, accuracy_key: str | None = None, logging_ste
             raise ImportFailure(f"--reward-range {lo},{hi}: the top must be above the bottom, e.g. --reward-range 0,1")
         parsed.meta["reward_range"] = [lo, hi]
     return parsed
+
+
+def read_tracker(path: Path | str, fmt: str, run: str | None = None):
+    """A tracker's run as it holds it (diag.importers.logged.Logged)."""
+    if fmt == "wandb":
+        if run is not None:
+            raise ImportFailure(f"{path}: a W&B run folder holds one run; point at the wandb/run-* folder instead "
+                                "of passing --run")
+        return wandb_log.read_api(str(path)) if str(path).startswith("wandb://") else wandb_log.read(path)
+    if fmt == "tensorboard":
+        return tensorboard_log.read(path, run)
+    if fmt == "mlflow":
+        return mlflow_store.read(str(path), run)
+    return trackio_db.read(path, run)
 
 
 def _parse(path: Path, fmt: str, accuracy_key, logging_steps, maps, profile, eval_size) -> Parsed:
@@ -139,4 +193,4 @@ def _parse(path: Path, fmt: str, accuracy_key, logging_steps, maps, profile, eva
     raise ImportFailure(f"{path}: format {fmt!r} is not read line by line; choose one of {', '.join(STREAMED)}")
 
 
-__all__ = ["import_log", "parse_log", "STREAMED", "detect_format", "ImportFailure", "FORMATS"]
+__all__ = ["import_log", "parse_log", "STREAMED", "TRACKERS", "detect_format", "ImportFailure", "FORMATS"]

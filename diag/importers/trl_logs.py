@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from diag.importers.base import Parsed, finite
-from diag.importers.mapping import TRL_STEP_KEYS, other_eval_keys, pick_accuracy_key, trl_func_key, trl_reward_funcs
+from diag.importers.mapping import TRL_ROW_KEYS, TRL_STEP_KEYS, other_eval_keys, pick_accuracy_key, trl_func_key, trl_reward_funcs
 
 SKIP_SCALARS = {"step", "epoch_float"}
 
@@ -30,7 +30,7 @@ def parse_trl_rows(rows: list[tuple[int, dict]], p: Parsed, accuracy_key: str | 
                        "one that copies or averages others is left out of the combined evidence)")
     used = {col: next((k for k in keys_ if k in train_keys), None) for col, keys_ in TRL_STEP_KEYS.items()}
     p.meta["column_sources"] = {c: k for c, k in used.items() if k}
-    if used["frac_zero_signal"]:
+    if used["frac_zero_signal"] == "frac_reward_zero_std":
         p.notes.append("frac_zero_signal is TRL's frac_reward_zero_std: computed from the std used to scale "
                        "rewards, it reads ~0 under scale_rewards='batch' even when most groups are dead")
     bad = 0
@@ -48,7 +48,7 @@ def parse_trl_rows(rows: list[tuple[int, dict]], p: Parsed, accuracy_key: str | 
             if key in r and finite(r[key]) is not None:
                 p.evals.append({"step": step, "eval_set": name, "metric": "accuracy", "bucket": "all",
                                 "value": finite(r[key]), "n": None})
-        if mode == "train" and any(k in r for k in ("reward", "loss", "rewards/mean")):
+        if mode == "train" and any(k in r for k in TRL_ROW_KEYS):
             row = {"step": step, **{c: finite(r.get(k)) if k else None for c, k in used.items()}}
             row["func_mean"] = [finite(r.get(trl_func_key(train_keys, f))) for f in funcs]
             p.steps.append(row)
