@@ -68,7 +68,7 @@ def _trl(logged: Logged, eco: str, accuracy_key: str | None) -> Parsed:
     rows, origin, clashes = mapping.trl_rows(logged.rows, rewritten=eco == "trl")
     p = Parsed(source=logged.source, format=logged.fmt)
     if clashes:
-        p.notes.append("keys that read as the same TRL name, the first kept: " + ", ".join(clashes[:8]))
+        p.notes.append(f"{len(clashes)} clash(es) while renaming: " + "; ".join(clashes[:6]))
     if accuracy_key and eco == "trl":
         accuracy_key = mapping.trl_raw_name(accuracy_key)
     parse_trl_rows(rows, p, accuracy_key)

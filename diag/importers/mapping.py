@@ -162,7 +162,8 @@ def trl_rows(rows: list[tuple[int, dict]], rewritten: bool) -> tuple[list[tuple[
     row that holds both a training log and an evaluation of the same step (TensorBoard and MLflow key
     values by step) split in two, as the trainer logged them. Also {name: tracker key} and the keys that
     renamed onto a name already there (kept first)."""
-    out, origin, clashes, current = [], {}, [], None
+    out: dict[tuple, tuple[int, dict]] = {}
+    origin, clashes, again, current = {}, [], [], None
     counted = rewritten and any("train/global_step" in r for _, r in rows)  # W&B / Trackio count log calls
     for step, row in rows:
         gs = finite(row.get("train/global_step")) if counted else None
@@ -180,10 +181,21 @@ def trl_rows(rows: list[tuple[int, dict]], rewritten: bool) -> tuple[list[tuple[
         ev = {k: v for k, v in named.items() if k.startswith(("eval_", "test_"))}
         train = {k: v for k, v in named.items() if k not in ev}
         if ev and set(train) - {"epoch"}:
-            out += [(current, train), (current, {**ev, **({"epoch": train["epoch"]} if "epoch" in train else {})})]
-        elif named:
-            out.append((current, named))
-    return out, origin, clashes
+            parts = [train, {**ev, **({"epoch": train["epoch"]} if "epoch" in train else {})}]
+        else:
+            parts = [named] if named else []
+        for part in parts:
+            if set(part) <= {"epoch"}:  # the end-of-training row, its totals sent to the summary instead
+                continue
+            kind = (current, any(k.startswith(("eval_", "test_")) for k in part), "train_runtime" in part)
+            if kind in out:  # a resumed run logs the steps after its checkpoint again: the later row is kept
+                again.append(current)
+                del out[kind]
+            out[kind] = (current, part)
+    if again:
+        clashes.append(f"{len(again)} row(s) logged again for steps {min(again)}-{max(again)} (a resumed run): "
+                       "the later rows kept")
+    return list(out.values()), origin, clashes
 
 
 _VERL_AT = re.compile(r"(mean|best|maj|worst|std)_(?:at_)?(\d+)(?=/|$)")
