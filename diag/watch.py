@@ -39,7 +39,7 @@ from pathlib import Path
 import polars as pl
 
 from diag import schema
-from diag.importers import STREAMED, ImportFailure, default_name, detect_format, parse_log, verl_files
+from diag.importers import STREAMED, TRACKERS, ImportFailure, default_name, detect_format, parse_log, verl_files
 from diag.importers.base import Parsed
 from diag.alerts import delivery_state
 from diag.monitor import Monitor, MonitorConfig
@@ -97,7 +97,11 @@ class Follower:
 
     def _snapshot(self) -> Path | None:
         """The part of the source written so far that a parser can read, as a file: complete lines (JSONL
-        without its malformed ones), or the whole JSON when it parses; None while nothing usable is there."""
+        without its malformed ones), or the whole JSON when it parses; None while nothing usable is there.
+        A tracker's store is read in place: its reader takes what is complete (a W&B log up to its torn last
+        record, TensorBoard's events up to a half-written one, SQLite as committed)."""
+        if self.fmt in TRACKERS:
+            return self.source
         path = self._file
         try:
             data = path.read_bytes()
@@ -143,7 +147,26 @@ class Follower:
         good = [line for line, _ in self._json_lines(path, data)]
         return b"\n".join(good) + b"\n" if good else b""
 
+    def _tracker_files(self) -> list[Path]:
+        """What a tracker writes: every file of a run folder (W&B, TensorBoard), or a database and its journal."""
+        if self.source.is_dir():
+            return sorted(p for p in self.source.rglob("*") if p.is_file())
+        return [self.source, *(self.source.with_name(self.source.name + s) for s in ("-wal", "-journal"))]
+
     def _changed(self) -> bool:
+        if self.fmt in TRACKERS or (self.fmt == "auto" and not self._file.exists()):
+            sig = []
+            for f in self._tracker_files():
+                try:
+                    st = f.stat()
+                except FileNotFoundError:
+                    continue
+                sig.append((str(f), st.st_size, st.st_mtime_ns))
+            now = (len(sig), hash(tuple(sig)))
+            if now == self.seen or not sig:
+                return False
+            self.seen = now
+            return True
         try:
             st = self._file.stat()
         except FileNotFoundError:
@@ -175,7 +198,7 @@ class Follower:
 
     def _open(self, parsed: Parsed) -> None:
         """The run store: resumed when a watch of this source wrote it, else created (status running)."""
-        name = self.opts.name or default_name(self.source)
+        name = self.opts.name or default_name(self.source, self.opts.import_options.get("run"))
         path = Path(self.opts.root) / name
         meta = {"source": "watch", "watching": str(self.source.resolve()), "format": parsed.format,
                 "imported_from": str(self.source), "fields": sorted(parsed.fields),
@@ -289,8 +312,11 @@ class Follower:
         self._commit(parsed, final)
 
     def _finished(self) -> bool:
-        """The format's own end marker: a trainer_state.json whose global_step reached max_steps."""
+        """The format's own end marker: a trainer_state.json whose global_step reached max_steps; a tracker's
+        record of the run's end (W&B's exit record, MLflow's FINISHED)."""
         p = self.parsed
+        if p is not None and self.fmt in TRACKERS:
+            return bool(p.meta.get("tracker", {}).get("closed"))
         if p is None or self.fmt != "trainer-state":
             return False
         g, m = p.meta.get("global_step"), p.meta.get("max_steps")
@@ -490,4 +516,7 @@ def follower_for(source: str | Path, opts: WatchOptions | None = None, out=sys.s
     extra = sorted(set(opts.import_options) & {"validation_dir", "metrics", "pass_threshold"})
     if extra:
         raise ImportFailure(f"{src}: {', '.join(extra)} go with a verl rollout directory, not a log file")
+    if str(source).startswith(("wandb://", "sqlite:", "http://", "https://", "file:")):
+        raise ImportFailure(f"{source}: watch follows local files; point it at the run's folder or database "
+                            "(a W&B offline run folder, a TensorBoard folder, a Trackio or MLflow .db)")
     return Follower(src, opts, out)

@@ -1,7 +1,6 @@
 """Write runs into the four trackers with the trackers' own code, as the trainers do (run as a script).
 
-    python tests/tracker_writers.py trl KIND OUT NAME TRAINER_STATE.json    # TRL: transformers' own callback
-    python tests/tracker_writers.py verl KIND OUT NAME METRICS.json          # verl: its tracker's calls
+    python tests/tracker_writers.py KIND OUT [--delay S] trl:NAME=TRAINER_STATE.json ... verl:NAME=METRICS.json ...
 
 TRL runs are replayed through transformers' own `report_to` callbacks (WandbCallback, TensorBoardCallback,
 MLflowCallback, TrackioCallback), fed the trainer_state.json's log_history one `on_log` at a time with
@@ -9,7 +8,7 @@ MLflowCallback, TrackioCallback), fed the trainer_state.json's log_history one `
 logged the way verl's `Tracking` class logs them (verl/utils/tracking.py, 0.9.1): `wandb.log(data, step=)`,
 `SummaryWriter.add_scalar(key, value, step)`, `mlflow.log_metrics` with `@` -> `_at_`, `trackio.log(data,
 step=)`. Each tracker keeps process-wide state (W&B's service, Trackio's TRACKIO_DIR read at import,
-MLflow's active run): one process per write.
+MLflow's active run): one process per tracker, its runs written one after another.
 
 KIND: wandb (offline run under OUT/wandb), tensorboard (OUT/tb/NAME), mlflow (sqlite OUT/mlflow.db),
 trackio (OUT/trackio/grpo-diag.db). `--delay S` sleeps between rows (a run being written, for `watch`).
@@ -56,6 +55,11 @@ def trl(kind: str, out: Path, name: str, state_file: Path, delay: float = 0.0) -
         import wandb
 
         wandb.finish()
+    if kind == "mlflow":
+        import mlflow
+
+        if mlflow.active_run():
+            mlflow.end_run()
 
 
 def _flush(kind: str, callback) -> None:
@@ -107,12 +111,18 @@ def verl(kind: str, out: Path, name: str, metrics_file: Path, delay: float = 0.0
     end()
 
 
-if __name__ == "__main__":
-    argv = sys.argv[1:]
+def main(argv: list[str]) -> None:
     delay = 0.0
     if "--delay" in argv:
         i = argv.index("--delay")
         delay = float(argv[i + 1])
         del argv[i:i + 2]
-    who, kind, out, name, src = argv
-    {"trl": trl, "verl": verl}[who](kind, Path(out), name, Path(src), delay)
+    kind, out, *runs = argv
+    for spec in runs:
+        who, rest = spec.split(":", 1)
+        name, src = rest.split("=", 1)
+        {"trl": trl, "verl": verl}[who](kind, Path(out), name, Path(src), delay)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -127,6 +127,8 @@ def run_grpo(cfg: RunConfig, runs_dir: str, overwrite: bool = False, progress: b
     trainer = build_trainer(cfg, runs_dir, overwrite, listeners, callbacks)
     quiet(trainer)  # the progress bar (if any) and the run store carry TRL's per-step numbers
     trainer.train()
+    if is_main_process():  # TRL's own log, as a checkpoint keeps it (save_strategy "no" writes none)
+        trainer.state.save_to_json(str(Path(trainer.args.output_dir) / "trainer_state.json"))
     return Path(runs_dir) / cfg.name
 
 

@@ -82,8 +82,11 @@ def default_name(path: Path | str, run: str | None = None) -> str:
         stem = Path(text.split("://", 1)[-1].rstrip("/")).stem
     else:
         path = Path(path)
-        if path.name == "latest-run" and path.is_dir():
-            path = path.resolve() if path.is_symlink() else next(iter(sorted(path.glob("*.wandb"))), path)
+        if path.is_dir() and (path.name in ("wandb", "latest-run") or wandb_log.sniff(path)):
+            try:  # the run's own id (run-<id>), not the folder every run shares
+                path = wandb_log.run_file(path)
+            except ImportFailure:
+                pass
         stem = path.parent.name if path.name in ("trainer_state.json", "completions") else path.stem
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "imported"
     return name[:100]
@@ -101,14 +104,18 @@ def import_log(path: str | Path, fmt: str = "auto", name: str | None = None, roo
     `eval_size` fills the item count of evaluations the log does not size; `reward_range` declares
     the reward's range (stored in run.json; the signal detector splits zero-std shares with it).
     verl rollout dumps take `validation_dir` (trainer.validation_data_dir), `metrics` (the file
-    logger's JSONL) and `pass_threshold` (score that passes when the dump has no `acc`)."""
-    path = Path(path)
-    if maps or profile:
+    logger's JSONL) and `pass_threshold` (score that passes when the dump has no `acc`). `run` picks one run of
+    a tracker store that holds several (a TensorBoard folder, an MLflow store, a Trackio project)."""
+    uri = str(path).startswith(tuple(URI_FORMATS))
+    path = str(path) if uri else Path(path)
+    if (maps or profile) and not uri:
         fmt = "generic" if fmt == "auto" else fmt
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt not in FORMATS:
         raise ImportFailure(f"unknown format {fmt!r}; choose auto or one of {', '.join(FORMATS)}")
-    name = name or default_name(path)
+    if run is not None and fmt not in TRACKERS:
+        raise ImportFailure(f"{path}: --run picks a run of a tracker store ({', '.join(TRACKERS)}), not of {fmt}")
+    name = name or default_name(path, run)
     verl_extras = [o for o, v in (("--validation-dir", validation_dir), ("--metrics", metrics),
                                   ("--pass-threshold", pass_threshold)) if v is not None]
     if verl_extras and fmt != "verl-rollouts":

@@ -68,7 +68,7 @@ def _trl(logged: Logged, eco: str, accuracy_key: str | None) -> Parsed:
     rows, origin, clashes = mapping.trl_rows(logged.rows, rewritten=eco == "trl")
     p = Parsed(source=logged.source, format=logged.fmt)
     if clashes:
-        p.notes.append(f"{len(clashes)} clash(es) while renaming: " + "; ".join(clashes[:6]))
+        p.notes.append("; ".join(clashes[:6]))
     if accuracy_key and eco == "trl":
         accuracy_key = mapping.trl_raw_name(accuracy_key)
     parse_trl_rows(rows, p, accuracy_key)
@@ -116,8 +116,10 @@ def _config_meta(config: dict, framework: str | None) -> dict:
     for target, names in mapping.CONFIG_KEYS.items():
         v = next((flat[n] for n in names if flat.get(n) not in (None, "")), None)
         if v is not None:
-            out[target] = int(v) if target == "group_size" and isinstance(v, (int, float)) else v
-    if out.get("group_size") is not None and not isinstance(out["group_size"], int):
-        out.pop("group_size")
+            out[target] = v
+    if "group_size" in out:  # MLflow keeps params as text
+        g = finite(out.pop("group_size"))
+        if g is not None and g >= 1:
+            out["group_size"] = int(g)
     return {"config": {k: flat[k] for k in sorted(flat)[:400] if isinstance(flat[k], (int, float, str, bool))},
             **out} if flat else out

@@ -174,7 +174,8 @@ def trl_rows(rows: list[tuple[int, dict]], rewritten: bool) -> tuple[list[tuple[
                 continue
             name = trl_raw_name(k) if rewritten else k
             if name in named:
-                clashes.append(f"{k} (as {name})")
+                if f"{k} (as {name})" not in clashes:
+                    clashes.append(f"{k} (as {name})")
                 continue
             origin.setdefault(name, k)
             named[name] = v
@@ -192,6 +193,8 @@ def trl_rows(rows: list[tuple[int, dict]], rewritten: bool) -> tuple[list[tuple[
                 again.append(current)
                 del out[kind]
             out[kind] = (current, part)
+    if clashes:  # one key that could mean two things: said, never chosen silently
+        clashes = ["keys that rename onto a name already there, the first kept: " + ", ".join(clashes[:8])]
     if again:
         clashes.append(f"{len(again)} row(s) logged again for steps {min(again)}-{max(again)} (a resumed run): "
                        "the later rows kept")

@@ -8,6 +8,7 @@ reader stops at a half-written last record, so a folder being written reads as f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from diag.importers.base import ImportFailure, finite
@@ -54,6 +55,7 @@ def read(path: str | Path, run: str | None = None) -> Logged:
     except Exception as e:  # noqa: BLE001 - a damaged event file: the reader's own error, named
         raise ImportFailure(f"{folder}: TensorBoard could not read the event files ({type(e).__name__}: {e})") from e
     by_step: dict[int, dict] = {}
+    config: dict = {}
     tags = acc.Tags()
     for tag in tags.get("scalars", []):
         for ev in acc.Scalars(tag):
@@ -66,7 +68,17 @@ def read(path: str | Path, run: str | None = None) -> Logged:
                 arr = tensor_util.make_ndarray(ev.tensor_proto)
                 if arr.ndim == 0 and arr.dtype.kind in "fiu" and finite(arr.item()) is not None:
                     by_step.setdefault(int(ev.step), {}).setdefault(tag, float(arr.item()))
-    logged = Logged(source=str(path), fmt="tensorboard", rows=sorted(by_step.items()),
+                elif tag == "args/text_summary" and arr.size == 1:  # transformers writes its TrainingArguments
+                    config = _json(arr.reshape(-1)[0])
+    logged = Logged(source=str(path), fmt="tensorboard", rows=sorted(by_step.items()), config=config,
                     meta={"name": str(folder.relative_to(Path(path))) if Path(path).is_dir() else folder.name})
     logged.notes.append(f"{folder}: {len(by_step)} steps of {len(tags.get('scalars', []))} scalar tags")
     return logged
+
+
+def _json(raw) -> dict:
+    try:
+        v = json.loads(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
+    except (json.JSONDecodeError, ValueError):
+        return {}
+    return v if isinstance(v, dict) else {}
