@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 from diag.importers import mapping
 from diag.importers.base import ImportFailure, Parsed, finite
+from diag.importers.trl_logs import parse_trl_rows
+from diag.importers.verl_console import from_metrics
 
 EXTRAS = {"wandb": "wandb", "tensorboard": "tensorboard", "mlflow": "mlflow", "trackio": "trackio"}
 
@@ -63,8 +65,6 @@ def to_parsed(logged: Logged, accuracy_key: str | None = None) -> Parsed:
 
 
 def _trl(logged: Logged, eco: str, accuracy_key: str | None) -> Parsed:
-    from diag.importers.trl_logs import parse_trl_rows
-
     rows, origin, clashes = mapping.trl_rows(logged.rows, rewritten=eco == "trl")
     p = Parsed(source=logged.source, format=logged.fmt)
     if clashes:
@@ -77,8 +77,6 @@ def _trl(logged: Logged, eco: str, accuracy_key: str | None) -> Parsed:
 
 
 def _verl(logged: Logged, accuracy_key: str | None) -> Parsed:
-    from diag.importers.verl_console import from_metrics
-
     by_step: dict[int, dict] = {}
     origin: dict[str, str] = {}
     for step, row in logged.rows:
