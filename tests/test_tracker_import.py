@@ -310,7 +310,7 @@ def test_empty_and_locked_stores_are_a_clear_error(tmp_path):
     con = sqlite3.connect(db)
     con.execute("CREATE TABLE metrics (id INTEGER PRIMARY KEY, timestamp TEXT, run_name TEXT, step INT, metrics TEXT)")
     con.commit()
-    with pytest.raises(ImportFailure, match="holds no logged metrics"):
+    with pytest.raises(ImportFailure, match="holds no runs with logged metrics"):
         import_log(db, root=str(tmp_path / "runs"))
     con.execute("INSERT INTO metrics VALUES (1, '0', 'r', 0, '{\"train/reward\": 0.5}')")
     con.commit()
@@ -402,3 +402,16 @@ def test_watch_follows_a_tracker_while_it_is_written(tmp_path, kind):
         b = ref.table(t).drop("wall_time", strict=False).sort(ref.table(t).columns[:2])
         assert a.equals(b), f"{t} differs from the one-shot import"
     shutil.rmtree(tmp_path / "w", ignore_errors=True)
+
+
+def test_tensorboards_two_readers_agree(written, monkeypatch):
+    """The data server (fast, Rust) and the event accumulator (Python) read the same rows and config."""
+    from diag.importers import tensorboard_log
+
+    tmp, _ = written
+    folder = tmp / "tensorboard" / "tb" / "decoupled"
+    served = tensorboard_log.read(folder)
+    assert any("data server" in n for n in served.notes), served.notes  # the fast reader starts here
+    monkeypatch.setattr(tensorboard_log, "_served", lambda folder: None)
+    accumulated = tensorboard_log.read(folder)
+    assert served.rows == accumulated.rows and served.config == accumulated.config

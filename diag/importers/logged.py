@@ -45,6 +45,23 @@ def need(module: str, what: str):
                             f"pip install 'grpo-diag[{extra}]' (or 'grpo-diag[loggers]' for all four trackers)") from e
 
 
+def pick_run(source: str, what: str, runs: list[tuple[str, ...]], run: str | None) -> int:
+    """The index of the run named `run` (any of its names: a name, an id, a folder; the first is shown), or of
+    the only run; a store with several and no `run` is an error listing them, never one chosen silently."""
+    listed = ", ".join(r[0] for r in runs[:20])
+    if run is not None:
+        hits = [i for i, names in enumerate(runs) if run in names]
+        if len(hits) == 1:
+            return hits[0]
+        why = f"{len(hits)} {what} runs are named {run!r}; pass its id" if hits else f"no {what} run {run!r}"
+        raise ImportFailure(f"{source}: {why}; runs: {listed or 'none'}")
+    if not runs:
+        raise ImportFailure(f"{source}: the {what} store holds no runs with logged metrics yet")
+    if len(runs) > 1:
+        raise ImportFailure(f"{source}: {len(runs)} {what} runs here; pick one with --run NAME: {listed}")
+    return 0
+
+
 def to_parsed(logged: Logged, accuracy_key: str | None = None) -> Parsed:
     """The tracker's rows read as the trainer that named them would have written them."""
     keys = {k for _, r in logged.rows for k in r}

@@ -170,8 +170,8 @@ def trl_rows(rows: list[tuple[int, dict]], rewritten: bool) -> tuple[list[tuple[
         current = int(gs) if gs is not None else current if counted and current is not None else step
         named: dict = {}
         for k, v in row.items():
-            if k.startswith("_") or k == "train/global_step":
-                continue
+            if k.startswith(("_", "profiling/", "train/profiling/")) or k == "train/global_step":
+                continue  # profiling/: TRL's timings of single calls, sent to W&B / Trackio apart from its logs
             name = trl_raw_name(k) if rewritten else k
             if name in named:
                 if f"{k} (as {name})" not in clashes:
@@ -189,9 +189,11 @@ def trl_rows(rows: list[tuple[int, dict]], rewritten: bool) -> tuple[list[tuple[
             if set(part) <= {"epoch"}:  # the end-of-training row, its totals sent to the summary instead
                 continue
             kind = (current, any(k.startswith(("eval_", "test_")) for k in part), "train_runtime" in part)
-            if kind in out:  # a resumed run logs the steps after its checkpoint again: the later row is kept
+            if kind in out and set(out[kind][1]) & set(part):  # a resumed run logs its steps again: the later row kept
                 again.append(current)
                 del out[kind]
+            elif kind in out:  # more keys of the same step, logged apart (another callback's row): one row
+                part = {**out.pop(kind)[1], **part}
             out[kind] = (current, part)
     if clashes:  # one key that could mean two things: said, never chosen silently
         clashes = ["keys that rename onto a name already there, the first kept: " + ", ".join(clashes[:8])]

@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from diag.importers.base import ImportFailure, finite
-from diag.importers.logged import Logged, need
+from diag.importers.logged import Logged, need, pick_run
 
 
 def uri_of(path: str) -> str:
@@ -65,7 +65,8 @@ def read(path: str, run: str | None = None) -> Logged:
     except Exception as e:  # noqa: BLE001 - MLflow raises its own kinds for a store it cannot open
         raise ImportFailure(f"{path}: MLflow could not open the tracking store {uri} ({type(e).__name__}: "
                             f"{str(e)[:300]})") from e
-    chosen = _choose(path, runs, run)
+    chosen = runs[pick_run(path, "MLflow", [(f"{r.info.run_name} ({r.info.run_id})", r.info.run_name, r.info.run_id)
+                                                 for r in runs], run)]
     rows: dict[int, dict] = {}
     for key in sorted(chosen.data.metrics):
         for m in sorted(client.get_metric_history(chosen.info.run_id, key), key=lambda m: (m.step, m.timestamp)):
@@ -81,18 +82,3 @@ def read(path: str, run: str | None = None) -> Logged:
     logged.notes.append(f"MLflow run {chosen.info.run_name!r} ({chosen.info.run_id}, {chosen.info.status}): "
                         f"{len(chosen.data.metrics)} metrics over {len(rows)} steps")
     return logged
-
-
-def _choose(path: str, runs: list, run: str | None):
-    named = ", ".join(f"{r.info.run_name} ({r.info.run_id})" for r in runs[:20])
-    if run is not None:
-        hits = [r for r in runs if run in (r.info.run_id, r.info.run_name)]
-        if len(hits) == 1:
-            return hits[0]
-        raise ImportFailure(f"{path}: " + (f"{len(hits)} MLflow runs are named {run!r}; pass the run id"
-                                           if hits else f"no MLflow run {run!r}") + f"; runs: {named}")
-    if not runs:
-        raise ImportFailure(f"{path}: the MLflow store holds no runs")
-    if len(runs) > 1:
-        raise ImportFailure(f"{path}: {len(runs)} MLflow runs here; pick one with --run NAME|ID: {named}")
-    return runs[0]

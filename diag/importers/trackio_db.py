@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from diag.importers.base import ImportFailure
-from diag.importers.logged import Logged, need
+from diag.importers.logged import Logged, need, pick_run
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -36,7 +36,7 @@ def read(path: str | Path, run: str | None = None) -> Logged:
     try:
         with _connect(path) as con:
             runs = [r[0] for r in con.execute("SELECT run_name FROM metrics GROUP BY run_name ORDER BY MIN(id)")]
-            name = _choose(path, runs, run)
+            name = runs[pick_run(str(path), "Trackio", [(r,) for r in runs], run)]
             raw = con.execute("SELECT step, metrics FROM metrics WHERE run_name = ? ORDER BY timestamp, id",
                               (name,)).fetchall()
             try:
@@ -67,15 +67,3 @@ def read(path: str | Path, run: str | None = None) -> Logged:
                     meta={"name": name, "project": path.stem})
     logged.notes.append(f"Trackio run {name!r} of project {path.stem!r}: {len(rows)} logged rows")
     return logged
-
-
-def _choose(path: Path, runs: list[str], run: str | None) -> str:
-    if run is not None:
-        if run in runs:
-            return run
-        raise ImportFailure(f"{path}: no Trackio run {run!r}; runs: {', '.join(runs[:20]) or 'none'}")
-    if not runs:
-        raise ImportFailure(f"{path}: the Trackio project holds no logged metrics yet")
-    if len(runs) > 1:
-        raise ImportFailure(f"{path}: {len(runs)} Trackio runs here; pick one with --run NAME: {', '.join(runs[:20])}")
-    return runs[0]
