@@ -243,3 +243,48 @@ def test_the_accuracy_panel_draws_both_levels_and_labels_the_drop(tmp_path):
     assert {"best level", "current level"} <= names
     drops = [a["text"] for a in fig["layout"]["annotations"] if re.fullmatch(r"-\d+\.\d points \(firing\)", a.get("text", ""))]
     assert len(drops) == 1 and 1.5 <= float(drops[0][1:].split()[0]) <= 4.5
+
+
+@pytest.mark.parametrize("second", ["eval_format_accuracy", "eval_checked_accuracy"])
+def test_one_grading_of_the_same_completions_is_one_piece_of_evidence(tmp_path, second):
+    """A hand-written loop (1,024 items, one sample each): accuracy and a second grading of the same
+    completions rise together to ~0.81, then both sit at 0.80-0.84 for 130 steps (best single evaluation
+    0.838, the last ones 0.80-0.81). The second series moves with the first at every evaluation: named as a
+    format grading it is not a second set; named neutrally, its correlation discounts the combination. Either
+    way the plateau gets no critical and no warning firing at its end."""
+    acc = np.array([0.60, 0.68, 0.74, 0.78, 0.81, 0.82, 0.815, 0.838, 0.825, 0.81, 0.83, 0.82, 0.815, 0.825,
+                    0.812, 0.805, 0.80, 0.81])
+    graded = acc + 0.12 + np.random.default_rng(5).normal(0, 0.002, len(acc))
+    steps = np.arange(1, 10 * len(acc) + 1)
+    reward = 0.8 + np.random.default_rng(6).normal(0, 0.01, len(steps))
+    path = _log(tmp_path, steps, reward, acc, 10)
+    state = json.loads(path.read_text())
+    for row in state["log_history"]:
+        if "eval_accuracy" in row:
+            row[second] = float(graded[row["step"] // 10 - 1])
+    path.write_text(json.dumps(state))
+    out, (findings, verdict) = _judge(tmp_path, path, eval_size=1024)
+    firing = [f for f in findings if f.firing and f.severity in ("warning", "critical")]
+    assert not firing, [f.message for f in firing]
+    assert main(["check", str(out), "--fail-on", "warning"]) == 0
+
+
+def test_independent_sets_still_combine_and_say_their_correlation(tmp_path):
+    """Two sets of different items whose evaluation-to-evaluation noise is independent: a fall on both is
+    combined (the finding names the other set and the correlation it was discounted by)."""
+    rng = np.random.default_rng(7)
+    level = np.r_[np.full(10, 0.55), np.full(12, 0.525)]
+    acc = level + rng.normal(0, 0.008, len(level))
+    other = level - 0.2 + rng.normal(0, 0.008, len(level))
+    steps = np.arange(1, 10 * len(acc) + 1)
+    reward = 0.8 + rng.normal(0, 0.01, len(steps))
+    path = _log(tmp_path, steps, reward, acc, 10)
+    state = json.loads(path.read_text())
+    for row in state["log_history"]:
+        if "eval_accuracy" in row:
+            row["eval_mmlu_accuracy"] = float(other[row["step"] // 10 - 1])
+    path.write_text(json.dumps(state))
+    _, (findings, _) = _judge(tmp_path, path, eval_size=2000)
+    dec = [f for f in findings if f.kind == "decoupling"]
+    assert dec and dec[-1].evidence["other_sets"], [f.message for f in findings]
+    assert 0 <= dec[-1].evidence["other_sets"][0]["correlation"] < 0.6 and "correlation" in dec[-1].message

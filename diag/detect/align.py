@@ -7,6 +7,8 @@ those batches. Everything downstream compares one reward number with one accurac
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,15 +122,20 @@ def align(steps: pl.DataFrame, evals: pl.DataFrame, eval_items: pl.DataFrame | N
                  companions_on(evals, eval_set, eval_steps, metric))
 
 
+# a metric that grades the same completions again (their format, a length-normalised or lenient score, pass@k
+# or maj@k of the same samples) is one measurement with the accuracy, never a second held-out set
+SAME_COMPLETIONS = re.compile(r"format|len(gth)?[_-]?norm|pass@|pass_at|best@|maj@|worst@|strict|lenient", re.I)
+
+
 def companions_on(evals: pl.DataFrame, eval_set: str | None, eval_steps: np.ndarray,
                   metric: str = "accuracy") -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The other held-out sets' accuracy and sizes on `eval_steps` (NaN where a set has no evaluation),
-    without the sets that repeat another (a log's `eval_accuracy` copied from one benchmark, or one
+    without a grading of the same completions (SAME_COMPLETIONS) and the sets that repeat another (a log's `eval_accuracy` copied from one benchmark, or one
     set's average of two others): counted twice they would double their evidence."""
     if eval_set is None or not evals.height:
         return {}
     names = [s for s in evals.filter((pl.col("metric") == metric) & (pl.col("bucket") == "all"))["eval_set"]
-             .unique(maintain_order=True).to_list() if s != eval_set]
+             .unique(maintain_order=True).to_list() if s != eval_set and not SAME_COMPLETIONS.search(s)]
     pos = {int(s): i for i, s in enumerate(eval_steps)}
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in names:

@@ -28,7 +28,8 @@ from scipy import special
 from diag.detect.align import Aligned
 from diag.detect.base import Finding
 from diag.detect.carriers import components, fixed_pay, mean, support
-from diag.detect.levels import (SPREAD, LevelDrop, block_means, cohens_h, combined_z, current_drop, expected_max,
+from diag.detect.levels import (SPREAD, LevelDrop, block_means, cohens_h, combined_z, current_drop,
+                                deviation_correlation, expected_max,
                                 level_drop, spread_sigma)
 from diag.detect.stall import stall_at
 
@@ -101,25 +102,49 @@ def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> di
             "accuracy_share_lost": rel_a, "trend": trend, "alike": alike, "collapse": alike and r_ref - r_now > noise}
 
 
+# evaluation-to-evaluation changes this correlated: the same completions graded again (format, a lenient score),
+# one measurement however it is named, never a second held-out set
+SAME_MEASUREMENT = 0.8
+
+
 def corroborated(a: Aligned, d: LevelDrop | None, k: int) -> LevelDrop | None:
-    """`d` with the run's other held-out sets judged on the same two blocks (each with its own noise, no
-    selection correction: the blocks were picked on this set). When their combined (Stouffer) z is the
-    larger, it replaces this set's: a 2-point fall on MATH-500 alone may be noise, the same fall on AIME
-    and MMLU at the same checkpoints is not. Never smaller than this set's own z, so a set evaluated
-    alone, or sets that disagree, leave the verdict as this set gives it."""
+    """`d` with the run's other held-out sets judged on the same two blocks (each with its own noise). When
+    their combined z is the larger, it replaces this set's: a 2-point fall on MATH-500 alone may be noise,
+    the same fall on AIME and MMLU at the same checkpoints is not. Combined only as far as the sets are
+    independent: Stouffer's sum under the correlation of their evaluation-to-evaluation changes, estimated
+    over the run so far (too few changes to estimate it: not combined), so a second grading of the same
+    completions adds next to nothing. Never smaller than this set's own z, so a set evaluated alone, or sets
+    that disagree, leave the verdict as this set gives it."""
     if d is None or not a.companions:
         return d
     idx = d.best_idx + d.now_idx
-    parts = []
+    parts, series = [], [a.acc[: k + 1]]
     for name, (acc, n) in a.companions.items():
         if np.all(np.isfinite(acc[idx])):
             c = level_drop(acc[: k + 1], n, {}, d.best_idx, d.now_idx, k, selected=False)
             if c is not None:
                 parts.append((name, c.drop, c.z))
-    z = combined_z([d.z] + [z for _, _, z in parts])
-    if not parts or not z > d.z:
+                series.append(acc[: k + 1])
+    if not parts:
         return d
-    return replace(d, z=z, p=float(special.ndtr(-z)), z_alone=d.z, sets=tuple(parts))
+    rho = deviation_correlation(series, cut=(d.best_idx[-1], d.now_idx[0]))
+    if rho is None:  # too few changes to estimate it: sets of other items (regradings are left out by name,
+        rho = np.full((len(series), len(series)), np.nan)  # SAME_COMPLETIONS) are taken as independent, said so
+        np.fill_diagonal(rho, 1.0)
+    rho_use = np.nan_to_num(rho, nan=0.0)
+    keep = [0, *[i + 1 for i in range(len(parts)) if rho_use[0, i + 1] < SAME_MEASUREMENT]]  # no regrading
+    parts, rho, rho_use = [parts[i - 1] for i in keep[1:]], rho[np.ix_(keep, keep)], rho_use[np.ix_(keep, keep)]
+    if not parts:
+        return d
+    # a set whose noise moves with this one's shares the selection of the best block in proportion: its z is
+    # lowered by that share of this set's selection bias (none for an independent set)
+    lift = d.bias / d.se if d.se > 0 else 0.0
+    parts = [(name, drop, z_i - float(rho_use[0, i + 1]) * lift) for i, (name, drop, z_i) in enumerate(parts)]
+    z = combined_z([d.z] + [z for _, _, z in parts], rho_use)
+    if not z > d.z:
+        return d
+    sets = tuple((name, drop, z_i, float(rho[0, i + 1])) for i, (name, drop, z_i) in enumerate(parts))
+    return replace(d, z=z, p=float(special.ndtr(-z)), z_alone=d.z, sets=sets)
 
 
 def _span(a: Aligned, idx: list[int]) -> str:
@@ -226,7 +251,9 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
            f"{reward} ({moves['reward_before']:.3f} -> {moves['reward_after']:.3f}): the reward no longer tracks "
            "the task.")
     if d.sets:
-        others = ", ".join(f"{name} {-100 * drop:+.1f} points" for name, drop, _ in d.sets)
+        others = ", ".join(f"{name} {-100 * drop:+.1f} points, " + (f"correlation {r:.2f}" if r == r else
+                                                                    "correlation not estimated: too few evaluations")
+                           for name, drop, _, r in d.sets)
         msg += (f" The other held-out sets at the same steps ({others}) raise the evidence from {d.z_alone:.1f} on "
                 f"{a.eval_set} alone to {d.z:.1f} standard errors combined.")
     scale = max(abs(moves["reward_before"]), abs(moves["reward_after"]))
@@ -251,7 +278,8 @@ def _finding(a: Aligned, k: int, d: LevelDrop, moves: dict, p: DecouplingParams,
                   "acc_now_level": d.now, "acc_now": float(a.acc[k]), "drop": d.drop, "z": d.z, "p": d.p,
                   "cohens_h": d.h, "margin_h": p.margin_h, "selection_bias": d.bias, "contenders": d.contenders,
                   "se": d.se, "test": d.noise, "z_alone": d.z_alone,
-                  "other_sets": [{"eval_set": s, "drop": dr, "z": z} for s, dr, z in d.sets], "peak_block": [int(a.steps[i]) for i in d.best_idx],
+                  "other_sets": [{"eval_set": s, "drop": dr, "z": z, "correlation": r if r == r else None}
+                                 for s, dr, z, r in d.sets], "peak_block": [int(a.steps[i]) for i in d.best_idx],
                   "recent_block": [int(a.steps[i]) for i in d.now_idx], **moves, "carrier": carrier,
                   "component_rise": rises, "eval_steps": [int(a.steps[d.best_idx[0]]), int(a.steps[k])], **sev},
     )

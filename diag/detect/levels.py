@@ -233,7 +233,31 @@ def current_drop(acc: np.ndarray, n: np.ndarray, items: dict[int, np.ndarray], k
     return None if lone and d is not None and d.noise == SPREAD else d
 
 
-def combined_z(zs: list[float]) -> float:
-    """Stouffer's combination of one-sided z's from independent held-out sets: sum / sqrt(count). Each
-    set's evidence keeps its own noise; a set that rose counts against the fall."""
-    return float(sum(zs) / math.sqrt(len(zs))) if zs else math.nan
+def combined_z(zs: list[float], rho: np.ndarray | None = None) -> float:
+    """Stouffer's combination of one-sided z's from held-out sets: sum / sqrt(1' R 1), R their correlation
+    (the identity, sum / sqrt(count), for independent sets). Each set's evidence keeps its own noise; a set
+    that rose counts against the fall; correlated sets (one grading of the same completions) add little."""
+    if not zs:
+        return math.nan
+    total = float(len(zs)) if rho is None else float(np.sum(rho))
+    return float(sum(zs) / math.sqrt(total))
+
+
+MIN_DEVIATIONS = 4  # evaluation-to-evaluation changes needed to estimate how two sets' noise moves together
+
+
+def deviation_correlation(series: list[np.ndarray], cut: tuple[int, int] | None = None) -> np.ndarray | None:
+    """How the sets' evaluation-to-evaluation changes correlate over the evaluations all of them have (first
+    differences), without the changes from evaluation cut[0] to cut[1] (the fall under test: the effect every
+    set shares, not noise): the shared wobble left (the same completions graded twice) is what makes it
+    high. Negative estimates count as 0 (independent); None with fewer than MIN_DEVIATIONS changes: too
+    uncertain to combine."""
+    x = np.vstack(series)
+    d = np.diff(x, axis=1)
+    ok = np.all(np.isfinite(d), axis=0)
+    if cut is not None:
+        ok[cut[0]:cut[1]] = False  # d[i] spans evaluations i..i+1
+    d = d[:, ok]
+    if d.shape[1] < MIN_DEVIATIONS or np.any(np.ptp(d, axis=1) == 0):
+        return None
+    return np.clip(np.nan_to_num(np.corrcoef(d), nan=0.0), 0.0, 1.0)

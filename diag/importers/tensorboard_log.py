@@ -107,14 +107,16 @@ def _served(folder: Path) -> tuple[dict[int, dict], dict] | None:
     except Exception:  # noqa: BLE001 - any failure to start: fall back to the accumulator
         return None
     try:
-        dp, ctx, last = ing.data_provider, context.RequestContext(), None
-        while True:  # the server loads in the background: read once its listing holds still
+        dp, ctx, seen, start = ing.data_provider, context.RequestContext(), [], time.monotonic()
+        while True:  # the server loads in the background: read once its listing has held still for a second
             listing = dp.list_scalars(ctx, experiment_id="", plugin_name="scalars")
-            now = sorted((r, t, m.max_step, m.max_wall_time) for r, tags in listing.items() for t, m in tags.items())
-            if now == last:
+            seen.append(sorted((r, t, m.max_step, m.max_wall_time) for r, tags in listing.items()
+                               for t, m in tags.items()))
+            if len(seen) >= 5 and all(v == seen[-1] for v in seen[-5:]) and (seen[-1] or time.monotonic() - start > 10):
                 break
-            last = now
             time.sleep(0.25)
+        if not seen[-1]:
+            return None  # nothing the server could serve: the accumulator says why
         data = dp.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=2**31 - 1)
         texts = dp.read_tensors(ctx, experiment_id="", plugin_name="text", downsample=1,
                                 run_tag_filter=provider.RunTagFilter(runs=["."], tags=["args/text_summary"]))
