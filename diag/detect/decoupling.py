@@ -23,14 +23,12 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import special
-
 from diag.detect.align import Aligned
 from diag.detect.base import Finding
 from diag.detect.carriers import components, fixed_pay, mean, support
-from diag.detect.levels import (SPREAD, LevelDrop, block_means, cohens_h, combined_z, current_drop,
-                                deviation_correlation, expected_max,
-                                level_drop, spread_sigma)
+from diag.detect.levels import (SPREAD, LevelDrop, block_means, cohens_h, current_drop, expected_max, level_drop,
+                                spread_sigma)
+from diag.detect.sets import corroborated
 from diag.detect.stall import stall_at
 
 
@@ -100,51 +98,6 @@ def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> di
     trend = "rose" if rel_r < -0.02 else "held" if rel_r <= 0.02 else "fell less"
     return {"reward_before": r_best, "reward_high": r_ref, "reward_after": r_now, "reward_share_lost": rel_r,
             "accuracy_share_lost": rel_a, "trend": trend, "alike": alike, "collapse": alike and r_ref - r_now > noise}
-
-
-# evaluation-to-evaluation changes this correlated: the same completions graded again (format, a lenient score),
-# one measurement however it is named, never a second held-out set
-SAME_MEASUREMENT = 0.8
-
-
-def corroborated(a: Aligned, d: LevelDrop | None, k: int) -> LevelDrop | None:
-    """`d` with the run's other held-out sets judged on the same two blocks (each with its own noise). When
-    their combined z is the larger, it replaces this set's: a 2-point fall on MATH-500 alone may be noise,
-    the same fall on AIME and MMLU at the same checkpoints is not. Combined only as far as the sets are
-    independent: Stouffer's sum under the correlation of their evaluation-to-evaluation changes, estimated
-    over the run so far (too few changes to estimate it: not combined), so a second grading of the same
-    completions adds next to nothing. Never smaller than this set's own z, so a set evaluated alone, or sets
-    that disagree, leave the verdict as this set gives it."""
-    if d is None or not a.companions:
-        return d
-    idx = d.best_idx + d.now_idx
-    parts, series = [], [a.acc[: k + 1]]
-    for name, (acc, n) in a.companions.items():
-        if np.all(np.isfinite(acc[idx])):
-            c = level_drop(acc[: k + 1], n, {}, d.best_idx, d.now_idx, k, selected=False)
-            if c is not None:
-                parts.append((name, c.drop, c.z))
-                series.append(acc[: k + 1])
-    if not parts:
-        return d
-    rho = deviation_correlation(series, cut=(d.best_idx[-1], d.now_idx[0]))
-    if rho is None:  # too few changes to estimate it: sets of other items (regradings are left out by name,
-        rho = np.full((len(series), len(series)), np.nan)  # SAME_COMPLETIONS) are taken as independent, said so
-        np.fill_diagonal(rho, 1.0)
-    rho_use = np.nan_to_num(rho, nan=0.0)
-    keep = [0, *[i + 1 for i in range(len(parts)) if rho_use[0, i + 1] < SAME_MEASUREMENT]]  # no regrading
-    parts, rho, rho_use = [parts[i - 1] for i in keep[1:]], rho[np.ix_(keep, keep)], rho_use[np.ix_(keep, keep)]
-    if not parts:
-        return d
-    # a set whose noise moves with this one's shares the selection of the best block in proportion: its z is
-    # lowered by that share of this set's selection bias (none for an independent set)
-    lift = d.bias / d.se if d.se > 0 else 0.0
-    parts = [(name, drop, z_i - float(rho_use[0, i + 1]) * lift) for i, (name, drop, z_i) in enumerate(parts)]
-    z = combined_z([d.z] + [z for _, _, z in parts], rho_use)
-    if not z > d.z:
-        return d
-    sets = tuple((name, drop, z_i, float(rho[0, i + 1])) for i, (name, drop, z_i) in enumerate(parts))
-    return replace(d, z=z, p=float(special.ndtr(-z)), z_alone=d.z, sets=sets)
 
 
 def _span(a: Aligned, idx: list[int]) -> str:
