@@ -1,13 +1,15 @@
 """Import time and peak memory of a long run read from each tracker (W&B, TensorBoard, MLflow, Trackio).
 
-    python benchmarks/trackers.py [--steps 100000] [--every 100] [--record]
+    python benchmarks/trackers.py [--steps 100000] [--mlflow-steps 20000] [--every 100] [--record]
 
 A TRL GRPO run of `--steps` steps under transformers' report_to names (reward, a reward function, loss,
 length, zero-std share; an evaluation every `--every` steps) is written into each tracker by the tracker's
 own library, each in its own process (W&B offline `wandb.log`, TensorBoard `SummaryWriter.add_scalar`,
 MLflow `log_batch` into a sqlite store, Trackio `trackio.log`), then `grpo-diag import` reads it in a fresh
 process: the figures are the import's wall time and the process's peak resident memory (the interpreter and
-its libraries included), beside the trainer_state.json of the same run as the baseline.
+its libraries included), beside the trainer_state.json of the same run as the baseline. MLflow is written
+and read at `--mlflow-steps` (its SQLite store takes about 1 s per 900 metrics to write, slower as it grows:
+a 100k-step run did not finish writing in 27 minutes here); its figure says its own size.
 """
 
 from __future__ import annotations
@@ -107,25 +109,27 @@ def _json_tail(proc: subprocess.CompletedProcess, what: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=100_000)
+    ap.add_argument("--mlflow-steps", type=int, default=20_000)
     ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--only", nargs="*", default=list(SOURCES))
     ap.add_argument("--json")
     ap.add_argument("--record", action="store_true")
     a = ap.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    result: dict = {"steps": a.steps, "evaluations": a.steps // a.every}
+    result: dict = {"steps": a.steps, "evaluations": a.steps // a.every, "mlflow_steps": a.mlflow_steps}
     with tempfile.TemporaryDirectory(prefix="grpo-diag-trackers-") as tmp:
         for kind in a.only:
             d = Path(tmp) / kind
             d.mkdir()
-            wrote = _json_tail(subprocess.run([sys.executable, "-c", WRITE, kind, str(d), str(a.steps), str(a.every)],
+            steps = a.mlflow_steps if kind == "mlflow" else a.steps
+            wrote = _json_tail(subprocess.run([sys.executable, "-c", WRITE, kind, str(d), str(steps), str(a.every)],
                                               env=env, capture_output=True, text=True), f"writing {kind}")
             got = _json_tail(subprocess.run([sys.executable, "-c", IMPORT, str(SOURCES[kind](d)), str(Path(tmp) / "runs")],
                                             env=env, capture_output=True, text=True), f"importing {kind}")
-            if got["steps"] != a.steps or got["evals"] != a.steps // a.every:
+            if got["steps"] != steps or got["evals"] != steps // a.every:
                 raise SystemExit(f"{kind}: imported {got['steps']} steps, {got['evals']} evaluations")
             size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
-            result[kind] = {"import_s": round(got["import_s"], 2), "peak_rss_mb": round(got["peak_rss_mb"]),
+            result[kind] = {"steps": steps, "import_s": round(got["import_s"], 2), "peak_rss_mb": round(got["peak_rss_mb"]),
                             "source_mb": round(size / 2**20, 1), "write_s": round(wrote["write_s"], 1)}
             print(kind, result[kind], flush=True)
     result["when"] = time.strftime("%Y-%m-%d")

@@ -108,11 +108,11 @@ def _served(folder: Path) -> tuple[dict[int, dict], dict] | None:
         return None
     try:
         dp, ctx, seen, start = ing.data_provider, context.RequestContext(), [], time.monotonic()
-        while True:  # the server loads in the background: read once its listing has held still for a second
+        while True:  # the server loads in the background: read once its listing has held still for half a second
             listing = dp.list_scalars(ctx, experiment_id="", plugin_name="scalars")
             seen.append(sorted((r, t, m.max_step, m.max_wall_time) for r, tags in listing.items()
                                for t, m in tags.items()))
-            if len(seen) >= 5 and all(v == seen[-1] for v in seen[-5:]) and (seen[-1] or time.monotonic() - start > 10):
+            if len(seen) >= 3 and all(v == seen[-1] for v in seen[-3:]) and (seen[-1] or time.monotonic() - start > 10):
                 break
             time.sleep(0.25)
         if not seen[-1]:
