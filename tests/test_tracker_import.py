@@ -363,7 +363,7 @@ def test_a_saved_wandb_api_history_reads_as_a_run_folder_does(written):
 
 @pytest.mark.parametrize("kind", ["wandb", "tensorboard"])
 def test_watch_follows_a_tracker_while_it_is_written(tmp_path, kind):
-    """A writer process logs the decoupled shape through the tracker's own callback, a row every 60 ms; the
+    """A writer process logs the decoupled shape through the tracker's own callback, a row every 100 ms; the
     follower sees the run `running`, the decoupling alert reaches a local HTTP server before the writer
     ends, and the final store equals a one-shot import."""
     from diag.monitor import MonitorConfig
@@ -374,7 +374,7 @@ def test_watch_follows_a_tracker_while_it_is_written(tmp_path, kind):
     hist = tmp_path / "dec.json"
     hist.write_text(json.dumps({"log_history": trl_history("decoupled", seed=1)}))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WRITER.parent.parent)}
-    writer = subprocess.Popen([sys.executable, str(WRITER), kind, str(tmp_path / "w"), "--delay", "0.06",
+    writer = subprocess.Popen([sys.executable, str(WRITER), kind, str(tmp_path / "w"), "--delay", "0.1",
                                f"trl:live={hist}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     source = tmp_path / "w" / ("wandb" if kind == "wandb" else "tb/live")
     source.mkdir(parents=True, exist_ok=True)
