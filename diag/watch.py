@@ -39,7 +39,8 @@ from pathlib import Path
 import polars as pl
 
 from diag import schema
-from diag.importers import STREAMED, TRACKERS, ImportFailure, default_name, detect_format, parse_log, verl_files
+from diag.importers import (STREAMED, TRACKERS, URI_FORMATS, ImportFailure, default_name, detect_format, parse_log,
+                            verl_files)
 from diag.importers.base import Parsed
 from diag.alerts import delivery_state
 from diag.monitor import Monitor, MonitorConfig
@@ -516,7 +517,7 @@ def follower_for(source: str | Path, opts: WatchOptions | None = None, out=sys.s
     extra = sorted(set(opts.import_options) & {"validation_dir", "metrics", "pass_threshold"})
     if extra:
         raise ImportFailure(f"{src}: {', '.join(extra)} go with a verl rollout directory, not a log file")
-    if str(source).startswith(("wandb://", "sqlite:", "http://", "https://", "file:")):
+    if str(source).startswith(tuple(URI_FORMATS)):
         raise ImportFailure(f"{source}: watch follows local files; point it at the run's folder or database "
                             "(a W&B offline run folder, a TensorBoard folder, a Trackio or MLflow .db)")
     return Follower(src, opts, out)

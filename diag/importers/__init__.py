@@ -47,17 +47,19 @@ def detect_format(path: Path | str) -> str:
                             "event files")
     if path.stat().st_size == 0:
         raise ImportFailure(f"{path}: the file is empty")
-    if wandb_log.sniff(path) or path.read_bytes()[:4] == wandb_log.MAGIC:
+    with path.open("rb") as f:  # the head only: a tracker's database can be gigabytes
+        raw = f.read(2_000_000)
+    if wandb_log.sniff(path) or raw[:4] == wandb_log.MAGIC:
         return "wandb"
     if tensorboard_log.sniff(path):
         return "tensorboard"
-    if path.read_bytes()[:16] == b"SQLite format 3\0":
+    if raw[:16] == b"SQLite format 3\0":
         if mlflow_store.sniff_db(path):
             return "mlflow"
         if trackio_db.sniff(path):
             return "trackio"
         raise ImportFailure(f"{path}: an SQLite database that is neither an MLflow store nor a Trackio project")
-    head = path.read_bytes()[:2_000_000].decode("utf-8", errors="replace")
+    head = raw.decode("utf-8", errors="replace")
     if trainer_state.sniff(head):
         return "trainer-state"
     if verl_files.sniff_file_logger(head):
@@ -78,7 +80,7 @@ def default_name(path: Path | str, run: str | None = None) -> str:
     text = str(path)
     if run:
         stem = run
-    elif text.startswith(("wandb://", "sqlite:", "file:", "http://", "https://")):
+    elif text.startswith(tuple(URI_FORMATS)):
         stem = Path(text.split("://", 1)[-1].rstrip("/")).stem
     else:
         path = Path(path)
@@ -200,4 +202,5 @@ def _parse(path: Path, fmt: str, accuracy_key, logging_steps, maps, profile, eva
     raise ImportFailure(f"{path}: format {fmt!r} is not read line by line; choose one of {', '.join(STREAMED)}")
 
 
-__all__ = ["import_log", "parse_log", "STREAMED", "TRACKERS", "detect_format", "ImportFailure", "FORMATS"]
+__all__ = ["import_log", "parse_log", "STREAMED", "TRACKERS", "URI_FORMATS", "detect_format", "ImportFailure",
+           "FORMATS"]
