@@ -167,7 +167,11 @@ def verdict(findings, truth: dict, live=None) -> dict:
     dec = [f for f in alerts if f.kind == "decoupling"]
     onset, expect = truth["onset"], truth["expect"]
     early = [f for f in alerts if onset is not None and f.step <= onset]
-    out = {"false_alarm": bool(early), "right": False, "delay": None, "alerts": len(alerts)}
+    out = {"false_alarm": bool(early), "right": False, "delay": None, "alerts": len(alerts), "firing_at_end": None}
+    if expect in ("no_alert", "no_decoupling", "signal_gap_only"):  # a quiet kind: any warning of any kind still
+        # firing at the end is a false alarm to its user (a weak run's own signal gap excepted)
+        out["firing_at_end"] = any(f.firing and not (expect == "signal_gap_only" and f.kind in ("signal_gap", "saturated"))
+                                   for f in alerts)
     if expect == "no_alert":
         out.update(false_alarm=bool(alerts), right=not alerts)
     elif expect == "signal_gap_only":  # a weak run: its gap, and no word of a deceptive reward

@@ -117,7 +117,8 @@ def real_summary(rows: list[dict], with_peer: bool) -> dict:
     """The counts the validity guide's sentences use: runs whose label calls for no alert, and who flagged them."""
     quiet = [r for r in rows if r["label"] in QUIET]
     out = {"quiet_runs": len(quiet), "quiet_flagged": sum(r["flagged"] for r in quiet),
-           "quiet_false_critical": sum(r["false_critical"] for r in quiet)}
+           "quiet_false_critical": sum(r["false_critical"] for r in quiet),
+           "quiet_warning_at_end": sum(r["warning_at_end"] for r in quiet)}
     if with_peer:
         out.update(quiet_peer_flagged=sum(r["peer"]["flagged"] for r in quiet),
                    quiet_peer_critical=sum(r["peer"]["worst"] == "CRITICAL" for r in quiet))
@@ -169,7 +170,8 @@ def judge_generated(n_runs: int, seed: int, with_peer: bool) -> dict:
     kinds += [(s, s) for s in shapes.SHAPES]
     out = {}
     for name, kind in kinds:
-        res = {"runs": 0, "right": 0, "false": 0, "delays": [], "delays_check": [], "peer_right": 0, "peer_false": 0}
+        res = {"runs": 0, "right": 0, "false": 0, "delays": [], "delays_check": [], "peer_right": 0, "peer_false": 0,
+               "firing": 0, "quiet": False}
         for i in range(n_runs if kind != "weak" else max(10, n_runs // 4)):
             if name.startswith("tiny-"):
                 run, onset = detection.make_run(kind, seed * 1_000_003 + i + 100_000 * ("healthy", "decoupled", "weak").index(kind))
@@ -183,6 +185,8 @@ def judge_generated(n_runs: int, seed: int, with_peer: bool) -> dict:
             res["runs"] += 1
             res["right"] += v["right"]
             res["false"] += v["false_alarm"]
+            if v["firing_at_end"] is not None:
+                res["quiet"], res["firing"] = True, res["firing"] + v["firing_at_end"]
             if v["right"] and v["delay"] is not None:
                 res["delays"].append(v["delay"])
             after = shapes.verdict(findings, truth)  # the delay to check's first alert, found with the whole run
@@ -195,6 +199,7 @@ def judge_generated(n_runs: int, seed: int, with_peer: bool) -> dict:
                 res["peer_false"] += false
         n = res["runs"]
         out[name] = {"runs": n, "right": res["right"] / n, "false_alarm": res["false"] / n,
+                     "firing_at_end": res["firing"] / n if res["quiet"] else None,
                      "median_delay": float(np.median(res["delays"])) if res["delays"] else None,
                      "median_delay_check": float(np.median(res["delays_check"])) if res["delays_check"] else None,
                      "peer_right": res["peer_right"] / n if with_peer else None,
@@ -205,7 +210,8 @@ def judge_generated(n_runs: int, seed: int, with_peer: bool) -> dict:
 def generated_table(g: dict, with_peer: bool) -> str:
     pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
     lines = _header(["generated", "runs", "what is right", "grpo-diag right", "grpo-diag false alarms",
-                     "median delay (evals)", "clairvoyant ceiling"], ["rldoctor right", "rldoctor false alarms"],
+                     "any warning firing at the end", "median delay (evals)", "clairvoyant ceiling"],
+                    ["rldoctor right", "rldoctor false alarms"],
                     with_peer)
     import shapes
 
@@ -213,7 +219,8 @@ def generated_table(g: dict, with_peer: bool) -> str:
             **{k: v.replace("_", " ") for k, v in shapes.EXPECT.items()}}
     for name, r in g.items():
         delay = "-" if r["median_delay"] is None else f"{r['median_delay']:.1f}"
-        line = (f"| {name} | {r['runs']} | {what[name]} | {pct(r['right'])} | {pct(r['false_alarm'])} | {delay} "
+        line = (f"| {name} | {r['runs']} | {what[name]} | {pct(r['right'])} | {pct(r['false_alarm'])} "
+                f"| {pct(r.get('firing_at_end'))} | {delay} "
                 f"| {pct(r.get('ceiling'))} |")
         if with_peer:
             line += f" {pct(r['peer_right'])} | {pct(r['peer_false_alarm'])} |"

@@ -77,7 +77,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         run = open_run(path)
         params = DetectParams(decoupling=DecouplingParams(margin_h=args.margin))
         findings, verdict = check_run(run, params, eval_size=args.eval_size, reward_range_given=args.reward_range,
-                                      fail_on=args.fail_on, eval_set=args.eval_set)
+                                      fail_on=args.fail_on, eval_set=args.eval_set, gpus=args.gpus)
         failed |= verdict["fails"]
         results.append({"run": run.name, "path": str(path), "status": run.status,
                         "findings": [f.to_dict() for f in findings], "verdict": verdict})
@@ -236,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-set", metavar="NAME",
                    help="the held-out set the decoupling verdict judges (default: the first recorded; the others "
                         "corroborate it)")
+    p.add_argument("--gpus", type=int, metavar="N",
+                   help="GPUs the run used: each firing alert's cost since its onset adds GPU-hours (default: the "
+                        "run's config, where it says)")
     _judging_options(p)
     p.set_defaults(func=_cmd_check)
 

@@ -293,3 +293,51 @@ def test_a_resumed_decoupling_scan_equals_a_scan_from_the_start():
         changed = run.evals.with_columns(pl.when(pl.col("step") == 20).then(0.0).otherwise(pl.col("value")).alias("value"))
         a = align(run.steps, changed, run.eval_items, run.meta["reward_funcs"])
         assert detect_decoupling(a, p, replay) == detect_decoupling(a, p)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("demo")
+def test_a_firing_alert_says_what_the_run_spent_since_its_onset(demo_runs):
+    """The demo's deceptive run: each firing alert carries its cost since the onset (steps, seconds from the
+    recorder's wall times, completion tokens), in --json and in words; --gpus turns the seconds into GPU-hours."""
+    import json
+
+    import diag
+    from diag.cli import main
+    from diag.detect import check_run
+
+    run = diag.open_run(demo_runs / "deceptive-reward")
+    last = int(run.steps["step"].max())
+    findings, _ = check_run(run, gpus=4)
+    firing = [f for f in findings if f.firing]
+    assert firing and all(f.cost is not None for f in firing)
+    assert all(f.cost is None for f in findings if not f.firing)
+    for f in firing:
+        c = f.cost
+        assert c["steps"] == last - f.onset and c["seconds"] > 0 and c["tokens"] > 0
+        assert c["gpu_hours"] == pytest.approx(c["seconds"] * 4 / 3600)
+        assert f"Since its onset (step {f.onset}) the run has spent {c['steps']} steps" in f.message
+    # the seconds are the run's own: its wall times from the onset to its last step
+    wall = run.steps.filter(pl.col("step") <= firing[0].onset)["wall_time"].drop_nulls()
+    assert firing[0].cost["seconds"] <= float(run.steps["wall_time"].max()) - float(wall[-1]) + 1e-6
+
+
+def test_cost_reads_what_each_log_has():
+    """Seconds from wall times, else a per-step timer; tokens from lengths x completions, else the trainer's
+    running count (prompts included, said so); None where the log cannot say."""
+    from diag.detect.cost import cost_since, gpus_of, words
+
+    n = 50
+    steps = steps_frame(np.full(n, 0.5)).with_columns(wall_time=pl.Series(np.arange(n) * 30.0 + 1e9))
+    c = cost_since(steps, schema.empty("scalars"), 10, 50)
+    assert c["steps"] == 40 and c["seconds"] == pytest.approx(40 * 30.0) and c["tokens"] == pytest.approx(40 * 4 * 64)
+    assert c["tokens_are"] == "completion tokens" and c["gpu_hours"] is None
+    bare = steps.drop("wall_time", "len_mean")
+    timer = schema.conform("scalars", [{"step": s, "mode": "train", "key": k, "value": v} for s in range(1, n + 1)
+                                        for k, v in (("timing_s/step", 12.0), ("num_tokens", 1000.0 * s))])
+    c = cost_since(bare, timer, 10, 50, gpus=8)
+    assert c["seconds"] == pytest.approx(480.0) and c["tokens"] == pytest.approx(40_000.0)
+    assert "prompts included" in c["tokens_are"] and c["gpu_hours"] == pytest.approx(480 * 8 / 3600)
+    none = cost_since(bare, schema.empty("scalars"), 10, 50)
+    assert none["seconds"] is None and none["tokens"] is None and words(none) == "40 steps"
+    assert gpus_of({"config": {"trainer": {"n_gpus_per_node": 8, "nnodes": 2}}}) == 16 and gpus_of({}) is None

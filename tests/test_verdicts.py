@@ -288,3 +288,68 @@ def test_independent_sets_still_combine_and_say_their_correlation(tmp_path):
     dec = [f for f in findings if f.kind == "decoupling"]
     assert dec and dec[-1].evidence["other_sets"], [f.message for f in findings]
     assert 0 <= dec[-1].evidence["other_sets"][0]["correlation"] < 0.6 and "correlation" in dec[-1].message
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_joint_dip_both_series_recover_from_is_not_decoupling(tmp_path, seed):
+    """A weak hand-written loop on 1,024 items: a plateau near 0.24, then accuracy dips 0.243 -> 0.173 over two
+    evaluations while the batch reward dips 0.304 -> 0.264 over the same steps; both are back ten steps later.
+    The reward fell with accuracy (beyond its own noise): a joint dip, at most information."""
+    rng = np.random.default_rng(40 + seed)
+    evals = np.r_[0.24 + rng.normal(0, 0.008, 12), [0.21, 0.173], 0.24 + rng.normal(0, 0.008, 8)]
+    steps = np.arange(1, 10 * len(evals) + 1)
+    dip = np.interp(steps, [119, 125, 127, 133], [0.0, 0.04, 0.04, 0.0])
+    reward = 0.304 - dip + rng.normal(0, 0.02, len(steps))
+    out, (findings, verdict) = _judge(tmp_path, _log(tmp_path, steps, reward, evals, 10), eval_size=1024)
+    assert not [f for f in findings if f.kind == "decoupling" and f.severity in ("warning", "critical")]
+    assert main(["check", str(out), "--fail-on", "warning"]) == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_format_carried_rise_that_lasts_stays_firing(tmp_path, seed):
+    """The VLM DAPO shape to its end: the format component 0.29 -> 0.76 over the first 120 steps, then paid at
+    its high to step 260; accuracy on 32 items flat between 0.5 and 0.78 throughout. The reward stops rising,
+    the format component keeps paying, accuracy never catches up: the stall is still firing at the end."""
+    rng = np.random.default_rng(50 + seed)
+    steps = np.arange(1, 261)
+    fmt = np.interp(steps, [1, 120, 260], [0.29, 0.76, 0.76]) + rng.normal(0, 0.03, 260)
+    acc_part = 0.96 + rng.normal(0, 0.05, 260)
+    evals = rng.choice(np.arange(16, 26) / 32, 26)
+    path = _log(tmp_path, steps, fmt + acc_part, evals, 10, components={"accuracy": acc_part, "format": fmt})
+    out, (findings, verdict) = _judge(tmp_path, path, eval_size=32)
+    stall = [f for f in findings if f.kind == "reward_stall" and f.is_alert]
+    assert stall and stall[-1].firing and stall[-1].evidence["carrier"] == "format"
+    assert main(["check", str(out), "--fail-on", "warning"]) == 1
+
+
+def test_a_stall_ends_when_accuracy_catches_up(tmp_path):
+    """The same format rise, but from step 150 held-out accuracy (on 1,000 items) climbs 0.50 -> 0.70: the
+    stall resolves, saying why."""
+    rng = np.random.default_rng(7)
+    steps = np.arange(1, 261)
+    fmt = np.interp(steps, [1, 120, 260], [0.29, 0.76, 0.76]) + rng.normal(0, 0.03, 260)
+    acc_part = 0.96 + rng.normal(0, 0.05, 260)
+    evals = np.interp(np.arange(10, 261, 10), [10, 150, 260], [0.5, 0.5, 0.7]) + rng.normal(0, 0.01, 26)
+    path = _log(tmp_path, steps, fmt + acc_part, evals, 10, components={"accuracy": acc_part, "format": fmt})
+    _, (findings, _) = _judge(tmp_path, path, eval_size=1000)
+    stall = [f for f in findings if f.kind == "reward_stall" and f.is_alert]
+    assert stall and not stall[-1].firing and "caught up" in stall[-1].message
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_stall_carried_by_the_tasks_own_check_is_information(tmp_path, seed):
+    """A healthy run whose accuracy reward keeps rising on the training prompts (0.45 -> 0.80) after held-out
+    accuracy (500 items) has flattened at 0.55, a format reward paid alike throughout: the gap is the policy
+    fitting its training prompts, not a reward that lies. Information, and never 'pays for something the
+    verifier does not'."""
+    rng = np.random.default_rng(60 + seed)
+    steps = np.arange(1, 201)
+    acc_r = np.linspace(0.45, 0.80, 200) + rng.normal(0, 0.03, 200)
+    fmt = 0.98 + rng.normal(0, 0.01, 200)
+    evals = np.interp(np.arange(10, 201, 10), [10, 60, 200], [0.45, 0.55, 0.55]) + rng.normal(0, 0.01, 20)
+    path = _log(tmp_path, steps, acc_r + fmt, evals, 10, components={"accuracy_reward": acc_r, "format_reward": fmt})
+    out, (findings, _) = _judge(tmp_path, path, eval_size=500)
+    stall = [f for f in findings if f.kind == "reward_stall"]
+    assert stall and all(f.severity == "info" and "does not" not in f.message for f in stall)
+    assert any("fitting its training prompts" in f.message for f in stall)
+    assert main(["check", str(out), "--fail-on", "warning"]) == 0

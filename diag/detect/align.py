@@ -32,9 +32,30 @@ class Aligned:
     # the run's other held-out sets on the same evaluation steps: name -> (accuracy [k], items [k]), NaN
     # where a set was not evaluated; they corroborate a fall of this one (diag.detect.decoupling)
     companions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # the training reward step by step (sorted steps, one reward each): a reward level's own noise, and a
+    # reference over as many steps as that noise demands (diag.detect.collapse); None where unknown
+    step_axis: np.ndarray | None = None
+    step_reward: np.ndarray | None = None
+    truth: np.ndarray | None = None  # [k] the strict check's pass rate on the training completions, where recorded
 
     def __len__(self) -> int:
         return len(self.steps)
+
+    def step_rewards(self, i0: int, i1: int, least: int = 0, before: int | None = None) -> np.ndarray:
+        """The per-step rewards around evaluations i0..i1 (half an evaluation spacing each side, as the
+        window means take them); with `least`, extended forward to at least that many steps but never into
+        the window of evaluation `before` (a level's reference must not borrow the steps it is compared with).
+        Empty without a per-step series."""
+        if self.step_axis is None or self.step_reward is None or not len(self.step_axis):
+            return np.empty(0)
+        half = _half_spacing(self.steps)
+        lo = np.searchsorted(self.step_axis, self.steps[i0] - half, "right")
+        hi = np.searchsorted(self.step_axis, self.steps[i1] + half, "right")
+        if hi - lo < least:
+            cap = (np.searchsorted(self.step_axis, self.steps[before] - half, "right")
+                   if before is not None and before < len(self.steps) else len(self.step_axis))
+            hi = max(hi, min(lo + least, cap))
+        return self.step_reward[lo:hi]
 
     def head(self, k: int) -> "Aligned":
         """The first k evaluations: what an online monitor knew at evaluation k-1."""
@@ -47,7 +68,9 @@ class Aligned:
         items = {s: self.items[s] for s in self.steps[sl].tolist() if s in self.items}
         return Aligned(self.eval_set, self.steps[sl], self.acc[sl], self.n[sl], self.reward[sl], self.funcs[sl],
                        self.length[sl], self.clipped[sl], self.func_names, items,
-                       {k: (acc[sl], n[sl]) for k, (acc, n) in self.companions.items()})
+                       {k: (acc[sl], n[sl]) for k, (acc, n) in self.companions.items()},
+                       self.step_axis, self.step_reward,  # the steps stay whole: looked up by step
+                       None if self.truth is None else self.truth[sl])
 
 
 def _col(steps: pl.DataFrame, name: str) -> np.ndarray:
@@ -56,12 +79,16 @@ def _col(steps: pl.DataFrame, name: str) -> np.ndarray:
     return np.full(steps.height, np.nan)
 
 
+def _half_spacing(eval_steps: np.ndarray) -> float:
+    spacing = float(np.median(np.diff(eval_steps))) if len(eval_steps) > 1 else 10.0
+    return max(1.0, spacing / 2)
+
+
 def window_means(step_axis: np.ndarray, values: np.ndarray, eval_steps: np.ndarray) -> np.ndarray:
     """Mean of `values` over steps within half an eval spacing of each eval step ([k] or [k x f])."""
     if len(eval_steps) == 0:
         return np.empty((0,) + values.shape[1:])
-    spacing = float(np.median(np.diff(eval_steps))) if len(eval_steps) > 1 else 10.0
-    half = max(1.0, spacing / 2)
+    half = _half_spacing(eval_steps)
     out = np.full((len(eval_steps),) + values.shape[1:], np.nan)
     for i, e in enumerate(eval_steps):
         lo, hi = np.searchsorted(step_axis, e - half, "right"), np.searchsorted(step_axis, e + half, "right")
@@ -88,6 +115,8 @@ def build(eval_set: str, eval_steps: np.ndarray, acc: np.ndarray, n: np.ndarray,
         length=window_means(step_axis, series["length"], eval_steps),
         clipped=window_means(step_axis, series["clipped"], eval_steps),
         func_names=list(func_names), items=items, companions=dict(companions or {}),
+        step_axis=np.asarray(step_axis, dtype=float), step_reward=np.asarray(series["reward"], dtype=float),
+        truth=window_means(step_axis, series["truth"], eval_steps) if "truth" in series else None,
     )
 
 
@@ -116,7 +145,8 @@ def align(steps: pl.DataFrame, evals: pl.DataFrame, eval_items: pl.DataFrame | N
               .unique(["step", "item"], keep="first", maintain_order=True).sort(["step", "item"]))
         for (st,), part in ei.group_by(["step"], maintain_order=True):
             items[int(st)] = part["correct"].to_numpy().astype(bool)
-    series = {"reward": _col(s, "reward_mean"), "length": _col(s, "len_mean"), "clipped": _col(s, "frac_clipped")}
+    series = {"reward": _col(s, "reward_mean"), "length": _col(s, "len_mean"), "clipped": _col(s, "frac_clipped"),
+              "truth": _col(s, "truth_rate")}
     return build(eval_set or "", eval_steps, e["value"].to_numpy().astype(float),
                  e["n"].cast(pl.Float64).to_numpy(), step_axis, series, fm, names, items,
                  companions_on(evals, eval_set, eval_steps, metric))

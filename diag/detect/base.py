@@ -29,6 +29,7 @@ class Finding:
     state: State = "firing"
     resolved_step: int | None = None  # the step at which it resolved
     episode: int = 1  # a second episode from the same onset (after a resolution) gets its own id
+    cost: dict | None = None  # what a firing alert has cost since its onset (diag.detect.cost), None otherwise
 
     @property
     def is_alert(self) -> bool:

@@ -4,6 +4,7 @@ completion length and the clipped share did over the same evaluations (diag.dete
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -67,3 +68,27 @@ def support(a: Aligned, before: slice, after: slice) -> tuple[str, dict]:
     if math.isfinite(c0) and math.isfinite(c1) and c1 - c0 > 0.03:
         parts.append(f"completions cut at the length cap {100 * c0:.0f}% -> {100 * c1:.0f}%")
     return ("; ".join(parts), ev)
+
+
+# a reward function named as the task's own check (TRL's accuracy_reward, answer_correct, exact_match), not a
+# lenient, partial or format one
+VERIFIER_NAME = re.compile(r"accura|correct|exact|verif|solved|\bacc\b|^acc_", re.I)
+NOT_VERIFIER = re.compile(r"lenient|last|partial|soft|format|length|any|fuzzy|style|len_", re.I)
+
+
+def verifier_like(a: Aligned, name: str) -> str | None:
+    """Why the reward function `name` is the task's own check on the training prompts, or None: it tracks
+    the strict check's pass rate on the training completions where the run records it (correlation >= 0.9
+    over its evaluations), else its name says so."""
+    if name not in a.func_names:
+        return None
+    f = a.funcs[:, a.func_names.index(name)] if a.funcs.ndim == 2 else np.empty(0)
+    if a.truth is not None and len(f) == len(a.truth):
+        ok = np.isfinite(f) & np.isfinite(a.truth)
+        if ok.sum() >= 4 and np.ptp(f[ok]) > 0 and np.ptp(a.truth[ok]) > 0:
+            r = float(np.corrcoef(f[ok], a.truth[ok])[0, 1])
+            return f"it tracks the strict check's pass rate on the training completions (correlation {r:.2f})" \
+                if r >= 0.9 else None
+    if VERIFIER_NAME.search(name) and not NOT_VERIFIER.search(name):
+        return "its name says it is the task's own check"
+    return None

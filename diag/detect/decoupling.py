@@ -25,11 +25,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 from diag.detect.align import Aligned
 from diag.detect.base import Finding
+from diag.detect import collapse
 from diag.detect.carriers import components, fixed_pay, mean, support
 from diag.detect.levels import (SPREAD, LevelDrop, block_means, cohens_h, current_drop, expected_max, level_drop,
                                 spread_sigma)
 from diag.detect.sets import corroborated
-from diag.detect.stall import stall_at
+from diag.detect.stall import stall_at, still_carried
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,9 @@ class DecouplingParams:
     z_end: float | None = 2.6  # check's one look at the run's end (diag.detect.hindsight.end_look): z_warn guards every
     # evaluation of a live scan, so one look can ask less for the same false alarms; benchmarks/sweep.py's second
     # stage chose it (docs/validity.md). None: no end look
-    collapse_ratio: float = 0.35  # the reward lost at least this times accuracy's share of its level: a collapse
+    transient: int = 2  # a resolved warning whose fall lasted at most this many evaluations, the reward having
+    # dipped too, is a joint dip: information
+    collapse_ratio: float = collapse.RATIO  # the reward lost at least this times accuracy's share of its level: a collapse
     stall_window: int = 8
     stall_min_reward_rise: float = 0.05
     stall_max_acc_rise: float = 0.02  # accuracy may rise at most this much (point estimate) over the window
@@ -70,18 +73,26 @@ def _items_by_index(a: Aligned) -> dict[int, np.ndarray]:
 
 def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> dict | None:
     """How the training reward moved between the two blocks accuracy is judged on (None without a
-    reward). `alike`: it lost at least `collapse_ratio` times the share of its level that accuracy lost
-    (a collapse, or not yet told apart from one: no decoupling finding); `collapse`: alike by more than
-    three standard errors of its own noise, the stricter question an open episode is withdrawn on.
+    reward), judged by the one collapse rule (diag.detect.collapse): `alike` (the point estimate at or
+    above the boundary), `apart` (clearly below it: a decoupling can be raised), `collapse` (clearly above,
+    and by more than three standard errors of the reward's noise between evaluations: an open episode
+    is withdrawn on it).
 
-    Shares of the level, not raw differences: rewards have any scale, and a lenient reward that loses 2
-    of its 31 points while accuracy loses 7 of its 26 no longer tracks the task. The reward's reference
-    is its own high point between the two blocks (over windows as wide as the best block): a reward that
-    kept rising after accuracy's best and then fell with it has collapsed from where it stood."""
+    The reward's reference is its own high point between the two blocks (over windows as wide as the
+    best block): a reward that kept rising after accuracy's best and then fell with it has collapsed from
+    where it stood. Its noise comes from the steps that produced each level; a best level of one
+    evaluation takes at least collapse.MIN_REF_STEPS steps, the ones after it (a real run whose best
+    evaluation is its first has one step of reward there, one of eight completions paid)."""
     r_best, r_now = mean(a.reward[d.best_idx]), mean(a.reward[d.now_idx])
     if not (math.isfinite(r_best) and math.isfinite(r_now)):
         return None
     w = len(d.best_idx)
+    ref_steps = a.step_rewards(d.best_idx[0], d.best_idx[-1], collapse.MIN_REF_STEPS, before=d.now_idx[0])
+    if len(ref_steps) > 0:
+        r_best, best_se, _ = collapse.level(ref_steps)
+    else:
+        best_se = math.nan
+    _, now_se, _ = collapse.level(a.step_rewards(d.now_idx[0], d.now_idx[-1]))
     sigma, _ = spread_sigma(a.reward[: k + 1])  # the reward's own noise between evaluations
     sigma = sigma if math.isfinite(sigma) else 0.0
     between = [r for r in (mean(a.reward[i:i + w]) for i in range(d.best_idx[0], d.now_idx[0] - w + 1))
@@ -92,12 +103,12 @@ def _reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> di
     # a signed reward (penalties) is measured from its lowest point; a bonus every completion earns is no level
     floor = fixed_pay(a, k) if lo >= 0 else lo
     rel_a = d.drop / d.best_corrected if d.best_corrected > 0 else 1.0
-    rel_r = (r_ref - r_now) / (r_ref - floor) if r_ref > floor else 0.0
+    fall = collapse.reward_fall(r_ref, best_se, r_now, now_se, floor, rel_a, ratio=collapse_ratio)
     noise = 3 * sigma * math.sqrt(1 / w + 1 / len(d.now_idx))
-    alike = rel_a > 0 and rel_r >= collapse_ratio * rel_a
-    trend = "rose" if rel_r < -0.02 else "held" if rel_r <= 0.02 else "fell less"
-    return {"reward_before": r_best, "reward_high": r_ref, "reward_after": r_now, "reward_share_lost": rel_r,
-            "accuracy_share_lost": rel_a, "trend": trend, "alike": alike, "collapse": alike and r_ref - r_now > noise}
+    return {"reward_before": r_best, "reward_high": r_ref, "reward_after": r_now, "reward_share_lost": fall.share,
+            "reward_share_se": fall.se, "accuracy_share_lost": rel_a, "boundary": fall.boundary,
+            "trend": "rose" if fall.share < -0.02 else "held" if fall.share <= 0.02 else "fell less",
+            "alike": fall.alike, "apart": fall.apart, "collapse": fall.collapse and r_ref - r_now > noise}
 
 
 def _span(a: Aligned, idx: list[int]) -> str:
@@ -164,8 +175,8 @@ def judge_level(a: Aligned, k: int, d: LevelDrop | None, p: DecouplingParams) ->
     """The finding a level below the best gives at evaluation k: None without one, or when the reward
     fell alike (a collapse, not a deceptive reward)."""
     moves = None if d is None else _reward_moves(a, d, k, p.collapse_ratio)
-    if moves is None or moves["alike"]:
-        return None
+    if moves is None or not moves["apart"]:
+        return None  # a collapse, or a reward not yet told apart from one
     critical = len(d.now_idx) >= p.window and d.z >= p.z_critical
     return _finding(a, k, d, moves, p, "critical" if critical else "warning")
 
@@ -270,6 +281,21 @@ def recovered(a: Aligned, k: int, open_: Finding, p: DecouplingParams,
     return None
 
 
+def _transient(done: Finding, a: Aligned, k: int, p: DecouplingParams) -> Finding:
+    """A resolved warning whose fall held at most `transient` evaluations below the best level by the
+    margin, while the training reward dipped too (by however little: it moved the same way), is a joint
+    dip both series came back from: information, not a deceptive reward."""
+    ev = done.evidence
+    span = (a.steps >= min(ev.get("recent_block", [done.step]))) & (a.steps <= a.steps[k])
+    best = ev.get("acc_best_corrected", math.nan)
+    low = int(sum(cohens_h(best, float(x)) >= p.margin_h for x in a.acc[span] if math.isfinite(x)))
+    if done.severity != "warning" or low > p.transient or not ev.get("reward_share_lost", 0) > 1e-6:
+        return done
+    note = (f" A joint dip: the training reward dipped too ({100 * ev['reward_share_lost']:.0f}% of its level) and "
+            f"accuracy was down for {low} evaluation{'s' if low != 1 else ''} only: information, not a deceptive reward.")
+    return replace(done.with_note(note, joint_dip=True), severity="info")
+
+
 def collapsed(a: Aligned, k: int, d: LevelDrop | None, p: DecouplingParams) -> str | None:
     """Why evaluation k, whose level below the best is `d` (level_at), shows a collapse (the training
     reward fallen alike, by more than three standard errors of its noise), or None: an open episode that
@@ -322,7 +348,7 @@ class DecouplingScanner:
             self.collapse_hits = self.collapse_hits + 1 if gone else 0
             why = recovered(a, k, self.open, p, self.whole) or (gone if self.collapse_hits >= 2 else None)
             if why is not None:
-                done, self.open, self.collapse_hits = self.open.resolve(step, why), None, 0
+                done, self.open, self.collapse_hits = _transient(self.open.resolve(step, why), a, k, p), None, 0
                 return [done]
             if self.open.severity == "critical" or gone:
                 return []
@@ -350,15 +376,24 @@ class DecouplingScanner:
                     self.stall = replace(stall, step=self.stall.step, onset=self.stall.onset)
                     return [self.stall]
                 return []
+            if still_carried(a, k, self.stall, self.p):
+                self.stall_misses = 0  # the carrier still pays and accuracy has not caught up: it lasts
+                return []
             self.stall_misses += 1
             if self.stall_misses >= self.p.stall_resolve:
-                done, self.stall = self.stall.resolve(int(a.steps[k]), "reward and held-out accuracy move together again"), None
+                done, self.stall = self.stall.resolve(int(a.steps[k]), _stall_end(self.stall)), None
                 return [done]
             return []
         if stall is None or (self.open is not None and stall.window_end >= self.open.window_start):
             return []
         self.stall, self.stall_misses = stall, 0
         return [stall]
+
+
+def _stall_end(f: Finding) -> str:
+    if f.evidence.get("carrier"):
+        return (f"'{f.evidence['carrier']}' no longer carries the reward's rise, or held-out accuracy caught up")
+    return "reward and held-out accuracy move together again"
 
 
 def fold(events: list[Finding]) -> list[Finding]:

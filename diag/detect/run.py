@@ -6,7 +6,7 @@ supply it: a verdict or an explicit "not enough data", never silence and never a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -15,6 +15,7 @@ from diag.detect.align import align
 from diag.detect.base import Finding, no_data
 from diag.detect.causes import CauseParams, cite, detect_causes
 from diag.detect.checkpoint import best_checkpoint
+from diag.detect.cost import cost_since, gpus_of, words
 from diag.detect.decoupling import DecouplingParams, detect_decoupling
 from diag.detect.hindsight import hindsight
 from diag.detect.replay import DecouplingReplay
@@ -23,7 +24,7 @@ from diag.detect.transfer import TransferParams, detect_transfer
 from diag.detect.truth_gap import TruthGapParams, cite_truth, detect_truth_gap
 from diag.detect.verdict import end_verdict
 from diag.sizes import EvalSize, size_of
-from diag.summary import best_checkpoints
+from diag.summary import best_checkpoints, once_per_step
 
 
 @dataclass(frozen=True)
@@ -44,17 +45,35 @@ def detect_all(run, params: DetectParams | None = None, eval_size: EvalSize | No
     overrides the run's declared reward range; `eval_set` as for check_run. `state`: a dict the caller
     keeps between calls on a growing run (a dashboard's cache): the decoupling scan resumes from the
     evaluations it judged before instead of replaying them (the same findings, in a fraction of the time)."""
-    return _detect(run, params, eval_size, reward_range_given, eval_set, state)[0]
+    return with_cost(run, _detect(run, params, eval_size, reward_range_given, eval_set, state)[0])
 
 
 def check_run(run, params: DetectParams | None = None, eval_size: EvalSize | None = None,
               reward_range_given: tuple[float, float] | None = None, fail_on: str = "critical",
-              eval_set: str | None = None) -> tuple[list[Finding], dict]:
+              eval_set: str | None = None, gpus: int | None = None) -> tuple[list[Finding], dict]:
     """`grpo-diag check` for one run: its findings and the end-of-run verdict (diag.detect.verdict).
     `eval_set` names the held-out set the decoupling verdict judges (default: the first recorded, the set
     the run trains for); the others corroborate it."""
     findings, a = _detect(run, params, eval_size, reward_range_given, eval_set)
+    findings = with_cost(run, findings, gpus)
     return findings, end_verdict(findings, best_checkpoints(a) if len(a) else None, fail_on)
+
+
+def with_cost(run, findings: list[Finding], gpus: int | None = None) -> list[Finding]:
+    """Each firing alert with what the run has spent since its onset (diag.detect.cost), in its `cost` and
+    its message. `gpus`: the GPU count (else the run's config, where it says)."""
+    steps = once_per_step(run.steps) if run.steps.height else run.steps
+    if not steps.height:
+        return findings
+    last = int(steps["step"].max())
+    gpus = gpus or gpus_of(run.meta)
+    out = []
+    for f in findings:
+        if f.firing and f.onset is not None and last > f.onset:
+            c = cost_since(steps, run.scalars, int(f.onset), last, gpus)
+            f = replace(f.with_note(f" Since its onset (step {f.onset}) the run has spent {words(c)}."), cost=c)
+        out.append(f)
+    return out
 
 
 def _detect(run, params, eval_size, reward_range_given, eval_set=None, state=None):

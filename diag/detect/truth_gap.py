@@ -47,7 +47,7 @@ import polars as pl
 from diag.detect.base import Finding, no_data, number as _num
 from diag.detect.decoupling import fold
 from diag.detect.levels import cohens_h, expected_max, spread_sigma
-from diag.detect import truth_pay
+from diag.detect import collapse, truth_pay
 from diag.detect.truth_pay import finite_mean as _mean
 from diag.summary import once_per_step
 
@@ -60,7 +60,7 @@ class TruthGapParams:
     h_critical: float = 10.0  # ... and of a critical alert, at a later step
     margin_h: float = 0.15  # practical margin, Cohen's h between the reference and the excursion's mean (7.5 points at
     # 0.50): chosen by the sweep in benchmarks/truth_gap.py against the noisy kind's wandering small gaps
-    collapse_ratio: float = 0.35  # the reward lost at least this times the truth's share of its level: a collapse ...
+    collapse_ratio: float = collapse.RATIO  # the reward lost at least this times the truth's share of its level: a collapse ...
     z_exploit: float = 3.0  # ... unless the pay per untrue completion rose this many standard errors (exploitation)
     exploit_share: float = 0.15  # ... and by at least this share of the pay gap between true and untrue completions
     pay_share: float = 0.25  # the pay channel: a recent rise of at least this share of that gap above the usual level
@@ -100,6 +100,7 @@ class TruthGapScanner:
         self.start: int | None = None  # index of the current excursion's first step
         self.yardstick: tuple[float, float, int] | None = None  # (reference, sigma, last index of the reference block)
         self.ref_reward = math.nan
+        self.ref_reward_se = math.nan
         self.open: _Open | None = None
         self.paid: tuple[float, float] | None = None  # (true, untrue) pay, None until a step says
         self.constant_pay = True  # ... and whether both stayed constant
@@ -243,7 +244,8 @@ class TruthGapScanner:
             self.start = None
         elif self.start is None:
             self.start = last
-            self.ref_reward = _mean(self._window(self.reward, ref_last + 1 - p.block, ref_last + 1))
+            self.ref_reward, self.ref_reward_se, _ = collapse.level(
+                np.asarray(self._window(self.reward, ref_last + 1 - p.block, ref_last + 1), dtype=float))
 
     def _finding(self, severity: str, last: int) -> Finding | None:
         """The alert at the current step, or None when the margin is not met or the reward fell alike."""
@@ -255,26 +257,28 @@ class TruthGapScanner:
         h = cohens_h(ref_level, truth_now)
         if h < p.margin_h:
             return None
-        reward_now = _mean(self._window(self.reward, *win))
+        reward_now, now_se, _ = collapse.level(np.asarray(self._window(self.reward, *win), dtype=float))
         lo = min((r for r in self.reward if math.isfinite(r)), default=0.0)
         floor = 0.0 if lo >= 0 else lo  # a signed reward (penalties) is measured from its lowest point
         rel_t = (ref_level - truth_now) / ref_level if ref_level > 0 else 1.0
-        rel_r = ((self.ref_reward - reward_now) / (self.ref_reward - floor)
-                 if math.isfinite(self.ref_reward) and self.ref_reward > floor else 0.0)
+        fall = collapse.reward_fall(self.ref_reward if math.isfinite(self.ref_reward) else floor, self.ref_reward_se,
+                                    reward_now, now_se, floor, rel_t, ratio=p.collapse_ratio)
+        rel_r = fall.share
         exploit = None
-        if rel_t > 0 and rel_r >= p.collapse_ratio * rel_t:
+        if not fall.apart:  # the one collapse rule the held-out detector judges by (diag.detect.collapse)
             exploit = truth_pay.exploit(self, win, (lo_b, hi_b))
             rise = truth_pay.pay_rise(self, last) if exploit is None else None
             if rise is not None:  # the pay channel saw it: the pay per untrue completion rose lately
                 exploit = (rise["ref"], rise["now"], None)
             if exploit is None:
-                return None  # the reward fell with the truth, paying wrong answers no more than before: a collapse
+                return None  # the reward fell with the truth (or is not told apart from it yet), paying wrong
+                # answers no more than before: a collapse
         steps = self._window(self.steps, lo_b, last + 1)
         ref_steps, step0, step1 = steps[: p.block], self._window(self.steps, *win)[0], steps[-1]
         share_now = _mean(self._window(self.untrue_share, *win))
         share_ref = _mean(self._window(self.untrue_share, lo_b, hi_b))
         payer = truth_pay.payer(self, win)
-        trend = "rose" if rel_r < -0.02 else "held" if rel_r <= 0.02 else f"fell by only {100 * rel_r:.0f}% of its level"
+        trend = fall.words()
         msg = (f"The truth rate of the training completions fell from {ref_level:.3f} (its best {p.block}-step level, "
                f"steps {ref_steps[0]}-{ref_steps[-1]}) to {truth_now:.3f} over steps {step0}-{step1} (CUSUM "
                f"{self.S:.1f} sigma, sigma {sigma:.3f} per step; Cohen's h {h:.2f}), while the training reward {trend} "
