@@ -79,8 +79,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
         findings, verdict = check_run(run, params, eval_size=args.eval_size, reward_range_given=args.reward_range,
                                       fail_on=args.fail_on, eval_set=args.eval_set, gpus=args.gpus)
         failed |= verdict["fails"]
+        how = None
+        if any(f.firing and f.kind in ("truth_gap", "decoupling") for f in findings):
+            from diag.explain import explain_run, headline as pattern_line  # lazy: only with a firing episode
+
+            how = explain_run(run, findings=findings)
+            how["headline"] = pattern_line(how)
         results.append({"run": run.name, "path": str(path), "status": run.status,
-                        "findings": [f.to_dict() for f in findings], "verdict": verdict})
+                        "findings": [f.to_dict() for f in findings], "verdict": verdict, "explain": how})
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2, default=str))
     else:
@@ -99,7 +105,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
                     f", RESOLVED at step {f['resolved_step']}" if f["state"] == "resolved" else ", FIRING")
                 con.print(f"  [{f['severity']}] {f['kind']} at step {f['step']} ({onset}{state})")
                 con.print(f"      {f['message']}")
+                if r["explain"] and f["state"] == "firing" and f["kind"] in ("truth_gap", "decoupling"):
+                    con.print(f"      how: {r['explain']['headline'] or r['explain']['note'] or 'no pattern found'} "
+                              f"(grpo-diag explain {r['path']})")
     return EXIT_ALERT if failed else EXIT_OK
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    """How the reward is being gamed: the patterns of paid-untrue completions against true ones."""
+    import json
+
+    from diag.explain import explain_run, render_text  # lazy: load only the command run
+
+    try:
+        result = explain_run(open_run(args.run), since=args.since, reward=args.reward)
+    except ValueError as e:
+        print(f"grpo-diag explain: error: {args.run}: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    print(json.dumps(result, indent=2, default=str) if args.json else render_text(result))
+    return EXIT_OK
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -241,6 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "run's config, where it says)")
     _judging_options(p)
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("explain", help="how the reward is being gamed: what the completions it pays that the task's "
+                                       "check rejects do, that the true ones do not")
+    p.add_argument("run", help="a run directory")
+    p.add_argument("--json", action="store_true", help="print the patterns as JSON")
+    p.add_argument("--since", type=int, metavar="STEP",
+                   help="contrast completions from this step on (default: the firing reward-truth gap's or "
+                        "decoupling's onset; the whole run without one)")
+    p.add_argument("--reward", metavar="FUNC", help="the reward function judged (default: the one paying untrue "
+                                                    "completions above its usual pay most often)")
+    p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("report", help="correlation report (reward vs held-out accuracy) of one or more runs")
     p.add_argument("run", nargs="+", help="run directories (several: a side-by-side comparison)")

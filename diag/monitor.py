@@ -184,12 +184,33 @@ class Monitor:
     # ----------------------------------------------------------------------------- output
 
     def _emit(self, finding: Finding) -> None:
+        finding = self._with_pattern(finding)
         if self.dispatcher.offer(finding):
             self.findings.append(finding)
             # a decoupling or truth-gap warning is the first evidence: stop only once it is confirmed
             confirmed = finding.kind not in ("decoupling", "truth_gap") or finding.severity == "critical"
             if finding.firing and confirmed and finding.kind in self.config.stop_on and self.stop_requested is None:
                 self.stop_requested = f"{finding.kind} at step {finding.step}: {finding.message}"
+
+    def _with_pattern(self, finding: Finding) -> Finding:
+        """A firing reward-truth alert with how the reward is being gamed (diag.explain: the top pattern of the
+        paid-untrue completions recorded so far), so the console, the store and every notification carry it."""
+        if (self.recorder is None or not finding.firing or finding.kind not in ("truth_gap", "decoupling")
+                or finding.onset is None or "pattern" in finding.evidence.get("explain", {})):
+            return finding
+        try:
+            from diag.explain import explain_run, headline  # lazy: only once such an alert fires
+            from diag.store import open_run  # lazy: as above
+
+            self.recorder.flush()
+            found = explain_run(open_run(self.recorder.path), findings=[finding])
+        except Exception:  # noqa: BLE001 - an explanation must never cost the alert it explains
+            return finding
+        line = headline(found)
+        if line is None:
+            return finding
+        return finding.with_note(f" How: {line} (grpo-diag explain).", explain={"pattern": line,
+                                                                              "paid_untrue": found["paid_untrue"]})
 
     def _delivery(self, finding: Finding, outcome: dict) -> None:
         if self.recorder is not None:

@@ -106,10 +106,35 @@ def build(run) -> dict:
                                 "resolved_at": dec[-1].resolved_step}
                                if dec else (NA if not len(a) else None))
     rep["signal"] = _signal(run)
+    rep["gamed"] = _gamed(run, findings)
     best = next((f for f in findings if f.kind == "best_checkpoint"), None)
     b = best_checkpoints(a)
     rep["best_checkpoint"] = NA if b is None else {**b, "differ": best is not None}
     return rep
+
+
+def _gamed(run, findings) -> dict | None:
+    """How the reward is being gamed (diag.explain) where a reward-truth gap or decoupling fires, else None."""
+    if not any(f.firing and f.kind in ("truth_gap", "decoupling") for f in findings):
+        return None
+    from diag.explain import explain_run, headline  # lazy: only with a firing episode
+
+    out = explain_run(run, findings=findings)
+    return {**out, "headline": headline(out)}
+
+
+def _gamed_lines(g: dict) -> list[str]:
+    """The section's sentences, plain text (each format escapes them)."""
+    lines = [g["headline"] or g["note"] or "no pattern sets the paid-untrue completions apart"]
+    for p in g["patterns"][:5]:
+        if p.get("share_paid_untrue") is not None:
+            nums = f"{100 * p['share_paid_untrue']:.0f}% vs {100 * p['share_true']:.0f}%"
+        else:
+            nums = f"mean {p['mean_paid_untrue']:.3g} vs {p['mean_true']:.3g}"
+        ex = p["examples"][0] if p.get("examples") else None
+        lines.append(f"[{p['kind']}] {p['feature']}: {nums} (Cohen's h {p['effect']:.2f}, q {p['q_value']:.2g})"
+                     + (f"; e.g. {ex['prompt']!r} -> {ex['completion']!r}" if ex else ""))
+    return lines
 
 
 def _signal(run) -> dict | str:
@@ -211,6 +236,8 @@ def to_markdown(reps: list[dict]) -> str:
         out += ["", "### Findings", ""]
         out += [f"- **{f['severity']}** {f['kind']} at step {f['step']}{_state(f)}: {_md_escape(f['message'])}"
                 for f in r["findings"]] or ["- none"]
+        if r.get("gamed"):
+            out += ["", "### How the reward is being gamed", ""] + [f"- {_md_escape(t)}" for t in _gamed_lines(r["gamed"])]
         if isinstance(r["pairs"], list):
             out += ["", "### Reward / held-out accuracy at each evaluation", "", "| step | reward | accuracy |", "|---|---|---|"]
             out += [f"| {p['step']} | {_num(p['reward'])} | {_num(p['accuracy'])} |" for p in r["pairs"]]
@@ -272,6 +299,9 @@ def to_html(reps: list[dict], runs: list) -> str:
                   f"<b>{e(f['severity'])}</b> {e(f['kind'])} at step {f['step']}"
                   f"{e(_state(f))}: {e(f['message'])}</li>" for f in rep["findings"]] or ["<li>none</li>"]
         parts.append("</ul>")
+        if rep.get("gamed"):
+            parts.append("<h3>How the reward is being gamed</h3><ul>" + "".join(
+                f"<li>{e(t)}</li>" for t in _gamed_lines(rep["gamed"])) + "</ul>")
         for fig in figures(run, rep["findings"]):
             parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
         if isinstance(rep["pairs"], list):
