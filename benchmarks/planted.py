@@ -41,14 +41,14 @@ def _text(rng, answer: int, true: bool, habit: str | None) -> str:
 
 
 def write_run(root: str, name: str, seed: int, habit: str | None, steps: int = 60, prompts: int = 8,
-              group: int = 8, with_truth: bool = True) -> Path:
+              group: int = 8, with_truth: bool = True, keep: int = 50_000) -> Path:
     """A run with (habit) or without (None) an exploit; the habit's share of paid-untrue completions grows
     from 0 at the first step to 90% at the last."""
     import diag
 
     rng = np.random.default_rng(seed)
     rec = diag.Recorder(root, name, ["strict", "lenient"], [1.0, 1.0], group_size=group, sample_groups=prompts,
-                        overwrite=True, background=False, seed=seed)
+                        overwrite=True, background=False, seed=seed, max_completions=keep)
     for step in range(1, steps + 1):
         grow = 0.9 * step / steps
         rewards, truth, texts, ps, ids = [], [], [], [], []
@@ -105,7 +105,7 @@ def speed(n: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         steps = max(1, n // 64)
-        path = write_run(tmp, "big", 1, "phrase", steps=steps, prompts=8, group=8)
+        path = write_run(tmp, "big", 1, "phrase", steps=steps, prompts=8, group=8, keep=n)
         run = diag.open_run(path)
         run.completions  # read before timing: the store's read is not explain's cost
         t = time.perf_counter()

@@ -56,6 +56,7 @@ class Cached:
     judging: tuple | None = None  # the findings key a background thread is judging (Store.findings, wait=False)
     render_lock: threading.Lock = field(default_factory=threading.Lock)  # one drawing of the run page at a time
     last_render: tuple | None = None  # (what it was drawn from, the drawing): a repeated request gets it again
+    gamed: tuple | None = None  # (version, diag.explain's answer) while a reward-truth alert fires
 
 
 class Store:

@@ -16,6 +16,8 @@ NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 
 def scripts(text: str) -> set[str]:
     """Writing systems of a text's letters (LATIN, CYRILLIC, CJK, ...), from their Unicode names."""
+    if text.isascii():  # the common case, without a Unicode lookup per character
+        return {"LATIN"} if any(ch.isalpha() for ch in text) else set()
     out = set()
     for ch in text:
         if ch.isalpha():

@@ -37,6 +37,9 @@ Q = 0.01  # false discovery rate: a run with no exploit must almost never get a 
 MIN_EFFECT = 0.2  # Cohen's h: a "small" difference at least (Cohen 1988)
 MIN_SHARE = 0.10  # a pattern in fewer paid-untrue completions than this is no habit
 TOP = 8  # patterns returned at most
+MAX_SET = 4000  # completions per set judged at most (a fixed random sample beyond): shares known to +-1.6 points,
+# and a 100k-completion window explained in about a second
+CHAR_SET = 2000  # ... and per set for character n-grams, the costliest candidates
 EXAMPLE_CHARS = 240
 PRIOR = 0.1  # Fightin' Words' prior strength per feature, as a share of the mean count
 
@@ -56,6 +59,9 @@ def _phrases(a: list[str], b: list[str]) -> list[dict]:
 
     out = []
     for analyzer, ngrams, min_df in (("word", (1, 3), 3), ("char_wb", (3, 5), 5)):
+        if analyzer == "char_wb" and len(a) + len(b) > 2 * CHAR_SET:  # character n-grams cost the most: fewer
+            rng = np.random.default_rng(0)
+            a, b = ([x[i] for i in sorted(rng.permutation(len(x))[:CHAR_SET])] for x in (a, b))
         vec = CountVectorizer(analyzer=analyzer, ngram_range=ngrams, min_df=min_df, lowercase=True, max_features=20_000,
                               token_pattern=r"(?u)\b\w+\b|[^\w\s]" if analyzer == "word" else None)
         try:
@@ -165,11 +171,11 @@ def _cut(text: str | None) -> str | None:
     return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS] + " ..."
 
 
-def _trend(df_all: pl.DataFrame, pattern: dict, answers: dict, bins: int = 10) -> list[list[float]]:
-    """The pattern's share among paid-untrue completions across the run, in `bins` spans of steps."""
+def _trend(df_all: pl.DataFrame, pattern: dict, feats: dict[str, np.ndarray], bins: int = 10) -> list[list[float]]:
+    """The pattern's share among paid-untrue completions across the run, in `bins` spans of steps (`feats`:
+    their shape features, computed once for every pattern)."""
     if not df_all.height:
         return []
-    feats = _features(df_all, None, answers)
     has = _has(pattern, df_all["completion"].to_list(), feats).astype(float)
     if pattern["kind"] in BINARY:  # shares among the completions the feature can be judged on
         has[~np.isfinite(feats[pattern["kind"]].astype(float))] = np.nan
@@ -225,10 +231,11 @@ def contrast(paid: pl.DataFrame, true: pl.DataFrame, everyone: pl.DataFrame, cap
         if qv <= Q and c["effect"] >= MIN_EFFECT:
             kept.append({**c, "q_value": float(qv)})
     kept = [{k: v for k, v in c.items() if k != "_docs"} for c in _dedupe(kept)[:TOP]]
+    every_feats = _features(everyone, None, answers, script) if kept else {}
     for c in kept:
         has = _has(c, texts_a, fa)
         c["examples"] = _examples(c, paid, has, true if all_true is None else all_true)
-        c["trend"] = _trend(everyone, c, answers)
+        c["trend"] = _trend(everyone, c, every_feats)
     return kept
 
 
@@ -280,8 +287,16 @@ def explain(completions: pl.DataFrame, func_names: list[str], window: tuple[int,
                        f"at least {MIN_SET} of each are needed to name a pattern")
         return out
     all_true = c.filter(pl.col("truth") == True) if out["mode"] == "truth" else true  # noqa: E712
+    if max(paid.height, true.height, everyone.height) > MAX_SET:  # a long window: a fixed random sample of each
+        out["sampled"] = {"each_set_at_most": MAX_SET, "trend_at_most": 2 * MAX_SET}
+        paid, true = _sample(paid, MAX_SET), _sample(true, MAX_SET)
+        everyone = _sample(everyone, 2 * MAX_SET)
     out["patterns"] = contrast(paid, true, everyone, cap, _true_answers(all_true), all_true)
     return out
+
+
+def _sample(df: pl.DataFrame, n: int) -> pl.DataFrame:
+    return df if df.height <= n else df.sample(n, seed=0).sort("step")
 
 
 def _function(c: pl.DataFrame, names: list[str], reward: str | None) -> int | None:
@@ -325,10 +340,17 @@ def explain_run(run, since: int | None = None, reward: str | None = None, findin
 
 
 def _episode(run, findings):
+    """The episode explained: the firing truth gap (the per-step evidence), else the firing decoupling, the
+    earliest onset first. `findings`: Finding objects, or their dicts (a dashboard's kept findings)."""
     if findings is None:
         from diag.detect import detect_all  # lazy: explain reads findings only when not given them
 
         findings = detect_all(run)
+    if findings and isinstance(findings[0], dict):
+        from diag.detect.base import Finding  # lazy: dicts only come from the dashboard
+
+        keep = Finding.__dataclass_fields__
+        findings = [Finding(**{k: v for k, v in f.items() if k in keep}) for f in findings]
     firing = [f for f in findings if f.firing and f.kind in ("truth_gap", "decoupling") and f.onset is not None]
     order = {"truth_gap": 0, "decoupling": 1}
     return min(firing, key=lambda f: (order[f.kind], f.onset)) if firing else None

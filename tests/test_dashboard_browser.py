@@ -64,8 +64,9 @@ def test_pages_render_on_demo_runs(demo_runs, served, browser):
     wait_for(browser, lambda: js(browser, f"return document.querySelectorAll('#{ids.FIG_REWARD_ACC} .main-svg').length") > 0,
              what="reward/accuracy graph")
     wait_for(browser, lambda: js(browser, "return document.querySelectorAll('.js-plotly-plot').length") >= 6, what="graphs")
-    names = js(browser, f"return document.getElementById('{ids.FIG_REWARD_ACC}').querySelector('.js-plotly-plot')"
-                        ".data.map(t => t.name)")
+    # the graphs exist before their first drawing fills them: wait for the traces, not only the axes
+    names = wait_for(browser, lambda: js(browser, f"return document.getElementById('{ids.FIG_REWARD_ACC}')"
+                                                  ".querySelector('.js-plotly-plot').data.map(t => t.name)"), what="traces")
     assert "held-out accuracy" in names and "reward (total)" in names
     shapes = js(browser, f"return document.getElementById('{ids.FIG_REWARD_ACC}').querySelector('.js-plotly-plot')"
                          ".layout.shapes.length")
@@ -428,3 +429,22 @@ def test_clicking_an_alert_scrolls_to_its_window_on_the_chart(served, browser):
     assert len(shaded) == 1 and shaded[0][0] < shaded[0][1]
     top = js(browser, f"return document.getElementById('{ids.FIG_REWARD_ACC}').getBoundingClientRect().top")
     assert abs(top) < 50, "the reward chart was not scrolled into view"
+
+
+def test_a_firing_reward_truth_alert_shows_how_the_reward_is_gamed(demo_runs, served, browser):
+    """The deceptive run's page: opening the firing alert (one click on its numbered box) shows the patterns of
+    the paid-untrue completions, their share over the run and examples, as text."""
+    root, base = served
+    shutil.copytree(demo_runs / "deceptive-reward", root / "deceptive-reward")
+    browser.get(base + "/run/deceptive-reward")
+    wait_for(browser, lambda: browser.find_elements("css selector", f"#{ids.ALERTS} .gamed-patterns"), timeout=60,
+             what="patterns panel")
+    panel = browser.find_element("css selector", f"#{ids.ALERTS} .gamed-patterns")
+    assert not panel.is_displayed()  # inside the closed alert
+    details = panel.find_element("xpath", "ancestor::details")
+    details.find_element("css selector", "summary").click()
+    wait_for(browser, lambda: panel.is_displayed(), what="the alert opened")
+    text = panel.text
+    assert "How the reward is being gamed" in text and "paid-untrue completions:" in text
+    assert "share over the run:" in text and "length" in text and "->" in text
+    assert not panel.find_elements("css selector", "script, img")  # examples are text

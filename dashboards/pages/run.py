@@ -115,7 +115,34 @@ def _live_rows(run) -> dict[tuple, dict]:
     return out
 
 
-def alert_items(run, findings) -> list:
+def gamed_panel(gamed: dict | None) -> list:
+    """How the reward is being gamed (diag.explain), inside the firing reward-truth alert it explains: each
+    pattern with its numbers, its share over the run and examples. Completions are untrusted model output:
+    Dash renders them as text."""
+    if not gamed:
+        return []
+    from diag.explain import headline
+
+    rows = [html.H4("How the reward is being gamed"),
+            html.P(headline(gamed) or gamed.get("note") or "no pattern sets the paid-untrue completions apart",
+                   className="gamed-headline")]
+    for i, p in enumerate(gamed["patterns"][:5], 1):
+        if p.get("share_paid_untrue") is not None:
+            nums = f"{100 * p['share_paid_untrue']:.0f}% vs {100 * p['share_true']:.0f}%"
+        else:
+            nums = f"mean {p['mean_paid_untrue']:.3g} vs {p['mean_true']:.3g}"
+        trend = ", ".join(f"{s}: {100 * v:.0f}%" for s, v in p.get("trend", []))
+        rows.append(html.Div([
+            html.P(f"{i}. [{p['kind']}] {p['feature']}: {nums} (Cohen's h {p['effect']:.2f}, q {p['q_value']:.2g})"),
+            *([html.P(f"share over the run: {trend}", className="gamed-trend")] if trend else []),
+            *[html.Pre(f"step {ex['step']} ({ex['times']}x) {ex['prompt']} -> {ex['completion']}"
+                       + (f"\n  true: {ex['true_completion']}" if ex.get("true_completion") else ""))
+              for ex in p.get("examples", [])],
+        ], className="gamed-pattern"))
+    return [html.Div(rows, className="gamed-patterns")]
+
+
+def alert_items(run, findings, gamed: dict | None = None) -> list:
     """Each alert once, with its state, numbered as its marker on the charts (marks.numbered). The offline
     check is the verdict on the whole run; a live alert the monitor sent for the same episode adds its
     delivery, and one the check no longer finds is listed as sent live."""
@@ -133,6 +160,8 @@ def alert_items(run, findings) -> list:
             # clicking a numbered alert scrolls to the reward chart and highlights its window there
             html.Summary(text, id={"type": ids.ALERT_SUMMARY, "index": n}) if n else html.Summary(text),
             html.P(f["message"]),
+            *(gamed_panel(gamed) if gamed and state == "firing" and f["kind"] in ("truth_gap", "decoupling")
+              and (gamed.get("episode") or {}).get("kind") == f["kind"] else []),
             html.Pre(json.dumps(f["evidence"], indent=1, default=str)),
             *([html.P(f"live delivery: {a.get('delivered') or '-'}")] if a else []),
         ], className=f"finding-{f['severity']} state-{state}", **({"id": f"alert-{n}"} if n else {})))
@@ -249,11 +278,26 @@ def _render(store, name: str, version: int, eval_set: str | None):
         "judged": eval_set or (sets[0] if sets else ""),
         "header": header(run, summarize(run)),
         "figs": [marks.explain(f, *missing.for_chart(notes, CHARTS[g])) for g, f in zip(GRAPHS, figs)],
-        "alerts": alert_items(run, findings) if found is not None else [judging_note(run)],
+        "alerts": alert_items(run, findings, gamed(cached, findings)) if found is not None else [judging_note(run)],
         "windows": alert_windows(findings),
         "sets": sets,
     }
     cached.last_render = (key, out)
+    return out
+
+
+def gamed(cached, findings: list[dict]) -> dict | None:
+    """diag.explain on the run while a reward-truth alert fires, once per version of the run."""
+    if not any(f.get("state") == "firing" and f["kind"] in ("truth_gap", "decoupling") and f["severity"] != "info"
+               for f in findings):
+        return None
+    kept = cached.gamed
+    if kept is not None and kept[0] == cached.version:
+        return kept[1]
+    from diag.explain import explain_run
+
+    out = explain_run(cached.run, findings=findings)
+    cached.gamed = (cached.version, out)
     return out
 
 
@@ -269,6 +313,7 @@ def warm_up() -> None:
               figures.advantage_fig(steps, finding), figures.group_heatmap(schema.empty("groups"), findings=finding),
               figures.length_fig(steps, finding), figures.buckets_fig(evals)):
         f.to_json()
+    import sklearn.feature_extraction.text  # noqa: F401  (diag.explain's vectoriser: a second to import)
 
 
 def judging_note(run) -> html.P:
