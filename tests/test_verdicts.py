@@ -353,3 +353,17 @@ def test_a_stall_carried_by_the_tasks_own_check_is_information(tmp_path, seed):
     assert stall and all(f.severity == "info" and "does not" not in f.message for f in stall)
     assert any("fitting its training prompts" in f.message for f in stall)
     assert main(["check", str(out), "--fail-on", "warning"]) == 0
+
+
+def test_the_real_smollm2_collapse_is_a_signal_gap_not_decoupling():
+    """A real run of the collapse configuration (tests/fixtures/smollm2-collapse): the best level is the first
+    evaluation, where one step's reward is one draw of eight completions. The reward's reference takes the
+    steps after it, with their noise: the reward fell with accuracy, a collapse, and the run's verdict is its
+    signal gap."""
+    from pathlib import Path
+
+    run = diag.open_run(Path(__file__).parent / "fixtures" / "smollm2-collapse" / "run")
+    findings, verdict = check_run(run)
+    assert any(f.kind == "signal_gap" and f.firing for f in findings)
+    assert not [f for f in findings if f.kind == "decoupling" and f.severity in ("warning", "critical")]
+    assert "decoupled" not in verdict["ends"]

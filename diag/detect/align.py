@@ -43,16 +43,16 @@ class Aligned:
 
     def step_rewards(self, i0: int, i1: int, least: int = 0, before: int | None = None) -> np.ndarray:
         """The per-step rewards around evaluations i0..i1 (half an evaluation spacing each side, as the
-        window means take them); with `least`, extended forward to at least that many steps but never into
-        the window of evaluation `before` (a level's reference must not borrow the steps it is compared with).
-        Empty without a per-step series."""
+        window means take them); with `least`, extended forward to at least that many steps but never past
+        evaluation `before`'s step: the steps between a best evaluation and the next are the ones its policy
+        produced (a run's first evaluation has no steps before it). Empty without a per-step series."""
         if self.step_axis is None or self.step_reward is None or not len(self.step_axis):
             return np.empty(0)
         half = _half_spacing(self.steps)
         lo = np.searchsorted(self.step_axis, self.steps[i0] - half, "right")
         hi = np.searchsorted(self.step_axis, self.steps[i1] + half, "right")
         if hi - lo < least:
-            cap = (np.searchsorted(self.step_axis, self.steps[before] - half, "right")
+            cap = (np.searchsorted(self.step_axis, self.steps[before], "right")
                    if before is not None and before < len(self.steps) else len(self.step_axis))
             hi = max(hi, min(lo + least, cap))
         return self.step_reward[lo:hi]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
+from diag import schema
 from diag.detect.align import align
 from diag.detect.base import Finding, no_data
 from diag.detect.causes import CauseParams, cite, detect_causes
@@ -66,11 +67,14 @@ def with_cost(run, findings: list[Finding], gpus: int | None = None) -> list[Fin
     if not steps.height:
         return findings
     last = int(steps["step"].max())
-    gpus = gpus or gpus_of(run.meta)
+    meta = getattr(run, "meta", None) or {}
+    gpus = gpus or gpus_of(meta)
+    scalars = getattr(run, "scalars", None)  # a frame-only run (a benchmark's) may have none
+    scalars = schema.empty("scalars") if scalars is None else scalars
     out = []
     for f in findings:
         if f.firing and f.onset is not None and last > f.onset:
-            c = cost_since(steps, run.scalars, int(f.onset), last, gpus)
+            c = cost_since(steps, scalars, int(f.onset), last, gpus)
             f = replace(f.with_note(f" Since its onset (step {f.onset}) the run has spent {words(c)}."), cost=c)
         out.append(f)
     return out
