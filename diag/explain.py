@@ -379,6 +379,15 @@ def headline(result: dict) -> str | None:
     return text
 
 
+def pattern_line(p: dict) -> str:
+    """One pattern in one line, for the report and the run page: "[kind] feature: 17% vs 0% (Cohen's h, q)"."""
+    if p.get("share_paid_untrue") is not None:
+        nums = f"{100 * p['share_paid_untrue']:.0f}% vs {100 * p['share_true']:.0f}%"
+    else:
+        nums = f"mean {p['mean_paid_untrue']:.3g} vs {p['mean_true']:.3g}"
+    return f"[{p['kind']}] {p['feature']}: {nums} (Cohen's h {p['effect']:.2f}, q {p['q_value']:.2g})"
+
+
 def render_text(result: dict) -> str:
     """explain's console answer: the window, the two sets, each pattern with its numbers and examples."""
     ep = result.get("episode")

@@ -18,6 +18,7 @@ import polars as pl
 from diag import figures as figs
 from diag import marks, missing, phases, stats
 from diag.detect import align, detect_all
+from diag.explain import explain_run, headline, pattern_line
 from diag.summary import best_checkpoints, once_per_step, summarize
 
 NA = "not available"
@@ -117,8 +118,6 @@ def _gamed(run, findings) -> dict | None:
     """How the reward is being gamed (diag.explain) where a reward-truth gap or decoupling fires, else None."""
     if not any(f.firing and f.kind in ("truth_gap", "decoupling") for f in findings):
         return None
-    from diag.explain import explain_run, headline  # lazy: only with a firing episode
-
     out = explain_run(run, findings=findings)
     return {**out, "headline": headline(out)}
 
@@ -127,12 +126,8 @@ def _gamed_lines(g: dict) -> list[str]:
     """The section's sentences, plain text (each format escapes them)."""
     lines = [g["headline"] or g["note"] or "no pattern sets the paid-untrue completions apart"]
     for p in g["patterns"][:5]:
-        if p.get("share_paid_untrue") is not None:
-            nums = f"{100 * p['share_paid_untrue']:.0f}% vs {100 * p['share_true']:.0f}%"
-        else:
-            nums = f"mean {p['mean_paid_untrue']:.3g} vs {p['mean_true']:.3g}"
         ex = p["examples"][0] if p.get("examples") else None
-        lines.append(f"[{p['kind']}] {p['feature']}: {nums} (Cohen's h {p['effect']:.2f}, q {p['q_value']:.2g})"
+        lines.append(pattern_line(p)
                      + (f"; e.g. {ex['prompt']!r} -> {ex['completion']!r}" if ex else ""))
     return lines
 

@@ -122,19 +122,15 @@ def gamed_panel(gamed: dict | None) -> list:
     Dash renders them as text."""
     if not gamed:
         return []
-    from diag.explain import headline
+    from diag.explain import headline, pattern_line
 
     rows = [html.H4("How the reward is being gamed"),
             html.P(headline(gamed) or gamed.get("note") or "no pattern sets the paid-untrue completions apart",
                    className="gamed-headline")]
     for i, p in enumerate(gamed["patterns"][:5], 1):
-        if p.get("share_paid_untrue") is not None:
-            nums = f"{100 * p['share_paid_untrue']:.0f}% vs {100 * p['share_true']:.0f}%"
-        else:
-            nums = f"mean {p['mean_paid_untrue']:.3g} vs {p['mean_true']:.3g}"
         trend = ", ".join(f"{s}: {100 * v:.0f}%" for s, v in p.get("trend", []))
         rows.append(html.Div([
-            html.P(f"{i}. [{p['kind']}] {p['feature']}: {nums} (Cohen's h {p['effect']:.2f}, q {p['q_value']:.2g})"),
+            html.P(f"{i}. {pattern_line(p)}"),
             *([html.P(f"share over the run: {trend}", className="gamed-trend")] if trend else []),
             *[html.Pre(f"step {ex['step']} ({ex['times']}x) {ex['prompt']} -> {ex['completion']}"
                        + (f"\n  true: {ex['true_completion']}" if ex.get("true_completion") else ""))
