@@ -85,20 +85,44 @@ def _half_spacing(eval_steps: np.ndarray) -> float:
 
 
 def window_means(step_axis: np.ndarray, values: np.ndarray, eval_steps: np.ndarray) -> np.ndarray:
-    """Mean of `values` over steps within half an eval spacing of each eval step ([k] or [k x f])."""
+    """Mean of `values` over steps within half an eval spacing of each eval step ([k] or [k x f]), NaN
+    where none is finite. One pass: the windows' bounds by one search each and their sums by
+    np.add.reduceat (each window's own values summed, no running total to lose precision in), so a run
+    with 10,000 evaluations aligns in milliseconds."""
     if len(eval_steps) == 0:
         return np.empty((0,) + values.shape[1:])
     half = _half_spacing(eval_steps)
-    out = np.full((len(eval_steps),) + values.shape[1:], np.nan)
-    for i, e in enumerate(eval_steps):
-        lo, hi = np.searchsorted(step_axis, e - half, "right"), np.searchsorted(step_axis, e + half, "right")
-        if hi > lo:
-            with np.errstate(invalid="ignore"):
-                chunk = values[lo:hi]
-                ok = np.isfinite(chunk)
-                cnt = ok.sum(axis=0)
-                out[i] = np.where(cnt > 0, np.where(ok, chunk, 0).sum(axis=0) / np.maximum(cnt, 1), np.nan)
+    eval_steps = np.asarray(eval_steps, dtype=float)
+    lo = np.searchsorted(step_axis, eval_steps - half, "right")
+    hi = np.searchsorted(step_axis, eval_steps + half, "right")
+    vals = np.asarray(values, dtype=float)
+    ok = np.isfinite(vals)
+    sums, cnt = _window_sums(np.where(ok, vals, 0.0), lo, hi), _window_sums(ok.astype(float), lo, hi)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, sums / np.maximum(cnt, 1), np.nan)
+
+
+def _window_sums(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Sum of x[lo[i]:hi[i]] along the first axis for every i (0 for an empty window). Windows that
+    overlap (unevenly spaced evaluations) are summed in two interleaved passes, each of disjoint ones."""
+    out = np.zeros((len(lo),) + x.shape[1:])
+    if not len(x):
+        return out
+    xp = np.concatenate([x, np.zeros((1,) + x.shape[1:])])  # reduceat reads one past a window that ends last
+    for part in (np.arange(0, len(lo), 2), np.arange(1, len(lo), 2)) if _overlap(lo, hi) else (np.arange(len(lo)),):
+        a, b = lo[part], hi[part]
+        if len(part) > 1 and np.any(a[1:] < b[:-1]):  # still overlapping: one window at a time
+            for i, j, m in zip(part, a, b):
+                out[i] = x[j:m].sum(axis=0)
+            continue
+        idx = np.stack([a, b], 1).ravel()
+        got = np.add.reduceat(xp, np.minimum(idx, len(x)), axis=0)[::2]
+        out[part] = np.where(((b > a)[:, None] if x.ndim > 1 else b > a), got, 0.0)
     return out
+
+
+def _overlap(lo: np.ndarray, hi: np.ndarray) -> bool:
+    return len(lo) > 1 and bool(np.any(lo[1:] < hi[:-1]))
 
 
 def build(eval_set: str, eval_steps: np.ndarray, acc: np.ndarray, n: np.ndarray, step_axis: np.ndarray,
@@ -141,10 +165,16 @@ def align(steps: pl.DataFrame, evals: pl.DataFrame, eval_items: pl.DataFrame | N
         fm = np.full((s.height, len(names)), np.nan)
     items: dict[int, np.ndarray] = {}
     if eval_items is not None and eval_items.height:
-        ei = (eval_items.filter(pl.col("eval_set") == eval_set)  # a repeated evaluation: its first record
-              .unique(["step", "item"], keep="first", maintain_order=True).sort(["step", "item"]))
-        for (st,), part in ei.group_by(["step"], maintain_order=True):
-            items[int(st)] = part["correct"].to_numpy().astype(bool)
+        # a repeated evaluation: its first record (a stable sort keeps the records of one item in order)
+        ei = (eval_items.filter(pl.col("eval_set") == eval_set).select("step", "item", "correct")
+              .sort(["step", "item"], maintain_order=True))
+        st, it, ok = ei["step"].to_numpy(), ei["item"].to_numpy(), ei["correct"].to_numpy().astype(bool)
+        first = np.ones(len(st), bool)
+        first[1:] = (st[1:] != st[:-1]) | (it[1:] != it[:-1])
+        st, ok = st[first], ok[first]
+        # split by step in one pass (a long run holds thousands of evaluations' items)
+        cuts = np.flatnonzero(np.diff(st)) + 1
+        items = {int(s[0]): part for s, part in zip(np.split(st, cuts), np.split(ok, cuts))}
     series = {"reward": _col(s, "reward_mean"), "length": _col(s, "len_mean"), "clipped": _col(s, "frac_clipped"),
               "truth": _col(s, "truth_rate")}
     return build(eval_set or "", eval_steps, e["value"].to_numpy().astype(float),

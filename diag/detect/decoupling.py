@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from diag.detect.align import Aligned
 from diag.detect.base import Finding
-from diag.detect import collapse
+from diag.detect import collapse, screen
 from diag.detect.carriers import components, mean, support
 from diag.detect.levels import (SPREAD, LevelDrop, block_means, cohens_h, current_drop, level_drop,
                                 spread_sigma)
@@ -68,8 +68,9 @@ class DecouplingParams:
     stall_resolve: int = 2  # evaluations without the stall pattern that end a stall episode
 
 
-def _items_by_index(a: Aligned) -> dict[int, np.ndarray]:
-    return {i: a.items[int(s)] for i, s in enumerate(a.steps) if int(s) in a.items}
+def _items_by_index(a: Aligned, k: int) -> dict[int, np.ndarray]:
+    """Per-item results by evaluation index, up to evaluation k (those a judgement at k reads)."""
+    return {i: a.items[s] for i, s in enumerate(a.steps[: k + 1].tolist()) if s in a.items}
 
 
 def _span(a: Aligned, idx: list[int]) -> str:
@@ -109,7 +110,7 @@ def level_at(a: Aligned, k: int, p: DecouplingParams, width: int | None = None,
             means = block_means(before, wb)
             if not np.isfinite(means).any() or cohens_h(float(np.nanmax(means)), now) < p.margin_h:
                 continue  # this width's best block, before its selection correction, is within the margin
-            items = _items_by_index(a) if items is None else items
+            items = _items_by_index(a, k) if items is None else items
             d = corroborated(a, current_drop(acc, a.n, items, k, w, wb, noise, means, p.lone_min_now), k)
             if d is None or d.z < (p.z_warn if w > 1 else p.z_single) or d.h < p.margin_h:
                 continue
@@ -222,7 +223,7 @@ def _level_since(a: Aligned, f: Finding, k: int, p: DecouplingParams,
     if not now or not np.all(np.isfinite(a.acc[now])):
         return None
     spread = _noise(a.acc[: k + 1], now[0], k, whole)
-    d = corroborated(a, level_drop(a.acc[: k + 1], a.n, _items_by_index(a), best, now, k, spread=spread), k)
+    d = corroborated(a, level_drop(a.acc[: k + 1], a.n, _items_by_index(a, k), best, now, k, spread=spread), k)
     return None if d is None else (now, d)
 
 
@@ -279,9 +280,11 @@ class DecouplingScanner:
     is not reported inside a falling episode (the stronger finding), and resolves after
     `stall_resolve` evaluations without the pattern."""
 
-    def __init__(self, params: DecouplingParams | None = None, whole: np.ndarray | None = None):
+    def __init__(self, params: DecouplingParams | None = None, whole: np.ndarray | None = None,
+                 screen: bool = True):
         self.p = params or DecouplingParams()
         self.whole = whole  # the whole run's accuracy, when known beforehand (diag.detect.hindsight)
+        self.screen = screen and whole is None  # skip evaluations that provably hold nothing (diag.detect.screen)
         self.open: Finding | None = None  # the current falling episode, as last reported
         self.episodes: dict[int, int] = {}  # onset -> falling episodes seen from that peak
         self.stall: Finding | None = None
@@ -289,22 +292,30 @@ class DecouplingScanner:
         self.collapse_hits = 0  # evaluations in a row showing a collapse while an episode is open
 
     def judge_all(self, a: Aligned, start: int) -> list[Finding]:
-        """Events at every evaluation from `start` on, in order."""
-        return [f for k in range(start, len(a)) for f in self.judge(a, k)]
+        """Events at every evaluation from `start` on, in order; the evaluations that provably hold no level
+        below the best and no stall are found for all of them at once (diag.detect.screen) and skipped."""
+        ks = range(start, len(a))
+        fall, stall = screen.marks(a, self.p, ks) if self.screen else (None, None)
+        return [f for i, k in enumerate(ks)
+                for f in self.judge(a, k, fall is None or bool(fall[i]), stall is None or bool(stall[i]))]
 
-    def judge(self, a: Aligned, k: int) -> list[Finding]:
-        """Events at evaluation k, given evaluations 0..k (the last `history` of them are judged)."""
+    def judge(self, a: Aligned, k: int, fall: bool = True, stall: bool = True) -> list[Finding]:
+        """Events at evaluation k, given evaluations 0..k (the last `history` of them are judged). `fall`,
+        `stall` False: the screen showed the level test, the stall test, can give nothing at k."""
+        if not (fall or stall or self.open is not None or self.stall is not None):
+            return []
         lo = max(0, k + 1 - self.p.history)
         if lo:
             a, k = a.window(lo, k + 1), k - lo
-        out = self._falling(a, k)
-        out += self._stall(a, k)
+        out = self._falling(a, k, fall)
+        out += self._stall(a, k, stall)
         return out
 
-    def _falling(self, a: Aligned, k: int) -> list[Finding]:
+    def _falling(self, a: Aligned, k: int, fall: bool = True) -> list[Finding]:
         p, step = self.p, int(a.steps[k])
         if self.open is not None:
-            level = level_at(a, k, p, whole=self.whole)  # once per evaluation: the collapse check and the escalation share it
+            # once per evaluation: the collapse check and the escalation share it
+            level = level_at(a, k, p, whole=self.whole) if fall else None
             gone = collapsed(a, k, level, p)
             self.collapse_hits = self.collapse_hits + 1 if gone else 0
             why = recovered(a, k, self.open, p, self.whole) or (gone if self.collapse_hits >= 2 else None)
@@ -319,7 +330,7 @@ class DecouplingScanner:
             self.open = replace(crit, step=self.open.step, onset=self.open.onset, episode=self.open.episode,
                                 evidence={**crit.evidence, "first_alert_step": self.open.step, "critical_at": step})
             return [self.open]
-        f = falling_at(a, k, p, whole=self.whole)
+        f = falling_at(a, k, p, whole=self.whole) if fall else None
         if f is None:
             return []
         if f.severity == "critical":  # critical only once a second evaluation confirms it (and shows no collapse)
@@ -328,8 +339,8 @@ class DecouplingScanner:
         self.open = replace(f, episode=n)
         return [self.open]
 
-    def _stall(self, a: Aligned, k: int) -> list[Finding]:
-        stall = stall_at(a, k, self.p)
+    def _stall(self, a: Aligned, k: int, may: bool = True) -> list[Finding]:
+        stall = stall_at(a, k, self.p) if may else None
         if self.stall is not None:
             if stall is not None:
                 self.stall_misses = 0

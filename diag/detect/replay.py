@@ -11,6 +11,7 @@ import hashlib
 import numpy as np
 
 from diag.detect.align import Aligned
+from diag.detect import screen
 from diag.detect.base import Finding
 from diag.detect.decoupling import DecouplingParams, DecouplingScanner
 
@@ -32,10 +33,12 @@ class DecouplingReplay:
             k0, digest, saved, saved_events = self._snapshot
             if k0 <= len(a) and _digest(a, k0) == digest:
                 m, scanner, events = k0, copy.deepcopy(saved), list(saved_events)
-        for k in range(m, len(a)):
+        ks = range(m, len(a))
+        fall, stall = screen.marks(a, self.p, ks)  # the evaluations that provably hold nothing, at once
+        for i, k in enumerate(ks):
             if k == len(a) - 1:
                 self._snapshot = (k, _digest(a, k), copy.deepcopy(scanner), list(events))
-            events += scanner.judge(a, k)
+            events += scanner.judge(a, k, bool(fall[i]), bool(stall[i]))
         return events
 
 
