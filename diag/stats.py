@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats as st
+from scipy import special  # scipy.stats costs a third of a second to import: used lazily
 
 
 def _clean(x, y=None):
@@ -44,7 +44,7 @@ class Trend:
 
 @lru_cache(maxsize=16)
 def _normal_quantile(q: float) -> float:
-    return float(st.norm.ppf(q))
+    return float(special.ndtri(q))
 
 
 def theil_sen(x, y, confidence: float = 0.95) -> Trend:
@@ -96,7 +96,7 @@ def mann_kendall(y) -> MannKendall:
     if var <= 0:
         return MannKendall(s, 0.0, 1.0, 0.0, n)
     z = (s - np.sign(s)) / math.sqrt(var) if s != 0 else 0.0
-    p = 2 * st.norm.sf(abs(z))
+    p = 2 * special.ndtr(-abs(z))
     pairs = n * (n - 1) / 2
     return MannKendall(s, float(z), float(p), s / pairs, n)
 
@@ -116,6 +116,8 @@ def rank_correlation(x, y, method: str = "spearman", n_boot: int = 2000, confide
     """Spearman or Kendall correlation with its p-value and a bootstrap interval over pairs."""
     x, y = _clean(x, y)
     n = len(x)
+    from scipy import stats as st  # lazy: its import is slow and `check` never needs it
+
     fn = {"spearman": st.spearmanr, "kendall": st.kendalltau}[method]
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return Correlation(method, math.nan, math.nan, math.nan, math.nan, n)
@@ -156,7 +158,8 @@ def mcnemar(a, b) -> tuple[int, int, float]:
         raise ValueError(f"paired samples differ in size: {a.shape} vs {b.shape}")
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     m = only_a + only_b
-    p = 1.0 if m == 0 else float(st.binomtest(only_a, m, 0.5).pvalue)
+    low = min(only_a, only_b)  # the exact two-sided binomial test at 1/2 (scipy's binomtest), from its CDF
+    p = 1.0 if m == 0 or 2 * low == m else min(1.0, float(2 * special.bdtr(low, m, 0.5)))
     return only_a, only_b, p
 
 
@@ -187,7 +190,7 @@ def paired_drop_p(before, after) -> float:
         return 0.0 if d[0] < 0 else 1.0
     n = len(d)
     t = d.mean() / (d.std(ddof=1) / math.sqrt(n))  # the one-sample t statistic, as scipy's ttest_1samp
-    return float(st.t.cdf(t, n - 1))
+    return float(special.stdtr(n - 1, t))
 
 
 def two_proportion_p(p1: float, n1: int, p2: float, n2: int) -> float:
@@ -198,7 +201,7 @@ def two_proportion_p(p1: float, n1: int, p2: float, n2: int) -> float:
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     if se == 0:
         return 1.0 if p1 == p2 else 0.0
-    return float(2 * st.norm.sf(abs(p1 - p2) / se))
+    return float(2 * special.ndtr(-abs(p1 - p2) / se))
 
 
 def bootstrap_mean_ci(x, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:

@@ -74,3 +74,13 @@ def test_noise_source_is_said():
     # checkpoints that vary far more than 2,000 items can: the spread between evaluations takes over
     wobbly = 0.7 + rng.normal(0, 0.03, 30)
     assert current_drop(wobbly, np.full(30, 2000.0), {}, 29, 3, 3).noise == SPREAD
+
+
+def test_the_calibration_table_is_the_simulation():
+    """diag.detect.d2_table (read instead of simulating at each check) holds what the simulation gives."""
+    from diag.detect.d2_table import TABLE
+    from diag.detect.levels import CALIBRATED, simulate_d2_calibration
+
+    assert sorted(TABLE) == list(range(1, CALIBRATED + 1))
+    for m in (1, 2, 3, 7, 20, 61, 62, 63, 150, CALIBRATED):
+        assert TABLE[m] == simulate_d2_calibration(m)
