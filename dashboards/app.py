@@ -79,6 +79,8 @@ def page_for(store: Store, path: str, search: str = ""):
             store.get(name)
         except NotFound as e:
             return html.Div([html.H2("Run not found"), html.P(str(e))])
+        if page is run:
+            store.start_judging(name)  # while the browser mounts the page: its first drawing waits for less
         return page.layout(store, name)
     return html.Div([html.H2("Not found"), html.P(f"no page at {path}")])
 

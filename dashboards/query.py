@@ -7,22 +7,27 @@ and resolved strictly inside the runs root.
 
 from __future__ import annotations
 
+import queue as queue_mod
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from diag import card
 from diag.detect import cache, detect_all
 from diag.store import Run, StoreError, check_run_name, list_runs, open_run
-from diag.summary import summarize
 
 
-# a run with at most this many evaluation rows is judged in the call (the demo's runs: 0.2 s); a longer one is
-# judged in the background, its page drawn at once (a 100k-step run's 10,000 evaluations take half a minute)
-QUICK_EVAL_ROWS = 300
-JUDGE_DELAY_S = 2.0  # ... starting this long after the page asked (its first drawing: about a second at 100k steps)
-JUDGING_SHORT = "judging..."  # a long run's first judgement, running in the background
+# a run with at most this many evaluation rows is judged in the call: its page is drawn with its alerts (a
+# 100k-step run's 10,000 evaluations take about a second, diag.detect.screen); a longer one is judged in the
+# background, its page drawn at once and its alerts when they are in
+QUICK_EVAL_ROWS = 50_000
+JUDGE_DELAY_S = 2.0  # ... starting this long after the page asked (its first drawing must not wait on it)
+JUDGE_IN_LIST_S = 1.0  # the runs page judges runs in the call for this long, then queues the rest
+JUDGING_SHORT = card.JUDGING  # a run's first judgement, running in the background
 
 
 class NotFound(LookupError):
@@ -55,8 +60,10 @@ class Cached:
     detect_state: dict = field(default_factory=dict)
     judging: tuple | None = None  # the findings key a background thread is judging (Store.findings, wait=False)
     render_lock: threading.Lock = field(default_factory=threading.Lock)  # one drawing of the run page at a time
+    refresh_lock: threading.Lock = field(default_factory=threading.Lock)  # one reading of new segments at a time
     last_render: tuple | None = None  # (what it was drawn from, the drawing): a repeated request gets it again
     gamed: tuple | None = None  # (version, diag.explain's answer) while a reward-truth alert fires
+    card: tuple | None = None  # ((version, findings' identity), the runs page's line) as last made
 
 
 class Store:
@@ -64,6 +71,7 @@ class Store:
         self.root = Path(root)
         self._runs: dict[str, Cached] = {}
         self._lock = threading.Lock()
+        self._pending: queue_mod.Queue | None = None  # runs waiting for the background worker (findings(queue=True))
 
     def names(self) -> list[str]:
         return [p.name for p in list_runs(self.root)]
@@ -72,17 +80,21 @@ class Store:
         path = resolve_run(self.root, name)
         with self._lock:
             c = self._runs.get(name)
-            if c is None:
-                c = self._runs[name] = Cached(open_run(path))
-            elif refresh:
+        if c is None:  # opened outside the store's lock: the runs page opens hundreds of runs on several threads
+            opened = Cached(open_run(path))
+            with self._lock:
+                return self._runs.setdefault(name, opened)
+        if refresh:
+            with c.refresh_lock:
                 status = c.run.meta.get("status")
                 added = c.run.refresh()
                 # a run marked finished (or stale) adds no rows, yet its page must say so
                 if any(added.values()) or c.run.meta.get("status") != status:
                     c.version += 1
-            return c
+        return c
 
-    def findings(self, name: str, eval_set: str | None = None, wait: bool = True) -> list[dict] | None:
+    def findings(self, name: str, eval_set: str | None = None, wait: bool = True,
+                 queue: bool = False) -> list[dict] | None:
         """Offline detector findings, recomputed only when evaluations or alerts arrived, or every 50 new
         steps: the detectors judge at evaluations, so a live tick between them reuses the last result;
         kept beside the run (diag.detect.cache) so the next process to open it does not replay them.
@@ -91,12 +103,24 @@ class Store:
         `wait=False` (the pages): a run (or held-out set) judged for the first time, with nothing stored
         beside it and more than QUICK_EVAL_ROWS evaluation rows, is judged in a background thread and None
         is returned meanwhile, so a long run's charts are drawn at once and its alerts when they are ready
-        (`judging` says whether they are on the way).
+        (`judging` says whether they are on the way). `queue=True` (the runs and compare pages, which list
+        hundreds of runs): a run with nothing judged or stored is queued for one background worker, in turn,
+        and None returned meanwhile.
         Later changes of a judged run are judged in the call: incremental, a fraction of a second."""
         c = self.get(name, refresh=False)
         key = self._findings_key(c.run, eval_set)
         if c.findings is not None and c.findings_key == key:
             return c.findings
+        if queue and c.findings_key is None:
+            stored = cache.load(c.run, eval_set)
+            if stored is not None:
+                with c.findings_lock:
+                    c.findings, c.findings_key = stored, key
+                return stored
+            if c.judging is None:
+                c.judging = key
+                self._queue().put((c, key, eval_set))
+            return None
         if not wait and (c.findings_key is None or c.findings_key[-1] != eval_set):
             if c.judging == key:
                 return None
@@ -114,6 +138,30 @@ class Store:
                     c.findings, c.findings_key = stored, key
                 return stored
         return self._judge(c, key, eval_set)
+
+    def start_judging(self, name: str, eval_set: str | None = None) -> None:
+        """Judge a run not judged yet in a thread now (the route that opens its page calls it): the page's
+        drawing, which needs the findings, then waits for less, or for nothing."""
+        c = self.get(name, refresh=False)
+        if c.findings_key is not None or c.judging is not None or c.run.evals.height > QUICK_EVAL_ROWS:
+            return
+        key = c.judging = self._findings_key(c.run, eval_set)
+        threading.Thread(target=self._judge, args=(c, key, eval_set), daemon=True, name=f"judge-{name}").start()
+
+    def _queue(self) -> "queue_mod.Queue":
+        with self._lock:
+            if self._pending is None:
+                self._pending = queue_mod.Queue()
+                threading.Thread(target=self._drain, daemon=True, name="judge-queue").start()
+            return self._pending
+
+    def _drain(self) -> None:
+        while True:
+            c, key, eval_set = self._pending.get()
+            try:
+                self._judge(c, key, eval_set)
+            except Exception:  # noqa: BLE001 - one unreadable run must not stop the others being judged
+                c.judging = None
 
     def judging(self, name: str) -> bool:
         """Whether a run's first judgement is still running in the background."""
@@ -142,43 +190,44 @@ class Store:
                 c.judging = None
 
     def runs_table(self) -> list[dict]:
-        rows = []
-        for name in self.names():
-            try:
-                c = self.get(name)
-            except (StoreError, NotFound, pl.exceptions.PolarsError) as e:
-                rows.append({"run": name, "status": f"unreadable: {e}"[:120]})
-                continue
-            s = summarize(c.run)
-            found = self.findings(name, wait=False)
-            findings = [f for f in found or [] if f["severity"] != "info"]
-            stored = c.run.alerts
-            kinds = sorted({f["kind"] for f in findings} | set(stored["kind"].to_list() if stored.height else []))
-            rows.append({
-                "run": name, "status": s["status"], "kind": s.get("kind") or c.run.meta.get("format") or "",
-                "model": model_label(s.get("model")), "task": s.get("task") or "", "steps": s["steps"],
-                "reward": _r(s["reward_last"]), "accuracy": _r(s["accuracy_last"]),
-                "all_fail": _r(s["frac_all_fail_mean"]),
-                "alerts": ", ".join(kinds) if found is not None else JUDGING_SHORT,
-            })
-        return rows
+        """One row per run (diag.card): status, headline numbers, alerts and the verdict (how it ends: clean,
+        decoupled, ...; 'judging...' while its first judgement is queued). A run this process has not opened
+        is listed from the card kept beside it while that holds, so a sweep of 500 runs lists in a second
+        or two; the others are opened on a few threads (polars reads outside the GIL)."""
+        names = self.names()
+        deadline = time.monotonic() + JUDGE_IN_LIST_S
+        if len(names) < 8:
+            return [self._runs_row(n, deadline) for n in names]
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="runs-table") as pool:
+            return list(pool.map(self._runs_row, names, [deadline] * len(names)))
+
+    def _runs_row(self, name: str, deadline: float = 0.0) -> dict:
+        try:
+            if name not in self._runs:
+                kept = card.load(resolve_run(self.root, name))
+                if kept is not None:
+                    return kept
+            c = self.get(name)
+            # judged in the call while the listing's budget lasts (a handful of runs: every verdict at once);
+            # past it, queued for the background worker
+            found = self.findings(name, wait=False, queue=time.monotonic() > deadline)
+            key = (c.version, id(found))
+            if c.card is not None and c.card[0] == key:
+                return c.card[1]
+            row = card.row(c.run, found)
+        except (StoreError, NotFound, pl.exceptions.PolarsError, OSError) as e:
+            return {"run": name, "status": f"unreadable: {e}"[:120], "verdict": UNREADABLE, "worst": ""}
+        c.card = (key, row)
+        card.save(c.run.path, row)
+        return row
+
+    def verdicts(self) -> dict[str, str]:
+        """Each run's verdict as the runs page shows it (run name -> 'clean', 'decoupled', ...)."""
+        return {r["run"]: r["verdict"] for r in self.runs_table()}
 
 
-def _r(x):
-    return None if x is None else round(float(x), 3)
-
-
-def model_label(model) -> str:
-    """What every page calls a model: a Hub id as is; a local path by its folder name (a checkpoint
-    folder with its parent's name); anything longer than 48 characters cut from the left."""
-    from pathlib import PurePath
-
-    text = str(model or "")
-    if text.startswith(("/", "./", "~")) or text.count("/") > 1:
-        p = PurePath(text)
-        text = f"{p.parent.name}/{p.name}" if p.name in ("checkpoint", "best-checkpoint") or p.name.startswith("step-") \
-            else p.name
-    return text if len(text) <= 48 else "..." + text[-45:]
+UNREADABLE = "unreadable"
+model_label = card.model_label  # what every page calls a model (diag.card)
 
 
 REWARDED_UNTRUE = "rewarded_untrue"  # the completions filter: paid by the reward, rejected by the truth check

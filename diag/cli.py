@@ -66,49 +66,68 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     """Run the detectors offline and say how each run ends. Exit 0: nothing at or above --fail-on still
-    firing at the end of the run (resolved episodes are listed); 1: something is; 2: error."""
+    firing at the end of any run (resolved episodes are listed); 1: something is; 2: error. Several runs (or
+    a folder of them) are judged on every core, listed one line each, worst first (diag.sweep)."""
     import json
 
-    from diag.detect import DecouplingParams, DetectParams, check_run  # lazy: load only the command run
-    from diag.detect.verdict import headline  # lazy: load only the command run
+    from diag import sweep  # lazy: load only the command run
 
-    results, failed = [], False
-    for path in args.run:
-        run = open_run(path)
-        params = DetectParams(decoupling=DecouplingParams(margin_h=args.margin))
-        findings, verdict = check_run(run, params, eval_size=args.eval_size, reward_range_given=args.reward_range,
-                                      fail_on=args.fail_on, eval_set=args.eval_set, gpus=args.gpus)
-        failed |= verdict["fails"]
-        how = None
-        if any(f.firing and f.kind in ("truth_gap", "decoupling") for f in findings):
-            from diag.explain import explain_run, headline as pattern_line  # lazy: only with a firing episode
-
-            how = explain_run(run, findings=findings)
-            how["headline"] = pattern_line(how)
-        results.append({"run": run.name, "path": str(path), "status": run.status,
-                        "findings": [f.to_dict() for f in findings], "verdict": verdict, "explain": how})
+    paths = sweep.expand(args.run)
+    options = sweep.Options(margin=args.margin, eval_size=args.eval_size, reward_range=args.reward_range,
+                            fail_on=args.fail_on, eval_set=args.eval_set, gpus=args.gpus)
+    results = sweep.judge_many(paths, options, args.jobs)
+    errors = [r for r in results if "error" in r]
+    if len(results) == 1 and errors:
+        raise ValueError(errors[0]["error"])
+    failed = any(r["verdict"]["fails"] for r in results if "error" not in r)
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2, default=str))
     else:
         from rich.console import Console
 
         con = Console(markup=False, highlight=False, soft_wrap=True)  # CI logs: one line a line
-        for r in results:
-            fired = [f for f in r["findings"] if f["severity"] != "info"]
-            firing = [f for f in fired if f["state"] == "firing"]
-            con.print(headline(r["run"], r["verdict"]))
-            con.print(f"  {len(firing)} alert(s) firing, {len(fired) - len(firing)} resolved "
-                      f"(exit 1 on {r['verdict']['fail_on']} or worse firing)")
-            for f in r["findings"]:
-                onset = f"onset step {f['onset']}" if f["onset"] is not None else "no onset"
-                state = "" if f["severity"] == "info" else (
-                    f", RESOLVED at step {f['resolved_step']}" if f["state"] == "resolved" else ", FIRING")
-                con.print(f"  [{f['severity']}] {f['kind']} at step {f['step']} ({onset}{state})")
-                con.print(f"      {f['message']}")
-                if r["explain"] and f["state"] == "firing" and f["kind"] in ("truth_gap", "decoupling"):
-                    con.print(f"      how: {r['explain']['headline'] or r['explain']['note'] or 'no pattern found'} "
-                              f"(grpo-diag explain {r['path']})")
-    return EXIT_ALERT if failed else EXIT_OK
+        if len(results) > 1 and not args.details:
+            _print_sweep(con, results)
+        else:
+            for r in results:
+                _print_run(con, r)
+    for r in errors:
+        print(f"grpo-diag check: error: {r['error']}", file=sys.stderr)
+    return EXIT_ERROR if errors else EXIT_ALERT if failed else EXIT_OK
+
+
+def _print_sweep(con, results: list[dict]) -> None:
+    from diag import sweep  # lazy: load only the command run
+    from diag.detect.verdict import headline  # lazy: load only the command run
+
+    for r in sweep.ordered(results):
+        if "error" in r:
+            con.print(f"[unreadable] {r['path']}: {r['error']}")
+        else:
+            con.print(f"[{r['verdict']['worst_firing'] or 'clean'}] {headline(r['run'], r['verdict'])}")
+    con.print(sweep.count_line(results) + " (grpo-diag check RUN for one run's findings, --details for every run's)")
+
+
+def _print_run(con, r: dict) -> None:
+    from diag.detect.verdict import headline  # lazy: load only the command run
+
+    if "error" in r:
+        con.print(f"{r['path']}: unreadable: {r['error']}")
+        return
+    fired = [f for f in r["findings"] if f["severity"] != "info"]
+    firing = [f for f in fired if f["state"] == "firing"]
+    con.print(headline(r["run"], r["verdict"]))
+    con.print(f"  {len(firing)} alert(s) firing, {len(fired) - len(firing)} resolved "
+              f"(exit 1 on {r['verdict']['fail_on']} or worse firing)")
+    for f in r["findings"]:
+        onset = f"onset step {f['onset']}" if f["onset"] is not None else "no onset"
+        state = "" if f["severity"] == "info" else (
+            f", RESOLVED at step {f['resolved_step']}" if f["state"] == "resolved" else ", FIRING")
+        con.print(f"  [{f['severity']}] {f['kind']} at step {f['step']} ({onset}{state})")
+        con.print(f"      {f['message']}")
+        if r["explain"] and f["state"] == "firing" and f["kind"] in ("truth_gap", "decoupling"):
+            con.print(f"      how: {r['explain']['headline'] or r['explain']['note'] or 'no pattern found'} "
+                      f"(grpo-diag explain {r['path']})")
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -250,8 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="run the detectors on runs and say how each ends; exit 0 clean, 1 a finding "
                                      "at or above --fail-on still firing, 2 error")
-    p.add_argument("run", nargs="+", help="run directories")
-    p.add_argument("--json", action="store_true", help="print findings and the verdict as JSON")
+    p.add_argument("run", nargs="+", help="run directories, or folders of runs (a sweep's root: each run in it)")
+    p.add_argument("--json", action="store_true", help="print findings and the verdict as JSON (one record per run)")
+    p.add_argument("--jobs", type=int, metavar="N", help="worker processes for several runs (default: one per core)")
+    p.add_argument("--details", action="store_true",
+                   help="every finding of every run (default with several runs: one line per run, worst first)")
     p.add_argument("--fail-on", choices=["info", "warning", "critical"], default="critical",
                    help="exit 1 when a finding of this severity or worse is still firing at the end (default: critical)")
     p.add_argument("--margin", type=_margin, default=0.05, metavar="H",

@@ -231,7 +231,7 @@ def contrast(paid: pl.DataFrame, true: pl.DataFrame, everyone: pl.DataFrame, cap
         if qv <= Q and c["effect"] >= MIN_EFFECT:
             kept.append({**c, "q_value": float(qv)})
     kept = [{k: v for k, v in c.items() if k != "_docs"} for c in _dedupe(kept)[:TOP]]
-    every_feats = _features(everyone, None, answers, script) if kept else {}
+    every_feats = _features(everyone, cap, answers, script) if kept else {}
     for c in kept:
         has = _has(c, texts_a, fa)
         c["examples"] = _examples(c, paid, has, true if all_true is None else all_true)

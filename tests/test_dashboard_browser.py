@@ -448,3 +448,40 @@ def test_a_firing_reward_truth_alert_shows_how_the_reward_is_gamed(demo_runs, se
     assert "How the reward is being gamed" in text and "paid-untrue completions:" in text
     assert "share over the run:" in text and "length" in text and "->" in text
     assert not panel.find_elements("css selector", "script, img")  # examples are text
+
+
+def test_the_runs_page_filters_a_sweep_by_verdict_and_compare_picks_by_verdict(served, browser):
+    """A sweep checked with `grpo-diag check FOLDER`: the runs page lists it worst first from the cards, the
+    verdict filter keeps the decoupled run alone, and the compare page's verdict picker selects the clean runs."""
+    from selenium.webdriver.common.by import By
+
+    from benchmarks.judge import write_run
+    from diag.cli import main
+
+    root, base = served
+    write_run(str(root), "falls", 300, seed=0, falls=True)
+    for i in range(2):
+        write_run(str(root), f"flat-{i}", 300, seed=i + 1)
+    assert main(["check", str(root), "--jobs", "1"]) == 1
+    browser.get(base + "/")
+    table = lambda: browser.find_element("id", ids.RUNS_TABLE).text  # noqa: E731
+    wait_for(browser, lambda: "flat-1" in table() and "decoupled" in table(), what="runs table with verdicts")
+    assert table().index("falls") < table().index("flat-0")  # worst first
+
+    def choose(dropdown: str, value: str) -> None:
+        browser.find_element("id", dropdown).click()  # Dash 4: a button opening a list of options
+        wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, f"#{dropdown} input[value='{value}'], "
+                                                                         f"input[value='{value}']"), what="options")
+        option = browser.find_element(By.CSS_SELECTOR, f"input[value='{value}']")
+        option.find_element(By.XPATH, "ancestor::label").click()
+
+    choose(ids.RUNS_VERDICT, "decoupled")
+    wait_for(browser, lambda: "flat-0" not in table() and "falls" in table(), what="the table filtered by verdict")
+
+    browser.get(base + "/compare")
+    wait_for(browser, lambda: browser.find_elements("id", ids.COMPARE_VERDICT), what="the verdict picker")
+    choose(ids.COMPARE_VERDICT, "clean")
+    names = lambda: js(browser, f"return document.getElementById('{ids.FIG_COMPARE}')"  # noqa: E731
+                                ".querySelector('.js-plotly-plot').data.map(t => t.name).join(' ')")
+    wait_for(browser, lambda: "flat-0" in names() and "flat-1" in names() and "falls" not in names(),
+             what="the compare figure with the clean runs")

@@ -84,3 +84,25 @@ def test_the_demos_deceptive_run_names_length_and_the_answer_among_other_text(de
     assert "length" in kinds and "answer_not_alone" in kinds
     assert main(["check", str(demo_runs / "deceptive-reward")]) == 1
     assert "how: paid-untrue completions:" in capsys.readouterr().out
+
+
+def test_a_truncation_pattern_gets_its_trend_over_the_run():
+    """Paid-untrue completions cut at the length cap: the pattern is named, and its trend over the run is
+    measured on every completion with the same cap (a shape the trend could not see crashed the page once)."""
+    import numpy as np
+    import polars as pl
+
+    from diag.explain import contrast
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for step in range(1, 41):
+        for i in range(10):
+            cut = rng.random() < min(0.9, step / 40)
+            rows.append({"step": step, "prompt": f"{i}+{i}=", "completion": "1 2 3 " * (30 if cut else 1),
+                         "length": 64.0 if cut else float(rng.integers(3, 20)), "paid": cut})
+    df = pl.DataFrame(rows)
+    paid, true = df.filter(pl.col("paid")), df.filter(~pl.col("paid"))
+    patterns = contrast(paid, true, df, cap=64)
+    cut = next(p for p in patterns if p["kind"] == "truncation")
+    assert cut["trend"] and cut["trend"][-1][1] >= cut["trend"][0][1]

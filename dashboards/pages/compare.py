@@ -7,19 +7,28 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from dash import Input, Output, dash_table, dcc, html
+from dash import Input, Output, dash_table, dcc, html, no_update
 
 from dashboards import ids, query
 from diag import figures
 from diag.summary import training_samples
 
 
+MAX_PICKED = 12  # runs a verdict picks at most: more lines than this read as one colour
+
+
 def layout(store, search: str = "") -> html.Div:
     names = store.names()
     wanted = [n for n in parse_qs((search or "").lstrip("?")).get("runs", [""])[0].split(",") if n in names]
+    verdicts = store.verdicts()
     return html.Div([
         html.H2("Compare runs"),
-        dcc.Dropdown(id=ids.COMPARE_RUNS, options=[{"label": n, "value": n} for n in names],
+        html.Div([html.Span("pick the runs that end: "),
+                  dcc.Dropdown(id=ids.COMPARE_VERDICT, placeholder="a verdict", clearable=True,
+                               options=verdict_options(verdicts),
+                               style={"width": "360px", "display": "inline-block", "verticalAlign": "middle"})]),
+        # each run labelled with how it ends, so weak and strong, decoupled and clean are told apart here too
+        dcc.Dropdown(id=ids.COMPARE_RUNS, options=[{"label": f"{n} ({verdicts.get(n, '')})", "value": n} for n in names],
                      value=wanted or names[:2], multi=True),
         dcc.RadioItems(id=ids.COMPARE_ALIGN, value="step", inline=True,
                        options=[{"label": " by step ", "value": "step"},
@@ -66,7 +75,23 @@ def figure(store, names: list[str], align: str):
     return figures.compare_fig(series, align)
 
 
+def verdict_options(verdicts: dict[str, str]) -> list[dict]:
+    counts: dict[str, int] = {}
+    for v in verdicts.values():
+        counts[v] = counts.get(v, 0) + 1
+    return [{"label": f"{v} ({n} runs)", "value": v} for v, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+
+
+def picked(store, verdict: str | None) -> list[str]:
+    """The runs that end `verdict` (by name, at most MAX_PICKED)."""
+    return [n for n, v in sorted(store.verdicts().items()) if v == verdict][:MAX_PICKED]
+
+
 def register(app, store) -> None:
+    @app.callback(Output(ids.COMPARE_RUNS, "value"), Input(ids.COMPARE_VERDICT, "value"), prevent_initial_call=True)
+    def by_verdict(verdict):
+        return picked(store, verdict) if verdict else no_update
+
     @app.callback(Output(ids.FIG_COMPARE, "figure"), Input(ids.COMPARE_RUNS, "value"), Input(ids.COMPARE_ALIGN, "value"))
     def update(names, align):
         return figure(store, names, align)

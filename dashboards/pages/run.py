@@ -254,6 +254,9 @@ def _render(store, name: str, version: int, eval_set: str | None):
     sets = figures.eval_sets(run.evals)
     # the first set is the default one (check's): judged, and its findings kept, as None, whoever names it
     eval_set = eval_set if eval_set in sets[1:] else None
+    # the columns the heatmap draws, not the whole groups table: a long run's page opens in a fraction of the
+    # time; read before the findings, which a run's first judgement (started by the route) may still be making
+    groups = run.columns("groups", ["step", "group", "mode", figures.HEATMAP_VALUE])
     found = store.findings(name, eval_set, wait=False)
     # a browser re-asks with the version it last saw while a slow first drawing is in flight: the same answer
     key = (cached.version, found is None, id(found), eval_set)
@@ -262,8 +265,6 @@ def _render(store, name: str, version: int, eval_set: str | None):
     findings = found or []
     steps = run.steps
     ph = phases.of(run.meta)
-    # the columns the heatmap draws, not the whole groups table: a long run's page opens in a fraction of the time
-    groups = run.columns("groups", ["step", "group", "mode", figures.HEATMAP_VALUE])
     figs = [figures.reward_vs_accuracy(steps, run.evals, run.reward_funcs, findings, ph, judged=eval_set),
             figures.signal_area(steps, findings, ph), figures.advantage_fig(steps, findings),
             figures.group_heatmap(groups, findings=findings), figures.length_fig(steps, findings),

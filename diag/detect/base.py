@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Literal
 
 from diag.store import json_safe
@@ -69,6 +69,11 @@ class Finding:
 
     def to_dict(self) -> dict:
         return json_safe(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Finding":
+        """The finding `to_dict` wrote (a stored findings file, a `check --json` record)."""
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 def number(x) -> float:

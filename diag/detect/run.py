@@ -84,7 +84,8 @@ def _detect(run, params, eval_size, reward_range_given, eval_set=None, state=Non
     p = params or DetectParams()
     steps = run.steps
     last = int(steps["step"].max()) if steps.height and steps["step"].max() is not None else 0
-    train_groups = run.groups.filter(pl.col("mode") == "train") if run.groups.height else run.groups
+    groups = _group_columns(run)
+    train_groups = groups.filter(pl.col("mode") == "train") if groups.height else groups
     given = reward_range_given or run.meta.get("reward_range")
     out = detect_signal_gap(steps, p.signal_gap, groups=train_groups, group_size=run.meta.get("group_size"),
                             reward_range_given=given)
@@ -129,3 +130,10 @@ def _detect(run, params, eval_size, reward_range_given, eval_set=None, state=Non
     out = [cite(f, causes, last) if f.kind in ("decoupling", "reward_stall", "signal_gap", "truth_gap") else f
            for f in out] + causes
     return sorted(out, key=lambda f: (f.step, f.kind)), a
+
+
+def _group_columns(run) -> pl.DataFrame:
+    """The groups table's columns the signal-gap detector reads (a long run's table has millions of rows
+    and 23 columns: a Run reads these three only, kept for the next call), else the whole table."""
+    read = getattr(run, "columns", None)
+    return read("groups", ["mode", "n_pass", "G"]) if callable(read) else run.groups

@@ -136,8 +136,11 @@ def dead_share_at(groups: pl.DataFrame, G_new: int) -> float | None:
     g = groups.filter((pl.col("mode") == "train") & pl.col("n_pass").is_not_null() & (pl.col("G") > 0))
     if g.height == 0:
         return None
-    p = (g["n_pass"] / g["G"]).to_numpy()
-    return float(np.mean(p**G_new + (1 - p) ** G_new))
+    # each distinct (passes, group size) once, weighted by its count: millions of groups hold a few dozen
+    c = g.group_by(["n_pass", "G"]).len()
+    p = (c["n_pass"].cast(pl.Float64) / c["G"].cast(pl.Float64)).to_numpy()
+    w = c["len"].cast(pl.Float64).to_numpy()
+    return float(np.sum(w * (p**G_new + (1 - p) ** G_new)) / np.sum(w))
 
 
 SOURCE_NOTE = {
