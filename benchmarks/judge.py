@@ -7,7 +7,9 @@ imports included, nothing cached beside the runs):
 - evaluations: one run of 100 to 10,000 evaluations (1k to 100k steps), flat held-out accuracy at 0.5
   under a flat reward (the scan's worst case: no episode ends its work early), `grpo-diag check RUN`;
 - runs: a folder of 1 to 500 runs of 300 steps (30 evaluations; a fifth of them fall while the reward
-  rises), `grpo-diag check FOLDER` (one line per run, judged on every core).
+  rises), `grpo-diag check FOLDER` (one line per run, judged on every core); then the dashboard's runs
+  page on the largest folder in headless Chromium (a fresh server; the cards `check` kept) and its verdict
+  filter.
 
 With `--before COMMIT` the same commands run from that commit's code (a git worktree; its `check`
 takes the run directories one by one) beside this one's: the growth is read from both series, and the
@@ -89,7 +91,7 @@ def _worktree(commit: str) -> Path:
     return path
 
 
-def measure(evals: list[int], runs: list[int], before: str | None, repeat: int) -> dict:
+def measure(evals: list[int], runs: list[int], before: str | None, repeat: int, pages: bool = True) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="grpo-diag-judge-"))
     old = _worktree(before) if before else None
     out: dict = {"groups_per_step": GROUPS, "group_size": G, "eval_every": EVERY, "eval_items": ITEMS,
@@ -118,6 +120,9 @@ def measure(evals: list[int], runs: list[int], before: str | None, repeat: int) 
                 row["before_s"] = check_seconds(old, [str(sub / Path(p).name) for p in paths[:n]], 1)
             out["runs"].append(row)
             print(row, flush=True)
+        if pages:
+            out.update(runs_page_times(str(folder), repeat))  # every run of the sweep, where they lie (no links)
+            print({k: v for k, v in out.items() if k.startswith("runs_page")}, flush=True)
     finally:
         if old:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], capture_output=True)
@@ -132,6 +137,34 @@ def measure(evals: list[int], runs: list[int], before: str | None, repeat: int) 
     if 1000 in at:
         out["check_1000_evals_s"], out["check_1000_evals_before_s"] = at[1000]["after_s"], at[1000].get("before_s")
     return out
+
+
+# the runs table holds its rows and every run's verdict is in (none still being judged)
+RUNS_DRAWN = """const t = document.getElementById('runs-table');
+return !!t && t.querySelectorAll('tbody tr').length > arguments[0] && !t.innerText.includes('judging')"""
+
+
+def runs_page_times(folder: str, loads: int) -> dict:
+    """The runs page of the sweep folder (its runs checked: their cards beside them) in headless Chromium on a
+    fresh `grpo-diag dashboard` process: the cold first load and `loads` more, until the table's rows are
+    drawn; and the verdict filter's server side (the rows of the decoupled runs, the page's callback)."""
+    from benchmarks.dashboard import _loads, dashboard_process
+    from dashboards import query
+    from dashboards.pages import runs as runs_page
+    from dashboards.screenshots import driver
+
+    d = driver(1300, 1800)
+    try:
+        with dashboard_process(folder) as base:
+            got = _loads(d, base + "/", RUNS_DRAWN, 10, loads)
+    finally:
+        d.quit()
+    store = query.Store(folder)
+    runs_page.rows(store)
+    t = time.perf_counter()
+    shown = runs_page.rows(store, ["decoupled"])
+    return {"runs_page_cold_s": got["cold_s"], "runs_page_median_s": got.get("median_s"),
+            "runs_page_filter_s": time.perf_counter() - t, "runs_page_decoupled": len(shown)}
 
 
 def figure(result: dict):
@@ -174,11 +207,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--runs", default="1,10,100,500", help="runs per sweep folder, comma-separated")
     p.add_argument("--before", metavar="COMMIT", help="also time this commit's check (a git worktree)")
     p.add_argument("--repeat", type=int, default=3, help="fresh processes per figure (the median; 1 at the largest)")
+    p.add_argument("--no-pages", action="store_true", help="skip the runs page in Chromium on the largest sweep")
     p.add_argument("--json", help="also write the figures here")
     p.add_argument("--record", action="store_true", help="keep the figures in benchmarks/results.json")
     a = p.parse_args(argv)
     result = measure([int(x) for x in a.evals.split(",") if x], [int(x) for x in a.runs.split(",") if x],
-                     a.before, a.repeat)
+                     a.before, a.repeat, not a.no_pages)
     return report({k: v for k, v in result.items()}, a.json, "judge" if a.record else None)
 
 

@@ -17,7 +17,9 @@ TABLES = {"<!-- results:validity-real -->": "validity_real", "<!-- results:valid
           "<!-- results:truth-gap-demo -->": "truth_gap_demo", "<!-- results:remedies -->": "remedies_table"}
 # ... and those drawn by the `table(result)` of the benchmark of the same name (benchmarks/NAME.py)
 BENCH_TABLES = {f"<!-- results:{name} -->": name for name in ("smollm2_arms", "robustness", "experiments", "watch",
-                                                                 "vlm_experiments", "sweep", "probe")}
+                                                                 "vlm_experiments", "sweep", "probe", "judge")}
+PLOTLY_JS = "plotly.min.js"  # a plot a table draws (plotly, include_plotlyjs="directory") loads it beside its page
+_plotted: set[str] = set()  # the pages that drew one: plotly.js is written beside each at the end of the build
 
 
 def _value(v) -> str:
@@ -198,4 +200,17 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     for marker, name in BENCH_TABLES.items():
         if marker in markdown:
             markdown = markdown.replace(marker, bench_table(data, name))
+    if f'src="{PLOTLY_JS}"' in markdown:
+        _plotted.add(page.file.dest_path)
     return figures(markdown, data, getattr(getattr(page, "file", None), "src_path", "?"))
+
+
+def on_post_build(config) -> None:
+    """plotly.js beside every page that drew a plot (from the installed plotly: the site works offline)."""
+    if not _plotted:
+        return
+    from plotly.offline import get_plotlyjs
+
+    code = get_plotlyjs()
+    for dest in _plotted:
+        (Path(config["site_dir"]) / dest).parent.joinpath(PLOTLY_JS).write_text(code)

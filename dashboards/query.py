@@ -122,8 +122,8 @@ class Store:
                 self._queue().put((c, key, eval_set))
             return None
         if not wait and (c.findings_key is None or c.findings_key[-1] != eval_set):
-            if c.judging == key:
-                return None
+            if c.judging == key:  # a judgement under way: a page waits for it unless the run is a long one
+                return self._judge(c, key, eval_set) if c.run.evals.height <= QUICK_EVAL_ROWS else None
             stored = cache.load(c.run, eval_set)
             if stored is None and c.run.evals.height > QUICK_EVAL_ROWS:
                 c.judging = key

@@ -249,3 +249,27 @@ def test_first_judgement_past_a_moment_runs_in_the_background(tmp_path, monkeypa
     assert done is not None and done["version"] == 0
     assert done["alerts"] and all(getattr(a, "id", None) != ids.JUDGING for a in done["alerts"])
     assert store.findings("r") == query.Store(tmp_path).findings("r")  # kept beside the run as well
+
+
+def test_a_run_judged_from_its_route_is_drawn_with_its_alerts(tmp_path, monkeypatch):
+    """Opening a run's page starts its first judgement as the route is answered; the page's drawing waits
+    for that judgement (the same one, not a second) and is drawn with its alerts, never with the note."""
+    import threading
+
+    from dashboards.app import page_for
+
+    make_run(tmp_path, steps=60).close()
+    gate, calls, real = threading.Event(), [], query.detect_all
+
+    def slow(*a, **k):  # the real detectors, held until the page asks for its drawing
+        calls.append(1)
+        gate.wait(30)
+        return real(*a, **k)
+    monkeypatch.setattr(query, "detect_all", slow)
+    store = query.Store(tmp_path)
+    page_for(store, "/run/r")
+    assert store.judging("r")
+    threading.Timer(0.3, gate.set).start()
+    out = run_page.render(store, "r", -1)
+    assert out["version"] == 0 and out["alerts"]
+    assert all(getattr(a, "id", None) != ids.JUDGING for a in out["alerts"]) and len(calls) == 1
