@@ -205,8 +205,8 @@ class Store:
         try:
             if name not in self._runs:
                 kept = card.load(resolve_run(self.root, name))
-                if kept is not None:
-                    return kept
+                if kept is not None:  # named by its checked folder name, never by what a card file says
+                    return {**kept, "run": name}
             c = self.get(name)
             # judged in the call while the listing's budget lasts (a handful of runs: every verdict at once);
             # past it, queued for the background worker
@@ -214,7 +214,7 @@ class Store:
             key = (c.version, id(found))
             if c.card is not None and c.card[0] == key:
                 return c.card[1]
-            row = card.row(c.run, found)
+            row = {**card.row(c.run, found), "run": name}
         except (StoreError, NotFound, pl.exceptions.PolarsError, OSError) as e:
             return {"run": name, "status": f"unreadable: {e}"[:120], "verdict": UNREADABLE, "worst": ""}
         c.card = (key, row)

@@ -172,3 +172,5 @@ def test_per_item_results_keep_each_items_first_record_by_step():
     a = align(steps, evals, items, [])
     want = {s: np.array([bool((s + i) % 2) for i in (0, 1, 2)]) for s in (10, 20)}  # first record (r = 0), by item
     assert sorted(a.items) == [10, 20] and all(np.array_equal(a.items[s], want[s]) for s in want)
+    other = evals.with_columns(pl.lit("another").alias("eval_set"))  # items recorded for other sets only
+    assert align(steps, other, items, []).items == {}

@@ -71,3 +71,19 @@ def test_cards_list_the_runs_without_opening_them_and_go_stale_with_the_run(swee
     shutil.copy(seg, seg.with_name("seg-999998-999999.parquet"))  # a segment a recorder (or a compaction) added
     assert card.load(sweep / "flat-0") is None  # the card no longer holds: the line is made again
     assert card.load(sweep / "flat-1") is not None
+
+
+def test_a_card_cannot_rename_its_run_on_the_page(sweep):
+    """The runs page names a run by its checked folder name: a card file that says otherwise (a crafted runs
+    root) changes nothing the page links to."""
+    from dashboards import query
+    from dashboards.pages import runs
+
+    path = sweep / "flat-2"
+    assert main(["check", str(path)]) in (0, 1)
+    data = json.loads((path / card.FILE).read_text())
+    data["row"]["run"] = "x](javascript:alert(1))"
+    (path / card.FILE).write_text(json.dumps(data))
+    assert card.load(path) is not None  # the stamp still holds: the crafted line is read
+    shown = [r["run"] for r in runs.rows(query.Store(sweep))]
+    assert "[flat-2](/run/flat-2)" in shown and not any("javascript" in r for r in shown)

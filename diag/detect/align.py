@@ -174,7 +174,7 @@ def align(steps: pl.DataFrame, evals: pl.DataFrame, eval_items: pl.DataFrame | N
         st, ok = st[first], ok[first]
         # split by step in one pass (a long run holds thousands of evaluations' items)
         cuts = np.flatnonzero(np.diff(st)) + 1
-        items = {int(s[0]): part for s, part in zip(np.split(st, cuts), np.split(ok, cuts))}
+        items = {int(s[0]): part for s, part in zip(np.split(st, cuts), np.split(ok, cuts)) if len(s)}
     series = {"reward": _col(s, "reward_mean"), "length": _col(s, "len_mean"), "clipped": _col(s, "frac_clipped"),
               "truth": _col(s, "truth_rate")}
     return build(eval_set or "", eval_steps, e["value"].to_numpy().astype(float),
