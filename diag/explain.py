@@ -17,7 +17,9 @@ together (Benjamini-Hochberg; kept at q <= Q and effect >= MIN_EFFECT):
 Effects share one scale, Cohen's h: on the two shares for a present/absent feature, on the probability
 that a paid-untrue completion exceeds a true one (against 0.5) for a measured one.
 
-Pure: `explain(completions, ...)` takes frames and returns the JSON shape; `explain_run` reads a run.
+Pure: `explain(completions, ...)` takes frames and returns the JSON shape; `explain_run` reads a run;
+`explain_firing` is what `check`, the report and a sweep show. One module on purpose: the contrast, its
+tests and the lines that say them are one pipeline read top to bottom.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import polars as pl
 from scipy import stats
 
 from diag.completion_shapes import BINARY, SHAPE_WORDS, scripts as _scripts, shapes
+from diag.detect.verdict import reward_truth_firing
 
 MIN_SET = 20  # completions per set below which nothing is said (how many there were is)
 Q = 0.01  # false discovery rate: a run with no exploit must almost never get a pattern
@@ -377,6 +380,15 @@ def headline(result: dict) -> str | None:
     if more:
         text += "; also " + ", ".join(q["kind"] if q["kind"] != "phrase" else repr(q["feature"]) for q in more)
     return text
+
+
+def explain_firing(run, findings) -> dict | None:
+    """explain_run with its headline where a reward-truth gap or decoupling fires at the end (findings as
+    detect_all gives them), else None: what `check` and the report show under such a finding."""
+    if not reward_truth_firing(findings):
+        return None
+    out = explain_run(run, findings=findings)
+    return {**out, "headline": headline(out)}
 
 
 def pattern_line(p: dict) -> str:

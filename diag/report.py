@@ -18,7 +18,7 @@ import polars as pl
 from diag import figures as figs
 from diag import marks, missing, phases, stats
 from diag.detect import align, detect_all
-from diag.explain import explain_run, headline, pattern_line
+from diag.explain import explain_firing, pattern_line
 from diag.summary import best_checkpoints, once_per_step, summarize
 
 NA = "not available"
@@ -107,19 +107,13 @@ def build(run) -> dict:
                                 "resolved_at": dec[-1].resolved_step}
                                if dec else (NA if not len(a) else None))
     rep["signal"] = _signal(run)
-    rep["gamed"] = _gamed(run, findings)
+    rep["gamed"] = explain_firing(run, findings)
     best = next((f for f in findings if f.kind == "best_checkpoint"), None)
     b = best_checkpoints(a)
     rep["best_checkpoint"] = NA if b is None else {**b, "differ": best is not None}
     return rep
 
 
-def _gamed(run, findings) -> dict | None:
-    """How the reward is being gamed (diag.explain) where a reward-truth gap or decoupling fires, else None."""
-    if not any(f.firing and f.kind in ("truth_gap", "decoupling") for f in findings):
-        return None
-    out = explain_run(run, findings=findings)
-    return {**out, "headline": headline(out)}
 
 
 def _gamed_lines(g: dict) -> list[str]:

@@ -55,6 +55,7 @@ def judge_one(path: str | Path, options: Options) -> dict:
     """One run's record: its findings, verdict and (with a firing reward-truth or decoupling episode) how
     the reward is gamed; or the error that kept it from being judged."""
     from diag.detect import DecouplingParams, DetectParams, check_run  # lazy: the workers import it once
+    from diag.detect.verdict import reward_truth_firing  # lazy: likewise
 
     try:
         run = open_run(path)
@@ -71,11 +72,10 @@ def judge_one(path: str | Path, options: Options) -> dict:
         cache.save(run, None, dicts)
         card.save(run.path, card.row(run, dicts))
     how = None
-    if any(f.firing and f.kind in ("truth_gap", "decoupling") for f in findings):
-        from diag.explain import explain_run, headline  # lazy: only with a firing episode
+    if reward_truth_firing(findings):
+        from diag.explain import explain_firing  # lazy: its statistics are imported only with a firing episode
 
-        how = explain_run(run, findings=findings)
-        how["headline"] = headline(how)
+        how = explain_firing(run, findings)
     return {"run": run.name, "path": str(path), "status": run.status, "findings": dicts,
             "verdict": verdict, "explain": how}
 

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 from dash import Input, Output, dash_table, dcc, html, no_update
 
 from dashboards import ids, query
+from dashboards.pages import runs
 from diag import figures
 from diag.summary import training_samples
 
@@ -25,7 +26,7 @@ def layout(store, search: str = "") -> html.Div:
         html.H2("Compare runs"),
         html.Div([html.Span("pick the runs that end: "),
                   dcc.Dropdown(id=ids.COMPARE_VERDICT, placeholder="a verdict", clearable=True,
-                               options=verdict_options(verdicts),
+                               options=runs.verdict_options(verdicts.values()),
                                style={"width": "360px", "display": "inline-block", "verticalAlign": "middle"})]),
         # each run labelled with how it ends, so weak and strong, decoupled and clean are told apart here too
         dcc.Dropdown(id=ids.COMPARE_RUNS, options=[{"label": f"{n} ({verdicts.get(n, '')})", "value": n} for n in names],
@@ -73,13 +74,6 @@ def figure(store, names: list[str], align: str):
             continue
         series.append((n, run.steps, run.evals, training_samples(run)))
     return figures.compare_fig(series, align)
-
-
-def verdict_options(verdicts: dict[str, str]) -> list[dict]:
-    counts: dict[str, int] = {}
-    for v in verdicts.values():
-        counts[v] = counts.get(v, 0) + 1
-    return [{"label": f"{v} ({n} runs)", "value": v} for v, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
 
 
 def picked(store, verdict: str | None) -> list[str]:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+
 from dash import Input, Output, dash_table, dcc, html
 
 from dashboards import ids
@@ -18,19 +21,19 @@ def rows(store, verdicts: list[str] | None = None) -> list[dict]:
     verdict is one of `verdicts` when given."""
     out = []
     for r in sorted(store.runs_table(), key=lambda r: (SEVERITY_ORDER.get(r.get("worst", ""), 2), r["run"])):
-        if verdicts and r.get("verdict") not in verdicts:
-            continue
         # run names are validated ([A-Za-z0-9._-]), so the markdown link cannot carry markup
         out.append({**r, "run": f"[{r['run']}](/run/{r['run']})"})
-    return out
+    return only(out, verdicts)
 
 
-def verdict_options(table: list[dict]) -> list[dict]:
-    """The verdicts present, each with its count: 'decoupled (3)'."""
-    counts: dict[str, int] = {}
-    for r in table:
-        counts[r.get("verdict", "")] = counts.get(r.get("verdict", ""), 0) + 1
-    return [{"label": f"{v} ({n})", "value": v} for v, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+def only(table: list[dict], verdicts: list[str] | None) -> list[dict]:
+    """The rows whose verdict is one of `verdicts` (all of them without any)."""
+    return [r for r in table if not verdicts or r.get("verdict") in verdicts]
+
+
+def verdict_options(verdicts: Iterable[str]) -> list[dict]:
+    """The verdicts present, each with its count, most frequent first: 'decoupled (3)'."""
+    return [{"label": f"{v} ({n})", "value": v} for v, n in sorted(Counter(verdicts).items(), key=lambda x: (-x[1], x[0]))]
 
 
 def layout(store) -> html.Div:
@@ -41,7 +44,7 @@ def layout(store) -> html.Div:
                 dcc.Link("Compare runs", href="/compare")]),
         html.Div([html.Span("runs that end: "),
                   dcc.Dropdown(id=ids.RUNS_VERDICT, multi=True, placeholder="any verdict",
-                               options=verdict_options(table), style={"width": "480px", "display": "inline-block",
+                               options=verdict_options(r.get("verdict", "") for r in table), style={"width": "480px", "display": "inline-block",
                                                                       "verticalAlign": "middle"})]),
         dash_table.DataTable(
             id=ids.RUNS_TABLE, data=table,
@@ -67,5 +70,4 @@ def register(app, store) -> None:
                   Input(ids.RUNS_TICK, "n_intervals"), Input(ids.RUNS_VERDICT, "value"), prevent_initial_call=True)
     def refresh(_, verdicts):
         every = rows(store)
-        shown = [r for r in every if not verdicts or r.get("verdict") in verdicts]
-        return shown, verdict_options(every)
+        return only(every, verdicts), verdict_options(r.get("verdict", "") for r in every)

@@ -16,6 +16,12 @@ ENDS = {"decoupling": "decoupled", "reward_stall": "stalled", "signal_gap": "sig
         "truth_gap": "reward-truth gap"}
 
 
+def reward_truth_firing(findings: list[Finding]) -> bool:
+    """Whether a reward-truth gap or a decoupling alert fires at the end: where `check`, the report and the
+    pages say how the reward is being gamed (diag.explain)."""
+    return any(f.firing and f.kind in ("truth_gap", "decoupling") for f in findings)
+
+
 def end_verdict(findings: list[Finding], best: dict | None, fail_on: str = "critical") -> dict:
     """The verdict over a run's findings; `best` is diag.summary.best_checkpoints' answer (or None)."""
     if fail_on not in FAIL_ON:
