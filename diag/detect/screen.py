@@ -66,40 +66,63 @@ def _falls(a: Aligned, p: DecouplingParams, ks: np.ndarray) -> np.ndarray:
     clean = bad[k + 1] - bad[lo] == 0
     k, lo = k[clean], lo[clean]
     possible = np.zeros(len(k), bool)
-    items = _ItemSums(a)
+    run = _Series(a, acc)
     for c0 in range(0, len(k), CHUNK):
         sl = slice(c0, c0 + CHUNK)
-        possible[sl] = _falls_chunk(a, p, acc, items, k[sl], lo[sl])
+        possible[sl] = _falls_chunk(p, run, k[sl], lo[sl])
     idx = np.flatnonzero(full)[clean]
     out[idx] = possible
     return out
 
 
-def _falls_chunk(a: Aligned, p: DecouplingParams, acc: np.ndarray, items: "_ItemSums", k: np.ndarray,
-                 lo: np.ndarray) -> np.ndarray:
+class _Series:
+    """The whole run's arrays the bound reads, each window statistic computed once per width (not once per
+    chunk of evaluations, current width and best width)."""
+
+    def __init__(self, a: Aligned, acc: np.ndarray):
+        self.acc = acc
+        self.d2 = acc[2:] - 2 * acc[1:-1] + acc[:-2]  # d2[j]: the second difference centred on evaluation j + 1
+        self.items = _ItemSums(a)
+        self.n_ok = (np.isfinite(a.n) & (a.n >= 1)).astype(int)
+        q = np.clip(acc, 0.0, 1.0)
+        self.var = q * (1 - q) / np.where(self.n_ok > 0, a.n, 1.0)
+        self._memo: dict = {}
+
+    def window(self, what: str, width: int) -> np.ndarray:
+        """`what` over every `width` consecutive evaluations: mean / max of accuracy, block means (NaN-aware),
+        min / max item count, min of 'eval size known', sum of sampling variance."""
+        key = (what, width)
+        if key not in self._memo:
+            series = {"mean": self.acc, "max": self.acc, "lmin": self.items.length, "lmax": self.items.length,
+                      "nmin": self.n_ok, "var": self.var}
+            if what == "block":
+                self._memo[key] = block_means(self.acc, width)
+            else:
+                op = {"mean": "mean", "max": "max", "lmin": "min", "lmax": "max", "nmin": "min", "var": "sum"}[what]
+                self._memo[key] = getattr(windows(series[what], width), op)(axis=1)
+        return self._memo[key]
+
+
+def _falls_chunk(p: DecouplingParams, run: _Series, k: np.ndarray, lo: np.ndarray) -> np.ndarray:
     H = p.history
     possible = np.zeros(len(k), bool)
-    d2 = acc[2:] - 2 * acc[1:-1] + acc[:-2]  # d2[j]: the second difference centred on evaluation j + 1
-    n_ok = (np.isfinite(a.n) & (a.n >= 1)).astype(int)
-    var = np.clip(acc, 0.0, 1.0) * (1 - np.clip(acc, 0.0, 1.0)) / np.where(n_ok > 0, a.n, 1.0)
     for w in range(1, p.max_window + 1):
-        now = windows(acc, w).mean(axis=1)[k - w + 1]
-        before_max = windows(acc, H - w).max(axis=1)[lo]
+        now = run.window("mean", w)[k - w + 1]
+        before_max = run.window("max", H - w)[lo]
         open1 = _h(before_max, now) >= p.margin_h
         if not open1.any():
             continue
-        sigma, dof = _spread(d2, k, lo, w, H)
+        sigma, dof = _spread(run.d2, k, lo, w, H)
         thr = p.z_warn if w > 1 else p.z_single
         for wb in range(p.window, max(p.window, p.best_max_width) + 1):
-            means = block_means(acc, wb)
-            cand = windows(means, H - w - wb + 1)[lo]
+            cand = windows(run.window("block", wb), H - w - wb + 1)[lo]
             j = lo + np.argmax(cand, axis=1)  # the scan's best block: the first of the highest
             best = cand.max(axis=1)
             gate = open1 & (_h(best, now) >= p.margin_h)
             if not gate.any():
                 continue
             se_spread = sigma * np.sqrt(1 / wb + 1 / w)
-            se_s, unsure = _sampling_se(items, n_ok, var, j, wb, k, w)
+            se_s, unsure = _sampling_se(run, j, wb, k, w)
             tiles = cand[:, ::wb]  # the non-overlapping blocks before the current level, from the window's start
             z_s = _z(best, now, se_s, np.inf, tiles, wb, w)
             z_sp = _z(best, now, se_spread, max(dof, 1.0), tiles, wb, w)
@@ -175,15 +198,14 @@ class _ItemSums:
             self.cum = np.vstack([np.zeros((1, self.L)), np.cumsum(rows, axis=0)])
 
 
-def _sampling_se(items: _ItemSums, n_ok: np.ndarray, var: np.ndarray, j: np.ndarray, wb: int, k: np.ndarray,
-                 w: int) -> tuple[np.ndarray, np.ndarray]:
+def _sampling_se(run: _Series, j: np.ndarray, wb: int, k: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     """The sampling standard error of best-block mean minus current mean, as the scan computes it (per-item
     results paired when every evaluation of both blocks has them, all of one length; else eval sizes),
     and where it cannot be computed here (paired, but at an unusual item count): those are judged exactly."""
     s = k - w + 1
-    L = items.length
-    lmin = np.minimum(windows(L, wb).min(axis=1)[j], windows(L, w).min(axis=1)[s])
-    lmax = np.maximum(windows(L, wb).max(axis=1)[j], windows(L, w).max(axis=1)[s])
+    items = run.items
+    lmin = np.minimum(run.window("lmin", wb)[j], run.window("lmin", w)[s])
+    lmax = np.maximum(run.window("lmax", wb)[j], run.window("lmax", w)[s])
     paired = (lmin == lmax) & (lmin >= 2)
     unsure = paired & (lmin != items.L)
     se = np.full(len(k), np.nan)
@@ -193,10 +215,10 @@ def _sampling_se(items: _ItemSums, n_ok: np.ndarray, var: np.ndarray, j: np.ndar
         b = (c[j[use] + wb] - c[j[use]]) / wb
         now = (c[k[use] + 1] - c[s[use]]) / w
         se[use] = (b - now).std(axis=1, ddof=1) / np.sqrt(items.L)
-    sizes = ~paired & (np.minimum(windows(n_ok, wb).min(axis=1)[j], windows(n_ok, w).min(axis=1)[s]) > 0)
+    sizes = ~paired & (np.minimum(run.window("nmin", wb)[j], run.window("nmin", w)[s]) > 0)
     if sizes.any():
-        vb = windows(var, wb).sum(axis=1)[j[sizes]]
-        vn = windows(var, w).sum(axis=1)[s[sizes]]
+        vb = run.window("var", wb)[j[sizes]]
+        vn = run.window("var", w)[s[sizes]]
         se[sizes] = np.sqrt(vb / wb ** 2 + vn / w ** 2)
     return se, unsure
 
