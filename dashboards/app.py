@@ -39,8 +39,29 @@ def create_app(root: str | Path, token: str | None = None) -> Dash:
     prompts.register(app, store)
     if token:
         _protect(app, token)
+    _judge_early(app, store)  # after the token check: a request it refuses starts nothing
     run.warm_up()
+    app.store = store  # the runs every page reads: one per app
     return app
+
+
+def _judge_early(app: Dash, store: Store) -> None:
+    """A run page's first judgement starts when the browser asks for the page itself, not when the
+    route callback runs: the browser spends the second between the two loading Dash's bundles, and a long
+    run's detectors use it (the page's first drawing waits for their findings). The name is resolved inside
+    the runs root as the route resolves it; anything else starts nothing."""
+    from flask import request
+
+    @app.server.before_request
+    def judge():
+        path = request.path
+        if request.method != "GET" or not path.startswith("/run/") or path.endswith("/prompts"):
+            return None
+        try:
+            store.start_judging(path[len("/run/"):].rstrip("/"))
+        except Exception:  # noqa: BLE001 - the route reports a missing or unreadable run, as before
+            pass
+        return None
 
 
 IMAGE_NAME = re.compile(r"^[0-9a-f]{16}$")

@@ -18,6 +18,8 @@ import polars as pl
 
 from diag import card
 from diag.detect import cache, detect_all
+from diag.detect.run import GROUP_COLUMNS
+from diag.figures import HEATMAP_COLUMNS
 from diag.store import Run, StoreError, check_run_name, list_runs, open_run
 
 
@@ -27,6 +29,7 @@ from diag.store import Run, StoreError, check_run_name, list_runs, open_run
 QUICK_EVAL_ROWS = 50_000
 JUDGE_DELAY_S = 2.0  # ... starting this long after the page asked (its first drawing must not wait on it)
 JUDGE_IN_LIST_S = 1.0  # the runs page judges runs in the call for this long, then queues the rest
+PAGE_GROUP_COLUMNS = list(dict.fromkeys(HEATMAP_COLUMNS + GROUP_COLUMNS))  # read once when a run page judges
 JUDGING_SHORT = card.JUDGING  # a run's first judgement, running in the background
 
 
@@ -180,6 +183,9 @@ class Store:
                     # a fresh process opening a long run reads what an earlier one computed (diag.detect.cache)
                     c.findings = cache.load(run, eval_set)
                     if c.findings is None:
+                        # one read of the groups columns the detectors and the page's heatmap need: the page,
+                        # waiting on the same lock, takes its own from it
+                        run.columns("groups", PAGE_GROUP_COLUMNS)
                         c.findings = ([f.to_dict() for f in detect_all(run, eval_set=eval_set, state=c.detect_state)]
                                       if run.steps.height or run.evals.height else [])
                         cache.save(run, eval_set, c.findings)

@@ -188,25 +188,34 @@ def advantage_fig(steps: pl.DataFrame, findings: list[dict] | None = None) -> go
 
 
 HEATMAP_VALUE = "reward_std"  # the per-group statistic the run page's heatmap shows
+HEATMAP_COLUMNS = ["step", "group", "mode", HEATMAP_VALUE]  # the groups table's columns the heatmap reads
 
 
 def group_heatmap(groups: pl.DataFrame, value: str = HEATMAP_VALUE, max_columns: int = 200,
-                  findings: list[dict] | None = None) -> go.Figure:
+                  findings: list[dict] | None = None, cells: tuple | None = None) -> go.Figure:
     """Per-group distribution over steps: a [group x step] heatmap of one statistic (train mode). Long
     runs are binned (the mean over each bin of consecutive steps), never subsampled: a dead stretch
-    shorter than a bin still shows as a lower mean."""
+    shorter than a bin still shows as a lower mean. `cells`: heatmap_cells(groups, ...) computed before
+    (the run page bins millions of group rows while the detectors judge)."""
     fig = go.Figure()
-    if groups.height and value in groups.columns:
-        g = groups.filter(pl.col("mode") == "train").select("step", "group", value)
-        if g.height:
-            z, x, y = _bin_grid(g, value, max_columns)
-            fig.add_trace(go.Heatmap(z=np.round(z, 4).astype(np.float32), x=x, y=y,  # 4 decimals: what a colour shows
-                                     colorscale="Viridis", colorbar={"title": value}))
+    cells = heatmap_cells(groups, value, max_columns) if cells is None else cells
+    if cells:
+        z, x, y = cells
+        fig.add_trace(go.Heatmap(z=np.round(z, 4).astype(np.float32), x=x, y=y,  # 4 decimals: what a colour shows
+                                 colorscale="Viridis", colorbar={"title": value}))
     mark_findings(fig, findings)
     fig.update_layout(title=f"Per-group {value} (rows: groups, columns: steps)", **LAYOUT)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="group")
     return fig
+
+
+def heatmap_cells(groups: pl.DataFrame, value: str = HEATMAP_VALUE, max_columns: int = 200) -> tuple | None:
+    """(z, x, y) of group_heatmap's train-mode grid, or () when there is nothing to draw."""
+    if not (groups.height and value in groups.columns):
+        return ()
+    g = groups.filter(pl.col("mode") == "train").select("step", "group", value)
+    return _bin_grid(g, value, max_columns) if g.height else ()
 
 
 def _bin_grid(g: pl.DataFrame, value: str, max_columns: int):

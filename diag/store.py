@@ -370,6 +370,10 @@ class Run:
         if table not in self._unread:
             return self._frames[table].select(cols)
         key = (table, tuple(cols))
+        # columns kept for an earlier, wider request serve a narrower one (a page and a detector share a read)
+        wider = [k for k in self._narrow if k[0] == table and set(cols) < set(k[1])]
+        if wider:
+            return self._columns(table, list(max(wider, key=lambda k: len(k[1]))[1])).select(cols)
         names, frame = self._narrow.get(key, ((), None))
         segs = _live_segments(self.path / table)
         now = tuple(p.name for _, _, p in segs)

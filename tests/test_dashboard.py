@@ -273,3 +273,30 @@ def test_a_run_judged_from_its_route_is_drawn_with_its_alerts(tmp_path, monkeypa
     out = run_page.render(store, "r", -1)
     assert out["version"] == 0 and out["alerts"]
     assert all(getattr(a, "id", None) != ids.JUDGING for a in out["alerts"]) and len(calls) == 1
+
+
+def test_a_run_pages_own_request_starts_its_judgement(tmp_path, monkeypatch):
+    """The browser's request for /run/<name> starts the judgement (before Dash's bundles load and the route
+    callback runs); a refused token, another page, a missing or outside name start nothing and answer as before."""
+    import threading
+
+    make_run(tmp_path, steps=60).close()
+    gate, calls, real = threading.Event(), [], query.detect_all
+
+    def held(*a, **k):
+        calls.append(1)
+        gate.wait(30)
+        return real(*a, **k)
+    monkeypatch.setattr(query, "detect_all", held)
+    app = create_app(tmp_path, token="s3cret")
+    store = app.store
+    client = app.server.test_client()
+    assert client.get("/run/r").status_code == 403 and not store.judging("r")  # the token check comes first
+    for url in ("/?token=s3cret", "/run/r/prompts", "/run/missing", "/run/../../etc", "/compare"):
+        assert client.get(url).status_code in (200, 404)
+    assert not store.judging("r") and not calls
+    assert client.get("/run/r").status_code == 200
+    assert store.judging("r")
+    gate.set()
+    out = run_page.render(store, "r", -1)
+    assert out["alerts"] and len(calls) == 1  # the drawing took that judgement's findings, not a second one

@@ -17,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import diag
 from diag.detect import screen
@@ -174,3 +175,31 @@ def test_per_item_results_keep_each_items_first_record_by_step():
     assert sorted(a.items) == [10, 20] and all(np.array_equal(a.items[s], want[s]) for s in want)
     other = evals.with_columns(pl.lit("another").alias("eval_set"))  # items recorded for other sets only
     assert align(steps, other, items, []).items == {}
+
+
+def _pushed(steps, values, window, threshold, hysteresis, eff):
+    """The monitor's state machine, one push per step: the reference `signal_gap.episodes` replaces."""
+    from diag.detect.signal_gap import RollingShare
+
+    r, out = RollingShare(window, threshold, hysteresis), []
+    for st_, v, e in zip(steps, values, eff):
+        if r.push(int(st_), float(v), float(e), 2 * float(e)) == "end":
+            out.append((r.episode, int(st_)))
+            r.episode = None
+    return out + ([(r.episode, None)] if r.episode is not None else [])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 16).map(lambda k: k / 16), st.just(math.nan)), min_size=0, max_size=120),
+       st.integers(1, 25), st.sampled_from([0.5, 0.6, 0.85]), st.sampled_from([0.0, 0.1, 0.25]))
+def test_signal_gap_episodes_equal_the_monitors_pushes(values, window, threshold, hysteresis):
+    """Shares on a grid of sixteenths (means land exactly on the thresholds), gaps of missing values: the
+    whole-run replay opens and closes the same episodes, with the same steps, numbers and lists."""
+    from diag.detect.signal_gap import episodes
+
+    steps = np.arange(len(values)) * 2 + 1
+    x = np.array(values, dtype=float)
+    eff = np.arange(len(values), dtype=float)
+    got = episodes(steps, x, window, threshold, hysteresis, eff, 2 * eff)
+    want = _pushed(steps, x, window, threshold, hysteresis, eff)
+    assert _same([(vars(e), end) for e, end in got], [(vars(e), end) for e, end in want])

@@ -283,3 +283,25 @@ def test_groups_read_when_asked_and_some_columns_alone(tmp_path):
     assert run.columns("groups", cols).sort(["step", "group"]).equals(run.groups.select(cols).sort(["step", "group"]))
     assert "groups" not in run._unread and run.rows("groups") == run.groups.height == 12
     assert run.columns("groups", cols).shape == (12, 4)  # read from memory now
+
+
+def test_a_narrower_read_is_served_from_a_wider_one(tmp_path, monkeypatch):
+    """Columns kept for a wider request (a run page reads the heatmap's and the detectors' at once) serve a
+    narrower one without reading a segment again, and the new segments still arrive in both."""
+    import diag.store as store_mod
+
+    rec = _rec(tmp_path, flush_secs=0)
+    for s in (1, 2):
+        _batch(rec, s)
+    run = diag.open_run(tmp_path / "r")
+    wide = ["step", "group", "mode", "reward_std", "n_pass", "G"]
+    run.columns("groups", wide)
+    reads, real = [], store_mod._read_segment
+    monkeypatch.setattr(store_mod, "_read_segment", lambda *a, **k: reads.append(a[1]) or real(*a, **k))
+    narrow = run.columns("groups", ["mode", "n_pass", "G"])
+    assert not reads and narrow.equals(run.columns("groups", wide).select("mode", "n_pass", "G"))
+    _batch(rec, 3)
+    run.refresh()
+    assert run.columns("groups", ["n_pass", "step"])["step"].to_list() == [1] * 4 + [2] * 4 + [3] * 4
+    assert [p.parent.name for p in reads].count("groups") == 1  # its one new segment, once
+    rec.close()

@@ -256,25 +256,29 @@ def _render(store, name: str, version: int, eval_set: str | None):
     eval_set = eval_set if eval_set in sets[1:] else None
     # the columns the heatmap draws, not the whole groups table: a long run's page opens in a fraction of the
     # time; read before the findings, which a run's first judgement (started by the route) may still be making
-    groups = run.columns("groups", ["step", "group", "mode", figures.HEATMAP_VALUE])
+    groups = run.columns("groups", figures.HEATMAP_COLUMNS)
+    key = (cached.version, eval_set)
+    if cached.last_render is not None and cached.last_render[0] == (*key, False, id(cached.findings)):
+        return cached.last_render[1]  # a browser re-asking with the version it last saw: the same answer
+    # what does not depend on the findings first: a run's first judgement (started by the route) may still be
+    # running, and binning millions of group rows (polars, outside the GIL) overlaps with it
+    cells, steps = figures.heatmap_cells(groups), run.steps
+    notes, head = missing.notes(steps, groups, run.evals, run.meta), header(run, summarize(run))
     found = store.findings(name, eval_set, wait=False)
-    # a browser re-asks with the version it last saw while a slow first drawing is in flight: the same answer
-    key = (cached.version, found is None, id(found), eval_set)
+    key = (*key, found is None, id(found))
     if cached.last_render is not None and cached.last_render[0] == key:
         return cached.last_render[1]
     findings = found or []
-    steps = run.steps
     ph = phases.of(run.meta)
     figs = [figures.reward_vs_accuracy(steps, run.evals, run.reward_funcs, findings, ph, judged=eval_set),
             figures.signal_area(steps, findings, ph), figures.advantage_fig(steps, findings),
-            figures.group_heatmap(groups, findings=findings), figures.length_fig(steps, findings),
+            figures.group_heatmap(groups, findings=findings, cells=cells), figures.length_fig(steps, findings),
             figures.buckets_fig(run.evals)]
-    notes = missing.notes(steps, groups, run.evals, run.meta)
     out = {
         # drawn without alerts while they are judged: the next tick draws again once they are in
         "version": cached.version + (PENDING if found is None else 0),
         "judged": eval_set or (sets[0] if sets else ""),
-        "header": header(run, summarize(run)),
+        "header": head,
         "figs": [marks.explain(f, *missing.for_chart(notes, CHARTS[g])) for g, f in zip(GRAPHS, figs)],
         "alerts": alert_items(run, findings, gamed(cached, findings)) if found is not None else [judging_note(run)],
         "windows": alert_windows(findings),

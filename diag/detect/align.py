@@ -144,8 +144,12 @@ def build(eval_set: str, eval_steps: np.ndarray, acc: np.ndarray, n: np.ndarray,
     )
 
 
-def func_matrix(values: list, width: int) -> np.ndarray:
-    """Per-step lists of per-function rewards -> a [steps x width] float matrix (NaN where missing)."""
+def func_matrix(values: list | pl.Series, width: int) -> np.ndarray:
+    """Per-step lists of per-function rewards -> a [steps x width] float matrix (NaN where missing). A
+    polars list column is read one position at a time (a 100k-step run's lists never become Python objects)."""
+    if isinstance(values, pl.Series):
+        cols = [values.list.get(i, null_on_oob=True).cast(pl.Float64).fill_null(np.nan).to_numpy() for i in range(width)]
+        return np.stack(cols, 1) if cols else np.empty((len(values), 0))
     rows = [(list(v) + [None] * width)[:width] if v is not None else [None] * width for v in values]
     return np.array(rows, dtype=float).reshape(len(rows), width)
 
@@ -160,15 +164,18 @@ def align(steps: pl.DataFrame, evals: pl.DataFrame, eval_items: pl.DataFrame | N
     step_axis = s["step"].to_numpy().astype(float) if s.height else np.empty(0)
     names = list(func_names or [])
     if s.height and "func_mean" in s.columns and s["func_mean"].dtype != pl.Null:
-        fm = func_matrix(s["func_mean"].to_list(), len(names) or int(s["func_mean"].list.len().max() or 0))
+        fm = func_matrix(s["func_mean"], len(names) or int(s["func_mean"].list.len().max() or 0))
     else:
         fm = np.full((s.height, len(names)), np.nan)
     items: dict[int, np.ndarray] = {}
     if eval_items is not None and eval_items.height:
         # a repeated evaluation: its first record (a stable sort keeps the records of one item in order)
-        ei = (eval_items.filter(pl.col("eval_set") == eval_set).select("step", "item", "correct")
-              .sort(["step", "item"], maintain_order=True))
-        st, it, ok = ei["step"].to_numpy(), ei["item"].to_numpy(), ei["correct"].to_numpy().astype(bool)
+        ei = eval_items.filter(pl.col("eval_set") == eval_set).select("step", "item", "correct")
+        st, it = ei["step"].to_numpy(), ei["item"].to_numpy()
+        if not _ordered(st, it):  # as the recorder writes them, they are: a sort of millions of rows saved
+            ei = ei.sort(["step", "item"], maintain_order=True)
+            st, it = ei["step"].to_numpy(), ei["item"].to_numpy()
+        ok = ei["correct"].to_numpy().astype(bool)
         first = np.ones(len(st), bool)
         first[1:] = (st[1:] != st[:-1]) | (it[1:] != it[:-1])
         st, ok = st[first], ok[first]
@@ -180,6 +187,14 @@ def align(steps: pl.DataFrame, evals: pl.DataFrame, eval_items: pl.DataFrame | N
     return build(eval_set or "", eval_steps, e["value"].to_numpy().astype(float),
                  e["n"].cast(pl.Float64).to_numpy(), step_axis, series, fm, names, items,
                  companions_on(evals, eval_set, eval_steps, metric))
+
+
+def _ordered(step: np.ndarray, item: np.ndarray) -> bool:
+    """Whether (step, item) pairs are already in ascending order (ties kept in place by a stable sort)."""
+    if len(step) < 2:
+        return True
+    ds, di = np.diff(step), np.diff(item)
+    return bool(np.all((ds > 0) | ((ds == 0) & (di >= 0))))
 
 
 # a metric that grades the same completions again (their format, a length-normalised or lenient score, pass@k

@@ -61,8 +61,13 @@ def series(steps: pl.DataFrame) -> dict[str, tuple[str, np.ndarray, np.ndarray]]
 
 
 def _smooth(v: np.ndarray) -> np.ndarray:
+    """Moving mean over a twentieth of the run (at least 3 steps), each full window once: differences of a
+    running sum (a convolution costs steps x window, 0.05 s a series at 100k steps)."""
     w = max(3, len(v) // 20)
-    return np.convolve(v, np.ones(w) / w, mode="valid")
+    if len(v) < w:
+        return np.empty(0)
+    c = np.concatenate([[0.0], np.cumsum(v, dtype=float)])
+    return (c[w:] - c[:-w]) / w
 
 
 def _cause(kind: str, sev: str, steps: np.ndarray, onset_i: int, msg: str, ev: dict) -> Finding:

@@ -44,25 +44,26 @@ class _Episode:
 
 
 class RollingShare:
-    """Rolling mean of one share with episode tracking; `push` returns a finished or new episode."""
+    """Rolling mean of one share with episode tracking; `push` returns a finished or new episode. The
+    offline replay (`episodes`) computes the same means for a whole run at once: both sum the window
+    oldest first, so the two agree to the last bit and never on a different side of a threshold."""
 
     def __init__(self, window: int, threshold: float, hysteresis: float):
         self.window, self.threshold, self.hysteresis = window, threshold, hysteresis
         self.buf: deque = deque(maxlen=window)
         self.steps: deque = deque(maxlen=window)
-        self.total = 0.0
         self.episode: _Episode | None = None
 
     def push(self, step: int, value: float, effective: float = math.nan, completions: float = math.nan) -> str | None:
         """'start' when an episode begins at this step, 'end' when one closes, else None."""
         if not math.isfinite(value):
             return None
-        if len(self.buf) == self.window:
-            self.total -= self.buf[0]
         self.buf.append(value)
         self.steps.append(step)
-        self.total += value
-        mean = self.total / len(self.buf)
+        total = 0.0
+        for v in self.buf:  # oldest first, as `window_means` adds them
+            total += v
+        mean = total / len(self.buf)
         if self.episode is not None:
             self.episode.peak = max(self.episode.peak, mean)
             self.episode.values.append(value)
@@ -78,6 +79,52 @@ class RollingShare:
             self.episode.completions.append(completions)
             return "start"
         return None
+
+
+def window_means(x: np.ndarray, window: int) -> np.ndarray:
+    """The mean of each full window of `x` ending at index i (NaN for the first window - 1), summed oldest
+    first as RollingShare.push sums it: one vector addition per position in the window, not per step."""
+    out = np.full(len(x), np.nan)
+    if len(x) < window:
+        return out
+    n = len(x) - window + 1
+    total = np.zeros(n)
+    for j in range(window):
+        total = total + x[j:j + n]
+    out[window - 1:] = total / window
+    return out
+
+
+def episodes(steps: np.ndarray, values: np.ndarray, window: int, threshold: float, hysteresis: float,
+             effective: np.ndarray | None = None, completions: np.ndarray | None = None
+             ) -> list[tuple[_Episode, int | None]]:
+    """RollingShare replayed over a whole series: each episode with the step that ended it (None while it
+    is still open at the end). Non-finite values are skipped, as push skips them; the loop runs once per
+    episode, not once per step (a 100k-step run is a few milliseconds)."""
+    keep = np.isfinite(values)
+    st, x = np.asarray(steps)[keep], np.asarray(values, dtype=float)[keep]
+    eff = (np.full(len(values), math.nan) if effective is None else np.asarray(effective, dtype=float))[keep]
+    n = (np.full(len(values), math.nan) if completions is None else np.asarray(completions, dtype=float))[keep]
+    mean = window_means(x, window)
+    with np.errstate(invalid="ignore"):
+        above, below = mean >= threshold, mean < threshold - hysteresis
+    out, i = [], 0
+    while True:
+        starts = np.flatnonzero(above[i:])
+        if not starts.size:
+            return out
+        a = i + int(starts[0])
+        ends = np.flatnonzero(below[a + 1:])
+        b = a + 1 + int(ends[0]) if ends.size else len(x) - 1
+        ep = _Episode(start=int(st[a - window + 1]), fired_at=int(st[a]), trigger=float(mean[a]),
+                      values=x[a - window + 1:b + 1].tolist(), effective=eff[a:b + 1].tolist(),
+                      completions=n[a:b + 1].tolist(), peak=float(np.max(mean[a:b + 1])))
+        if not ends.size:
+            out.append((ep, None))
+            return out
+        ep.last = float(mean[b])
+        out.append((ep, int(st[b])))
+        i = b + 1
 
 
 def _nanmean(x) -> float:
@@ -236,7 +283,7 @@ def detect_signal_gap(steps: pl.DataFrame, params: SignalGapParams | None = None
     source, share, passed = picked
     eff = s["effective_batch"].cast(pl.Float64).to_numpy() if "effective_batch" in s.columns else np.full(s.height, np.nan)
     n = s["n_completions"].cast(pl.Float64).to_numpy() if "n_completions" in s.columns else np.full(s.height, np.nan)
-    step_ids = s["step"].to_list()
+    step_ids = s["step"].to_numpy()
     dead_2g = dead_share_at(groups, 2 * group_size) if groups is not None and group_size else None
     # the window is in optimizer steps: logs written every k steps need window / k rows
     spacing = float(np.median(np.diff(step_ids))) if len(step_ids) > 1 else 1.0
@@ -248,22 +295,12 @@ def detect_signal_gap(steps: pl.DataFrame, params: SignalGapParams | None = None
             return f
         return replace(f, evidence={**f.evidence, "reward_range": [rng[0], rng[1]], "reward_range_source": rng[2]})
 
-    fail = RollingShare(rows, p.all_fail_share, p.hysteresis)
-    for i, st in enumerate(step_ids):
-        ev = fail.push(st, float(share[i]), float(eff[i]), float(n[i]))
-        if ev == "end":
-            f = gap_finding(fail.episode, st, p, group_size, dead_2g, source)
-            out.append(note(resolved_gap(f, fail.episode, st, p)))
-            fail.episode = None
-    if fail.episode is not None:
-        out.append(note(gap_finding(fail.episode, step_ids[-1], p, group_size, dead_2g, source)))
+    last = int(step_ids[-1])
+    for ep, end in episodes(step_ids, share, rows, p.all_fail_share, p.hysteresis, eff, n):
+        f = gap_finding(ep, last if end is None else end, p, group_size, dead_2g, source)
+        out.append(note(f if end is None else resolved_gap(f, ep, end, p)))
     if passed is not None:
-        sat = RollingShare(rows, p.saturated_share, p.hysteresis)
-        for st, v in zip(step_ids, passed.tolist()):
-            if sat.push(st, v if v is not None else math.nan) == "end":
-                f = saturated_finding(sat.episode, st, p)
-                out.append(resolved_gap(f, sat.episode, st, p, "all-pass"))
-                sat.episode = None
-        if sat.episode is not None:
-            out.append(saturated_finding(sat.episode, step_ids[-1], p))
+        for ep, end in episodes(step_ids, passed, rows, p.saturated_share, p.hysteresis):
+            f = saturated_finding(ep, last if end is None else end, p)
+            out.append(f if end is None else resolved_gap(f, ep, end, p, "all-pass"))
     return sorted(out, key=lambda f: f.step)

@@ -118,15 +118,23 @@ class TruthGapScanner:
         t = _num(row.get("truth_rate"))
         if not math.isfinite(t):
             return []
-        self._note_payment(_num(row.get("reward_true")), _num(row.get("reward_untrue")))
-        self.steps.append(int(row["step"]))
-        self.truth.append(t)
-        self.n.append(_num(row.get("n_truth")))
-        self.reward.append(_num(row.get("reward_mean")))
-        self.pay_untrue.append(_num(row.get("reward_untrue")))
-        self.untrue_share.append(_num(row.get("untrue_share")))
         fu = row.get("func_untrue")
-        self.func_untrue.append([_num(v) for v in fu] if fu is not None else [])
+        return self.push_values(int(row["step"]), t, _num(row.get("n_truth")), _num(row.get("reward_mean")),
+                                _num(row.get("untrue_share")), [_num(v) for v in fu] if fu is not None else [],
+                                _num(row.get("reward_true")), _num(row.get("reward_untrue")))
+
+    def push_values(self, step: int, t: float, n: float, reward: float, untrue_share: float, func_untrue: list,
+                    reward_true: float, reward_untrue: float) -> list[Finding]:
+        """`push` with the row's values as floats (NaN where missing) and a finite truth rate: the offline
+        scan reads whole columns and calls this, a dict per step costing more than the step's test."""
+        self._note_payment(reward_true, reward_untrue)
+        self.steps.append(step)
+        self.truth.append(t)
+        self.n.append(n)
+        self.reward.append(reward)
+        self.pay_untrue.append(reward_untrue)
+        self.untrue_share.append(untrue_share)
+        self.func_untrue.append(func_untrue)
         self.count += 1
         b = self.p.block
         if self.count % b == 0:
@@ -340,14 +348,28 @@ def detect_truth_gap(steps: pl.DataFrame, func_names: list[str] | None = None,
     s = once_per_step(steps) if steps.height else steps
     scanner = TruthGapScanner(func_names, params)
     events: list[Finding] = []
-    cols = [c for c in ("step", "truth_rate", "n_truth", "reward_mean", "untrue_share", "func_untrue", "reward_true",
-                        "reward_untrue") if c in s.columns]
-    if "truth_rate" in cols:
-        for row in s.select(cols).iter_rows(named=True):
-            events += scanner.push(row)
+    if "truth_rate" in s.columns:
+        t = _floats(s, "truth_rate")
+        keep = np.flatnonzero(np.isfinite(t))
+        cols = [t] + [_floats(s, c) for c in ("n_truth", "reward_mean", "untrue_share", "reward_true", "reward_untrue")]
+        n, reward, share, pay_true, pay_untrue = ([float(v) for v in c[keep]] for c in cols[1:])
+        fu = s["func_untrue"].gather(keep).to_list() if "func_untrue" in s.columns else [None] * len(keep)
+        step = s["step"].gather(keep).to_list()
+        for j, i in enumerate(keep.tolist()):
+            f = fu[j]
+            events += scanner.push_values(int(step[j]), float(t[i]), n[j], reward[j], share[j],
+                                          [math.nan if v is None else float(v) for v in f] if f is not None else [],
+                                          pay_true[j], pay_untrue[j])
     last = int(s["step"].max()) if s.height else 0
     said = scanner.summary(last)
     return fold(events) + ([said] if said is not None else [])
+
+
+def _floats(s: pl.DataFrame, col: str) -> np.ndarray:
+    """A column as floats, NaN where missing or absent (as `number` reads one value)."""
+    if col not in s.columns:
+        return np.full(s.height, math.nan)
+    return s[col].cast(pl.Float64, strict=False).fill_null(math.nan).to_numpy()
 
 
 def cite_truth(finding: Finding, gaps: list[Finding], last_step: int | None = None) -> Finding:
