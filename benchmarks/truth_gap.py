@@ -131,24 +131,27 @@ def truth_fall_onset(steps: pl.DataFrame, window: int = 10, drop: float = 0.10) 
     return int(s["step"][i + window - 1])
 
 
-def demo_runs(seeds: int, thread_counts: tuple[int, ...] = (1, 2)) -> list[dict]:
-    """The demo over seeds and thread counts, in subprocesses (OMP_NUM_THREADS is read at start)."""
+def demo_runs(seeds: int, thread_counts: tuple[int, ...] = (1, 2), keep: str | None = None,
+              scenarios: str = "strong-healthy,weak-signal-gap,deceptive-reward") -> list[dict]:
+    """The demo over seeds and thread counts, in subprocesses (OMP_NUM_THREADS is read at start). `keep`: a
+    folder to leave the runs in (seed<N>-t<T>/<scenario>), to judge or explain them again without training."""
     out = []
     code = ("import sys, json; from training.demo import run_demo; "
             "run_demo(sys.argv[1], only=sys.argv[3].split(','), seed=int(sys.argv[2]))")
     for threads in thread_counts:
         for seed in range(seeds):
             with tempfile.TemporaryDirectory() as tmp:
+                where = Path(keep) / f"seed{seed}-t{threads}" if keep else Path(tmp)
+                where.mkdir(parents=True, exist_ok=True)
                 env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
-                scen = "strong-healthy,weak-signal-gap,deceptive-reward"
                 t0 = time.perf_counter()
-                proc = subprocess.run([sys.executable, "-c", code, tmp, str(seed), scen], cwd=ROOT, env=env,
-                                      capture_output=True, text=True)
+                proc = subprocess.run([sys.executable, "-c", code, str(where), str(seed), scenarios], cwd=ROOT,
+                                      env=env, capture_output=True, text=True)
                 if proc.returncode != 0:
                     raise RuntimeError(proc.stderr[-3000:])
-                for name in scen.split(","):
+                for name in scenarios.split(","):
                     out.append({"threads": threads, "seed": seed, "scenario": name,
-                                "secs": time.perf_counter() - t0, **_demo_figures(Path(tmp) / name)})
+                                "secs": time.perf_counter() - t0, **_demo_figures(where / name)})
                 print(json.dumps(out[-1]), flush=True)
     return out
 
@@ -169,9 +172,16 @@ def _demo_figures(path: Path) -> dict:
     fall = truth_fall_onset(run.steps)
     gap_crit = min((critical_step(f) for f in gap if f.severity == "critical"), default=None)
     dec_crit = min((critical_step(f) for f in dec if f.severity == "critical"), default=None)
-    return {"truth_gap_alerts": len(gap), "truth_fall": fall,
-            "truth_gap_warning": min((f.step for f in gap), default=None), "truth_gap_critical": gap_crit,
-            "decoupling_warning": min((f.step for f in dec), default=None), "decoupling_critical": dec_crit}
+    out = {"truth_gap_alerts": len(gap), "truth_fall": fall,
+           "truth_gap_warning": min((f.step for f in gap), default=None), "truth_gap_critical": gap_crit,
+           "decoupling_warning": min((f.step for f in dec), default=None), "decoupling_critical": dec_crit}
+    if path.name == "deceptive-reward":  # how the reward is gamed (diag.explain): the patterns it ranks first
+        from diag.explain import explain_run
+
+        got = explain_run(run)
+        out["explain_top3"] = [f"{p['kind']}:{p['feature']}" for p in got["patterns"][:3]]
+        out["explain_paid_untrue"] = got["paid_untrue"]
+    return out
 
 
 def overhead(pairs: int = 3) -> dict:
@@ -284,23 +294,30 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-overhead", action="store_true")
     p.add_argument("--sweep", action="store_true", help="the parameter sweep that chose the defaults")
     p.add_argument("--threads", default="1,2", help="OMP_NUM_THREADS values for the demo (default 1,2)")
+    p.add_argument("--keep", help="a folder to leave the demo runs in (default: removed)")
+    p.add_argument("--scenarios", default="strong-healthy,weak-signal-gap,deceptive-reward",
+                   help="the demo scenarios to train (comma-separated)")
+    p.add_argument("--no-generated", action="store_true", help="skip the generated runs (the demo alone)")
     p.add_argument("--record", action="store_true", help="keep the figures in benchmarks/results.json")
     a = p.parse_args(argv)
     res: dict = {}
     if a.sweep:
         print("Sweep (300 generated runs per kind, seeds 1000+):")
         res["sweep"] = sweep()
-    print("Pay channel share (300 noisy and 150 hacked generated runs, seeds 1000+):")
-    res["pay_sweep"] = pay_sweep()
-    res["generated"] = judge_generated(a.runs)
-    print(f"Generated runs ({a.runs} per kind, {STEPS} steps of {PROMPTS} x {G} completions):")
-    for kind, r in res["generated"].items():
+    if a.record and (a.no_generated or a.no_demo or a.scenarios != p.get_default("scenarios")):
+        p.error("--record keeps the whole benchmark's figures: run it without --no-generated, --no-demo, --scenarios")
+    if not a.no_generated:
+        print("Pay channel share (300 noisy and 150 hacked generated runs, seeds 1000+):")
+        res["pay_sweep"] = pay_sweep()
+        res["generated"] = judge_generated(a.runs)
+        print(f"Generated runs ({a.runs} per kind, {STEPS} steps of {PROMPTS} x {G} completions):")
+    for kind, r in res.get("generated", {}).items():
         extra = (f"; delay to warning {r['delay_warning']}, to critical {r['delay_critical']}"
                  if kind == "hacked" else "")
         print(f"  {kind:<8} alerted {100 * r['alerted']:.1f}%, critical {100 * r['critical']:.1f}%, "
               f"{r['ms_per_step']:.3f} ms/step{extra}")
     if not a.no_demo:
-        rows = demo_runs(a.seeds, tuple(int(t) for t in a.threads.split(",")))
+        rows = demo_runs(a.seeds, tuple(int(t) for t in a.threads.split(",")), a.keep, a.scenarios)
         res["demo"] = rows
         dec = [r for r in rows if r["scenario"] == "deceptive-reward"]
         other = [r for r in rows if r["scenario"] != "deceptive-reward"]
@@ -311,7 +328,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"  deceptive seed {r['seed']} threads {r['threads']}: truth falls at step {fall}; truth_gap "
                   f"warning {r['truth_gap_warning']} critical {r['truth_gap_critical']} "
                   f"({lag(r['truth_gap_critical'])} steps after the fall); held-out decoupling warning "
-                  f"{r['decoupling_warning']} critical {r['decoupling_critical']}")
+                  f"{r['decoupling_warning']} critical {r['decoupling_critical']}; explain's top three "
+                  f"({r['explain_paid_untrue']} paid-untrue): {', '.join(r['explain_top3']) or '-'}")
         print(f"  truth-gap alerts on strong-healthy and weak-signal-gap: {sum(r['truth_gap_alerts'] for r in other)} "
               f"over {len(other)} runs")
     if not a.no_overhead:

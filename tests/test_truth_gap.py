@@ -197,3 +197,27 @@ def test_tinker_correct_key_is_the_truth_rate(tmp_path):
     src.write_text("\n".join(json.dumps(r) for r in rows))
     run = diag.open_run(import_log(src, fmt="tinker", root=str(tmp_path / "runs"))[0])
     assert run.steps["truth_rate"].to_list() == [0.4] * 5
+
+
+def test_both_detectors_measure_a_fall_from_one_floor():
+    """A strict check plus a format bonus every completion earns (0.2): the reward-truth gap and the
+    held-out detector measure the reward's fall towards the same floor (collapse.floor), the bonus, never 0;
+    a signed reward towards its lowest point in both."""
+    from diag.detect.align import build
+    from diag.detect.carriers import fixed_pay
+
+    rng = np.random.default_rng(3)
+    steps = np.arange(1, 201)
+    strict = np.clip(0.5 + 0.2 * np.sin(steps / 30) + rng.normal(0, 0.05, steps.size), 0, 1)
+    reward = strict + 0.2
+    sc = TruthGapScanner(["strict", "format"])
+    for st, s_, r in zip(steps, strict, reward):
+        sc.push({"step": int(st), "truth_rate": float(s_), "n_truth": 128, "reward_mean": float(r),
+                 "func_mean": [float(s_), 0.2]})
+    evals = steps[9::10].astype(float)
+    a = build("heldout", evals, strict[9::10], np.full(evals.size, 200.0), steps.astype(float),
+              {"reward": reward, "length": np.ones(steps.size), "clipped": np.zeros(steps.size)},
+              np.column_stack([strict, np.full(steps.size, 0.2)]), ["strict", "format"], {})
+    assert sc._floor() == pytest.approx(0.2, abs=1e-6) and fixed_pay(a, evals.size - 1) == pytest.approx(0.2, abs=1e-6)
+    sc.push({"step": 201, "truth_rate": 0.5, "n_truth": 128, "reward_mean": -0.3, "func_mean": [-0.5, 0.2]})
+    assert sc._floor() == pytest.approx(-0.3)

@@ -32,19 +32,26 @@ def components(a: Aligned, before: slice, after: slice) -> tuple[str | None, dic
 
 
 def fixed_pay(a: Aligned, k: int, still: float = 0.02) -> float:
-    """What the training reward pays whatever a completion does, over evaluations 0..k: the part carried by
-    reward functions whose mean never moved (each within `still` of its own level: a format bonus every
-    completion earns), found as the intercept of the reward on the functions that did move. A share of the
-    reward no completion can lose is no part of how far it fell: left in, a constant 0.2 bonus makes a
-    strict reward that fell with accuracy look as if it held. Zero when no function stood still, every one
-    did, or the reward is not (closely) a weighted sum of the logged functions (then nothing is assumed)."""
-    if a.funcs.ndim != 2 or a.funcs.shape[1] < 2:
+    """fixed_pay_of over the evaluation windows 0..k."""
+    if a.funcs.ndim != 2:
         return 0.0
-    f, r = a.funcs[: k + 1], a.reward[: k + 1]
-    ok = np.isfinite(r) & np.all(np.isfinite(f), axis=1)
-    f, r = f[ok], r[ok]
+    return fixed_pay_of(a.funcs[: k + 1], a.reward[: k + 1], still)
+
+
+def fixed_pay_of(funcs: np.ndarray, reward: np.ndarray, still: float = 0.02) -> float:
+    """What the training reward pays whatever a completion does: the part carried by reward functions whose
+    mean never moved (each within `still` of its own level: a format bonus every completion earns), found as
+    the intercept of the reward on the functions that did move. `funcs` [windows x functions] and `reward`
+    are means over the same windows (evaluation windows, or blocks of steps). A share of the reward no
+    completion can lose is no part of how far it fell: left in, a constant 0.2 bonus makes a strict reward
+    that fell with accuracy look as if it held. Zero when no function stood still, every one did, or the
+    reward is not (closely) a weighted sum of the logged functions (then nothing is assumed)."""
+    if funcs.ndim != 2 or funcs.shape[1] < 2:
+        return 0.0
+    ok = np.isfinite(reward) & np.all(np.isfinite(funcs), axis=1)
+    f, r = funcs[ok], reward[ok]
     if len(r) < f.shape[1] + 2:
-        return 0.0  # too few evaluations to tell a sum from a coincidence
+        return 0.0  # too few windows to tell a sum from a coincidence
     const = f.max(axis=0) - f.min(axis=0) <= still * np.abs(f.mean(axis=0))
     if not const.any() or const.all():
         return 0.0

@@ -84,6 +84,16 @@ def reward_fall(ref: float, ref_se: float, now: float, now_se: float, floor: flo
     return RewardFall(share, se, truth_share, ratio, z)
 
 
+def floor(lowest: float, funcs: np.ndarray, reward: np.ndarray) -> float:
+    """Where a reward's fall is measured towards, for both detectors: a signed reward (penalties) its lowest
+    point; any other what it pays whatever a completion does (a bonus every completion earns is no level,
+    diag.detect.carriers.fixed_pay_of on `funcs` [windows x functions] and `reward`, means over the same
+    windows), 0 when nothing is paid regardless."""
+    from diag.detect.carriers import fixed_pay_of  # lazy: carriers reads the aligned series, this module none
+
+    return lowest if lowest < 0 else fixed_pay_of(funcs, reward)
+
+
 def level(values: np.ndarray) -> tuple[float, float, int]:
     """(mean, standard error, count) of per-step rewards (NaN standard error from fewer than two)."""
     v = np.asarray(values, dtype=float)

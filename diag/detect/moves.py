@@ -9,7 +9,7 @@ import numpy as np
 
 from diag.detect import collapse
 from diag.detect.align import Aligned
-from diag.detect.carriers import fixed_pay, mean
+from diag.detect.carriers import mean
 from diag.detect.levels import LevelDrop, expected_max, spread_sigma
 
 
@@ -41,9 +41,9 @@ def reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> dic
                if math.isfinite(r)]
     # the highest of several noisy windows is biased up, as accuracy's best block is: corrected alike
     r_ref = max(r_best, max(between, default=r_best) - sigma / math.sqrt(w) * expected_max(len(between) // w + 1))
-    lo = float(np.nanmin(a.reward[: k + 1]))
     # a signed reward (penalties) is measured from its lowest point; a bonus every completion earns is no level
-    floor = fixed_pay(a, k) if lo >= 0 else lo
+    floor = collapse.floor(float(np.nanmin(a.reward[: k + 1])),
+                           a.funcs[: k + 1] if a.funcs.ndim == 2 else np.empty((k + 1, 0)), a.reward[: k + 1])
     rel_a = d.drop / d.best_corrected if d.best_corrected > 0 else 1.0
     fall = collapse.reward_fall(r_ref, best_se, r_now, now_se, floor, rel_a, ratio=collapse_ratio)
     noise = 3 * sigma * math.sqrt(1 / w + 1 / len(d.now_idx))

@@ -38,6 +38,7 @@ value, every untrue one another) has nothing to judge: it is said once.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from dataclasses import dataclass, replace
 
@@ -94,6 +95,7 @@ class TruthGapScanner:
         self.pay_untrue: deque = deque(maxlen=h)  # mean reward of the untrue completions of each step
         self.untrue_share: deque = deque(maxlen=h)
         self.func_untrue: deque = deque(maxlen=h)
+        self.func_mean: deque = deque(maxlen=h)  # each function's mean reward per step (the collapse rule's floor)
         self.blocks: deque = deque(maxlen=max(2, h // self.p.block))  # (mean truth, first index, last index)
         self.count = 0  # steps seen with a truth rate; indices below count from the first of them
         self.S = 0.0
@@ -119,12 +121,14 @@ class TruthGapScanner:
         if not math.isfinite(t):
             return []
         fu = row.get("func_untrue")
+        fm = row.get("func_mean")
         return self.push_values(int(row["step"]), t, _num(row.get("n_truth")), _num(row.get("reward_mean")),
                                 _num(row.get("untrue_share")), [_num(v) for v in fu] if fu is not None else [],
-                                _num(row.get("reward_true")), _num(row.get("reward_untrue")))
+                                _num(row.get("reward_true")), _num(row.get("reward_untrue")),
+                                [_num(v) for v in fm] if fm is not None else [])
 
     def push_values(self, step: int, t: float, n: float, reward: float, untrue_share: float, func_untrue: list,
-                    reward_true: float, reward_untrue: float) -> list[Finding]:
+                    reward_true: float, reward_untrue: float, func_mean: list | None = None) -> list[Finding]:
         """`push` with the row's values as floats (NaN where missing) and a finite truth rate: the offline
         scan reads whole columns and calls this, a dict per step costing more than the step's test."""
         self._note_payment(reward_true, reward_untrue)
@@ -135,6 +139,7 @@ class TruthGapScanner:
         self.pay_untrue.append(reward_untrue)
         self.untrue_share.append(untrue_share)
         self.func_untrue.append(func_untrue)
+        self.func_mean.append(func_mean or [])
         self.count += 1
         b = self.p.block
         if self.count % b == 0:
@@ -266,8 +271,7 @@ class TruthGapScanner:
         if h < p.margin_h:
             return None
         reward_now, now_se, _ = collapse.level(np.asarray(self._window(self.reward, *win), dtype=float))
-        lo = min((r for r in self.reward if math.isfinite(r)), default=0.0)
-        floor = 0.0 if lo >= 0 else lo  # a signed reward (penalties) is measured from its lowest point
+        floor = self._floor()
         rel_t = (ref_level - truth_now) / ref_level if ref_level > 0 else 1.0
         fall = collapse.reward_fall(self.ref_reward if math.isfinite(self.ref_reward) else floor, self.ref_reward_se,
                                     reward_now, now_se, floor, rel_t, ratio=p.collapse_ratio)
@@ -316,6 +320,25 @@ class TruthGapScanner:
                       "pay_cusum": self.S_pay},
         )
 
+    def _floor(self) -> float:
+        """collapse.floor over the history, on block means of the reward and of each function (the held-out
+        detector gives it evaluation windows: both see means, never one step's noise)."""
+        from diag.detect.align import func_matrix  # lazy: the per-step matrix is needed only when an alert is judged
+
+        lo = min((r for r in self.reward if math.isfinite(r)), default=0.0)
+        b = self.p.block
+        m = len(self.reward) // b
+        if lo < 0 or m < 1:
+            return min(lo, 0.0)
+        width = max((len(f) for f in self.func_mean), default=0)
+        funcs = func_matrix(list(self.func_mean)[-m * b:], width)
+        reward = np.asarray(list(self.reward)[-m * b:], dtype=float)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a block with a missing value is left out as NaN
+            blocks_f = np.nanmean(funcs.reshape(m, b, width), axis=1) if width else np.empty((m, 0))
+            blocks_r = np.nanmean(reward.reshape(m, b), axis=1)
+        return collapse.floor(lo, blocks_f, blocks_r)
+
     def _resolve(self) -> Finding:
         f = self.open.finding
         self.open = None
@@ -354,15 +377,19 @@ def detect_truth_gap(steps: pl.DataFrame, func_names: list[str] | None = None,
         cols = [t] + [_floats(s, c) for c in ("n_truth", "reward_mean", "untrue_share", "reward_true", "reward_untrue")]
         n, reward, share, pay_true, pay_untrue = ([float(v) for v in c[keep]] for c in cols[1:])
         fu = s["func_untrue"].gather(keep).to_list() if "func_untrue" in s.columns else [None] * len(keep)
+        fm = s["func_mean"].gather(keep).to_list() if "func_mean" in s.columns else [None] * len(keep)
         step = s["step"].gather(keep).to_list()
         for j, i in enumerate(keep.tolist()):
-            f = fu[j]
-            events += scanner.push_values(int(step[j]), float(t[i]), n[j], reward[j], share[j],
-                                          [math.nan if v is None else float(v) for v in f] if f is not None else [],
-                                          pay_true[j], pay_untrue[j])
+            events += scanner.push_values(int(step[j]), float(t[i]), n[j], reward[j], share[j], _listed(fu[j]),
+                                          pay_true[j], pay_untrue[j], _listed(fm[j]))
     last = int(s["step"].max()) if s.height else 0
     said = scanner.summary(last)
     return fold(events) + ([said] if said is not None else [])
+
+
+def _listed(values: list | None) -> list[float]:
+    """A row's per-function values as floats (NaN where missing; none for a missing list), as `push` reads them."""
+    return [math.nan if v is None else float(v) for v in values] if values is not None else []
 
 
 def _floats(s: pl.DataFrame, col: str) -> np.ndarray:
