@@ -90,6 +90,10 @@ def make_run(kind: str, seed: int) -> tuple[SimpleNamespace, int | None]:
     run = SimpleNamespace(
         steps=steps, evals=schema.conform("evals", evals), eval_items=schema.conform("eval_items", items),
         groups=schema.empty("groups"), meta={"reward_funcs": ["reward"], "group_size": G}, name=f"{kind}-{seed}")
+    # what no detector knows, for the clairvoyant delay (benchmarks/ceiling.py): each item's chance of being
+    # right at each evaluation given its persistent effect (the evaluations are independent given it)
+    q = expit(np.array([skill[max(0, int(e) - 1)] for e in eval_steps])[:, None] - difficulty[None, :])
+    run.oracle = norm.cdf((norm.ppf(q) - math.sqrt(RHO) * persistent[None, :]) / math.sqrt(1 - RHO))
     return run, onset
 
 

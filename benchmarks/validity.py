@@ -219,6 +219,8 @@ def generated_table(g: dict, with_peer: bool) -> str:
             **{k: v.replace("_", " ") for k, v in shapes.EXPECT.items()}}
     for name, r in g.items():
         delay = "-" if r["median_delay"] is None else f"{r['median_delay']:.1f}"
+        if r.get("ceiling_delay") is not None:
+            delay += f" (clairvoyant {r['ceiling_delay']:.1f})"
         line = (f"| {name} | {r['runs']} | {what[name]} | {pct(r['right'])} | {pct(r['false_alarm'])} "
                 f"| {pct(r.get('firing_at_end'))} | {delay} "
                 f"| {pct(r.get('ceiling'))} |")
@@ -265,9 +267,13 @@ def main(argv: list[str] | None = None) -> dict:
     import ceiling
 
     bound = ceiling.ceiling(a.runs, a.seed)
-    for shape in ceiling.FALLS:
+    for shape in (*ceiling.FALLS, "dip"):
         g[shape]["ceiling"] = bound[shape]
     g["healthy_noisy"]["ceiling_threshold"] = bound["threshold"]
+    g["healthy_noisy"]["dip_ceiling_threshold"] = bound["dip_threshold"]
+    tiny = ceiling.tiny_delays(a.runs, a.seed)
+    g["tiny-decoupled"].update(ceiling=tiny["found"], ceiling_delay=tiny["median_delay"],
+                               ceiling_threshold=tiny["threshold"])
     out["generated"] = g
     print(f"\nGenerated runs ({a.runs} per kind, seed {a.seed}, {time.perf_counter() - t0:.0f} s):\n")
     print(generated_table(g, with_peer))

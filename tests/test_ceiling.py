@@ -41,3 +41,43 @@ def test_each_generated_run_carries_its_true_noise_and_a_fall_stands_out_of_it()
     out = ceiling.ceiling(n_runs=20, seed=3, healthy_runs=200)
     assert 2.5 < out["threshold"] < 5.0
     assert all(out[s] >= 0.8 for s in ceiling.FALLS)
+    assert out["dip_threshold"] >= out["threshold"] - 0.5 and 0 <= out["dip"] <= 1  # more stretches, a higher bar
+
+
+def brute_dip(y, sd, width=3, longest=5):
+    best = -math.inf
+    for i, j, m in itertools.product(range(len(y)), range(len(y)), range(1, longest + 1)):
+        if i + width <= j and j + m <= len(y):
+            b, vb = np.mean(y[i:i + width]), np.sum(np.square(sd[i:i + width])) / width ** 2
+            c, vc = np.mean(y[j:j + m]), np.sum(np.square(sd[j:j + m])) / m ** 2
+            best = max(best, (b - c) / math.sqrt(vb + vc))
+    return best
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=4, max_size=20), st.floats(0.005, 0.1))
+def test_the_dip_statistic_is_the_largest_gap_over_every_block_and_short_stretch(values, sd):
+    y = np.array(values)
+    s = np.full(len(y), sd) * np.linspace(0.8, 1.2, len(y))
+    assert math.isclose(ceiling.dip_statistic(y, s), brute_dip(y, s), rel_tol=1e-9, abs_tol=1e-9)
+    if len(y) <= 3 + 5:  # every final stretch after a block is then one of the dip's stretches too
+        assert ceiling.dip_statistic(y, s) >= ceiling.end_statistic(y, s) - 1e-9
+
+
+def test_the_clairvoyant_live_test_is_calibrated_and_finds_the_tiny_falls():
+    """live_statistic at each evaluation is the largest z of a best block of three over the last one to six
+    evaluations (checked by brute force on one run); calibrated on healthy runs it crosses on most tiny
+    falls, after the onset, within a few evaluations."""
+    import detection
+
+    run, _ = detection.make_run("healthy", 4)
+    y = run.evals.sort("step")["value"].to_numpy()
+    var = (run.oracle * (1 - run.oracle)).sum(axis=1) / run.oracle.shape[1] ** 2
+    z = ceiling.live_statistic(y, var)
+    for k in (5, len(y) - 1):
+        want = max((np.mean(y[i:i + 3]) - np.mean(y[k + 1 - m:k + 1]))
+                   / math.sqrt(np.sum(var[i:i + 3]) / 9 + np.sum(var[k + 1 - m:k + 1]) / m ** 2)
+                   for m in range(1, 7) for i in range(0, k + 1 - m - 3 + 1) if k + 1 - m >= 3)
+        assert math.isclose(z[k], want, rel_tol=1e-9)
+    out = ceiling.tiny_delays(n_runs=20, seed=5, healthy_runs=100)
+    assert 2.5 < out["threshold"] < 5.0 and out["found"] >= 0.8 and 1 <= out["median_delay"] <= 8
