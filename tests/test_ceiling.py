@@ -14,22 +14,28 @@ import ceiling  # noqa: E402
 import shapes  # noqa: E402
 
 
-def brute(y, sd, width=3):
+def brute(y, sd, width=3, longest=None):
+    """The largest z of a best block over a later final stretch (longest None) or any later stretch of at most
+    `longest` evaluations, every pair tried."""
     best = -math.inf
-    for j, i in itertools.product(range(len(y)), range(len(y))):
-        if i + width <= j < len(y):
+    for i, j in itertools.product(range(len(y)), range(len(y))):
+        if i + width > j:
+            continue
+        for end in ([len(y)] if longest is None else range(j + 1, min(len(y), j + longest) + 1)):
             b, vb = np.mean(y[i:i + width]), np.sum(np.square(sd[i:i + width])) / width ** 2
-            c, vc = np.mean(y[j:]), np.sum(np.square(sd[j:])) / (len(y) - j) ** 2
+            c, vc = np.mean(y[j:end]), np.sum(np.square(sd[j:end])) / (end - j) ** 2
             best = max(best, (b - c) / math.sqrt(vb + vc))
     return best
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(0.0, 1.0), min_size=4, max_size=20), st.floats(0.005, 0.1))
-def test_the_statistic_is_the_largest_gap_over_every_block_and_final_stretch(values, sd):
+def test_the_statistics_are_the_largest_gaps_over_every_block_and_stretch(values, sd):
+    """The end statistic over final stretches, the dip's over any stretch of one to five evaluations."""
     y = np.array(values)
     s = np.full(len(y), sd) * np.linspace(0.8, 1.2, len(y))  # unequal noise per evaluation
     assert math.isclose(ceiling.end_statistic(y, s), brute(y, s), rel_tol=1e-9, abs_tol=1e-9)
+    assert math.isclose(ceiling.dip_statistic(y, s), brute(y, s, longest=5), rel_tol=1e-9, abs_tol=1e-9)
 
 
 def test_each_generated_run_carries_its_true_noise_and_a_fall_stands_out_of_it():
@@ -42,26 +48,6 @@ def test_each_generated_run_carries_its_true_noise_and_a_fall_stands_out_of_it()
     assert 2.5 < out["threshold"] < 5.0
     assert all(out[s] >= 0.8 for s in ceiling.FALLS)
     assert out["dip_threshold"] >= out["threshold"] - 0.5 and 0 <= out["dip"] <= 1  # more stretches, a higher bar
-
-
-def brute_dip(y, sd, width=3, longest=5):
-    best = -math.inf
-    for i, j, m in itertools.product(range(len(y)), range(len(y)), range(1, longest + 1)):
-        if i + width <= j and j + m <= len(y):
-            b, vb = np.mean(y[i:i + width]), np.sum(np.square(sd[i:i + width])) / width ** 2
-            c, vc = np.mean(y[j:j + m]), np.sum(np.square(sd[j:j + m])) / m ** 2
-            best = max(best, (b - c) / math.sqrt(vb + vc))
-    return best
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(0.0, 1.0), min_size=4, max_size=20), st.floats(0.005, 0.1))
-def test_the_dip_statistic_is_the_largest_gap_over_every_block_and_short_stretch(values, sd):
-    y = np.array(values)
-    s = np.full(len(y), sd) * np.linspace(0.8, 1.2, len(y))
-    assert math.isclose(ceiling.dip_statistic(y, s), brute_dip(y, s), rel_tol=1e-9, abs_tol=1e-9)
-    if len(y) <= 3 + 5:  # every final stretch after a block is then one of the dip's stretches too
-        assert ceiling.dip_statistic(y, s) >= ceiling.end_statistic(y, s) - 1e-9
 
 
 def test_the_clairvoyant_live_test_is_calibrated_and_finds_the_tiny_falls():
