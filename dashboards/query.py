@@ -143,8 +143,9 @@ class Store:
         return self._judge(c, key, eval_set)
 
     def start_judging(self, name: str, eval_set: str | None = None) -> None:
-        """Judge a run not judged yet in a thread now (the route that opens its page calls it): the page's
-        drawing, which needs the findings, then waits for less, or for nothing."""
+        """Judge a run not judged yet in a thread now (the browser's request for its page and the route that
+        opens it call it; the second finds it started): the page's drawing, which needs the findings, then
+        waits for less, or for nothing."""
         c = self.get(name, refresh=False)
         if c.findings_key is not None or c.judging is not None or c.run.evals.height > QUICK_EVAL_ROWS:
             return

@@ -255,12 +255,12 @@ def _render(store, name: str, version: int, eval_set: str | None):
     # the first set is the default one (check's): judged, and its findings kept, as None, whoever names it
     eval_set = eval_set if eval_set in sets[1:] else None
     # the columns the heatmap draws, not the whole groups table: a long run's page opens in a fraction of the
-    # time; read before the findings, which a run's first judgement (started by the route) may still be making
+    # time; read before the findings, which a run's first judgement (started by the page's request) may still be making
     groups = run.columns("groups", figures.HEATMAP_COLUMNS)
     key = (cached.version, eval_set)
     if cached.last_render is not None and cached.last_render[0] == (*key, False, id(cached.findings)):
         return cached.last_render[1]  # a browser re-asking with the version it last saw: the same answer
-    # what does not depend on the findings first: a run's first judgement (started by the route) may still be
+    # what does not depend on the findings first: a run's first judgement (started by the page's request) may still be
     # running, and binning millions of group rows (polars, outside the GIL) overlaps with it
     cells, steps = figures.heatmap_cells(groups), run.steps
     notes, head = missing.notes(steps, groups, run.evals, run.meta), header(run, summarize(run))

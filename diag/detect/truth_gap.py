@@ -120,12 +120,10 @@ class TruthGapScanner:
         t = _num(row.get("truth_rate"))
         if not math.isfinite(t):
             return []
-        fu = row.get("func_untrue")
-        fm = row.get("func_mean")
+        fu, fm = row.get("func_untrue"), row.get("func_mean")
         return self.push_values(int(row["step"]), t, _num(row.get("n_truth")), _num(row.get("reward_mean")),
-                                _num(row.get("untrue_share")), [_num(v) for v in fu] if fu is not None else [],
-                                _num(row.get("reward_true")), _num(row.get("reward_untrue")),
-                                [_num(v) for v in fm] if fm is not None else [])
+                                _num(row.get("untrue_share")), _listed(fu), _num(row.get("reward_true")),
+                                _num(row.get("reward_untrue")), _listed(fm))
 
     def push_values(self, step: int, t: float, n: float, reward: float, untrue_share: float, func_untrue: list,
                     reward_true: float, reward_untrue: float, func_mean: list | None = None) -> list[Finding]:
@@ -389,7 +387,7 @@ def detect_truth_gap(steps: pl.DataFrame, func_names: list[str] | None = None,
 
 def _listed(values: list | None) -> list[float]:
     """A row's per-function values as floats (NaN where missing; none for a missing list), as `push` reads them."""
-    return [math.nan if v is None else float(v) for v in values] if values is not None else []
+    return [_num(v) for v in values] if values is not None else []
 
 
 def _floats(s: pl.DataFrame, col: str) -> np.ndarray:
