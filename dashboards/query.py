@@ -115,10 +115,8 @@ class Store:
         if c.findings is not None and c.findings_key == key:
             return c.findings
         if queue and c.findings_key is None:
-            stored = cache.load(c.run, eval_set)
+            stored = self._kept(c, key, eval_set)
             if stored is not None:
-                with c.findings_lock:
-                    c.findings, c.findings_key = stored, key
                 return stored
             if c.judging is None:
                 c.judging = key
@@ -127,19 +125,14 @@ class Store:
         if not wait and (c.findings_key is None or c.findings_key[-1] != eval_set):
             if c.judging == key:  # a judgement under way: a page waits for it unless the run is a long one
                 return self._judge(c, key, eval_set) if c.run.evals.height <= QUICK_EVAL_ROWS else None
-            stored = cache.load(c.run, eval_set)
-            if stored is None and c.run.evals.height > QUICK_EVAL_ROWS:
-                c.judging = key
+            stored = self._kept(c, key, eval_set)
+            if stored is not None:
+                return stored
+            if c.run.evals.height > QUICK_EVAL_ROWS:
                 # started once the page that asked has been drawn: on a small machine the detectors would
                 # otherwise take turns with the drawing they are meant not to hold up
-                t = threading.Timer(JUDGE_DELAY_S, self._judge, args=(c, key, eval_set))
-                t.daemon, t.name = True, f"judge-{name}"
-                t.start()
+                self._in_background(c, key, eval_set, JUDGE_DELAY_S)
                 return None
-            if stored is not None:
-                with c.findings_lock:
-                    c.findings, c.findings_key = stored, key
-                return stored
         return self._judge(c, key, eval_set)
 
     def start_judging(self, name: str, eval_set: str | None = None) -> None:
@@ -147,10 +140,26 @@ class Store:
         opens it call it; the second finds it started): the page's drawing, which needs the findings, then
         waits for less, or for nothing."""
         c = self.get(name, refresh=False)
-        if c.findings_key is not None or c.judging is not None or c.run.evals.height > QUICK_EVAL_ROWS:
-            return
-        key = c.judging = self._findings_key(c.run, eval_set)
-        threading.Thread(target=self._judge, args=(c, key, eval_set), daemon=True, name=f"judge-{name}").start()
+        if c.findings_key is None and c.run.evals.height <= QUICK_EVAL_ROWS:
+            self._in_background(c, self._findings_key(c.run, eval_set), eval_set)
+
+    def _kept(self, c: Cached, key: tuple, eval_set: str | None) -> list[dict] | None:
+        """The findings stored beside the run for `key`, now the run's; None when none are."""
+        stored = cache.load(c.run, eval_set)
+        if stored is not None:
+            with c.findings_lock:
+                c.findings, c.findings_key = stored, key
+        return stored
+
+    def _in_background(self, c: Cached, key: tuple, eval_set: str | None, delay: float = 0.0) -> None:
+        """Judge `c` for `key` on a thread of its own after `delay` seconds, unless a judgement is under way."""
+        with self._lock:  # the page's request and its route may both ask: one judgement
+            if c.judging is not None:
+                return
+            c.judging = key
+        t = threading.Timer(delay, self._judge, args=(c, key, eval_set))
+        t.daemon, t.name = True, f"judge-{c.run.name}"
+        t.start()
 
     def _queue(self) -> "queue_mod.Queue":
         with self._lock:
