@@ -97,7 +97,7 @@ class Store:
         return c
 
     def findings(self, name: str, eval_set: str | None = None, wait: bool = True,
-                 queue: bool = False) -> list[dict] | None:
+                 queue: bool = False, page: bool = False) -> list[dict] | None:
         """Offline detector findings, recomputed only when evaluations or alerts arrived, or every 50 new
         steps: the detectors judge at evaluations, so a live tick between them reuses the last result;
         kept beside the run (diag.detect.cache) so the next process to open it does not replay them.
@@ -108,7 +108,8 @@ class Store:
         is returned meanwhile, so a long run's charts are drawn at once and its alerts when they are ready
         (`judging` says whether they are on the way). `queue=True` (the runs and compare pages, which list
         hundreds of runs): a run with nothing judged or stored is queued for one background worker, in turn,
-        and None returned meanwhile.
+        and None returned meanwhile. `page=True` (the run page): a judgement also reads the groups columns the
+        page's heatmap draws, in the same pass as the detectors' own.
         Later changes of a judged run are judged in the call: incremental, a fraction of a second."""
         c = self.get(name, refresh=False)
         key = self._findings_key(c.run, eval_set)
@@ -124,16 +125,16 @@ class Store:
             return None
         if not wait and (c.findings_key is None or c.findings_key[-1] != eval_set):
             if c.judging == key:  # a judgement under way: a page waits for it unless the run is a long one
-                return self._judge(c, key, eval_set) if c.run.evals.height <= QUICK_EVAL_ROWS else None
+                return self._judge(c, key, eval_set, page) if c.run.evals.height <= QUICK_EVAL_ROWS else None
             stored = self._kept(c, key, eval_set)
             if stored is not None:
                 return stored
             if c.run.evals.height > QUICK_EVAL_ROWS:
                 # started once the page that asked has been drawn: on a small machine the detectors would
                 # otherwise take turns with the drawing they are meant not to hold up
-                self._in_background(c, key, eval_set, JUDGE_DELAY_S)
+                self._in_background(c, key, eval_set, JUDGE_DELAY_S, page)
                 return None
-        return self._judge(c, key, eval_set)
+        return self._judge(c, key, eval_set, page)
 
     def start_judging(self, name: str, eval_set: str | None = None) -> None:
         """Judge a run not judged yet in a thread now (the browser's request for its page and the route that
@@ -141,7 +142,7 @@ class Store:
         waits for less, or for nothing."""
         c = self.get(name, refresh=False)
         if c.findings_key is None and c.run.evals.height <= QUICK_EVAL_ROWS:
-            self._in_background(c, self._findings_key(c.run, eval_set), eval_set)
+            self._in_background(c, self._findings_key(c.run, eval_set), eval_set, page=True)
 
     def _kept(self, c: Cached, key: tuple, eval_set: str | None) -> list[dict] | None:
         """The findings stored beside the run for `key`, now the run's; None when none are."""
@@ -151,13 +152,14 @@ class Store:
                 c.findings, c.findings_key = stored, key
         return stored
 
-    def _in_background(self, c: Cached, key: tuple, eval_set: str | None, delay: float = 0.0) -> None:
+    def _in_background(self, c: Cached, key: tuple, eval_set: str | None, delay: float = 0.0,
+                       page: bool = False) -> None:
         """Judge `c` for `key` on a thread of its own after `delay` seconds, unless a judgement is under way."""
         with self._lock:  # the page's request and its route may both ask: one judgement
             if c.judging is not None:
                 return
             c.judging = key
-        t = threading.Timer(delay, self._judge, args=(c, key, eval_set))
+        t = threading.Timer(delay, self._judge, args=(c, key, eval_set, page))
         t.daemon, t.name = True, f"judge-{c.run.name}"
         t.start()
 
@@ -185,17 +187,18 @@ class Store:
     def _findings_key(run, eval_set: str | None) -> tuple:
         return (run.evals.height, run.alerts.height, run.steps.height // 50, eval_set)
 
-    def _judge(self, c: Cached, key: tuple, eval_set: str | None) -> list[dict]:
+    def _judge(self, c: Cached, key: tuple, eval_set: str | None, page: bool = False) -> list[dict]:
         run = c.run
         try:
             with c.findings_lock:
                 if c.findings is None or c.findings_key != key:
                     # a fresh process opening a long run reads what an earlier one computed (diag.detect.cache)
                     c.findings = cache.load(run, eval_set)
-                    if c.findings is None:
+                    if c.findings is None and page:
                         # one read of the groups columns the detectors and the page's heatmap need: the page,
                         # waiting on the same lock, takes its own from it
                         run.columns("groups", PAGE_GROUP_COLUMNS)
+                    if c.findings is None:
                         c.findings = ([f.to_dict() for f in detect_all(run, eval_set=eval_set, state=c.detect_state)]
                                       if run.steps.height or run.evals.height else [])
                         cache.save(run, eval_set, c.findings)

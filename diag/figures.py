@@ -210,7 +210,7 @@ def group_heatmap(groups: pl.DataFrame, value: str = HEATMAP_VALUE, max_columns:
     return fig
 
 
-def heatmap_cells(groups: pl.DataFrame, value: str = HEATMAP_VALUE, max_columns: int = 200) -> tuple | None:
+def heatmap_cells(groups: pl.DataFrame, value: str = HEATMAP_VALUE, max_columns: int = 200) -> tuple:
     """(z, x, y) of group_heatmap's train-mode grid, or () when there is nothing to draw."""
     if not (groups.height and value in groups.columns):
         return ()

@@ -204,7 +204,7 @@ def test_both_detectors_measure_a_fall_from_one_floor():
     held-out detector measure the reward's fall towards the same floor (collapse.floor), the bonus, never 0;
     a signed reward towards its lowest point in both."""
     from diag.detect.align import build
-    from diag.detect.carriers import fixed_pay
+    from diag.detect.moves import held_out_floor
 
     rng = np.random.default_rng(3)
     steps = np.arange(1, 201)
@@ -218,6 +218,6 @@ def test_both_detectors_measure_a_fall_from_one_floor():
     a = build("heldout", evals, strict[9::10], np.full(evals.size, 200.0), steps.astype(float),
               {"reward": reward, "length": np.ones(steps.size), "clipped": np.zeros(steps.size)},
               np.column_stack([strict, np.full(steps.size, 0.2)]), ["strict", "format"], {})
-    assert sc._floor() == pytest.approx(0.2, abs=1e-6) and fixed_pay(a, evals.size - 1) == pytest.approx(0.2, abs=1e-6)
+    assert sc._floor() == pytest.approx(0.2, abs=1e-6) and held_out_floor(a, evals.size - 1) == pytest.approx(0.2, abs=1e-6)
     sc.push({"step": 201, "truth_rate": 0.5, "n_truth": 128, "reward_mean": -0.3, "func_mean": [-0.5, 0.2]})
     assert sc._floor() == pytest.approx(-0.3)

@@ -129,22 +129,17 @@ def test_a_bonus_every_completion_earns_does_not_hide_a_collapse(tmp_path):
 
 
 def test_the_fixed_pay_is_found_only_where_the_reward_is_the_sum_of_its_functions():
-    from diag.detect.align import Aligned
-    from diag.detect.carriers import fixed_pay
+    from diag.detect.carriers import fixed_pay_of
 
     k = 8
     strict = np.linspace(0.3, 0.1, k) + np.random.default_rng(0).normal(0, 0.01, k)
     funcs = np.column_stack([strict, np.full(k, 0.2)])
 
-    def aligned(reward, f=funcs):
-        nan = np.full(k, np.nan)
-        return Aligned("heldout", np.arange(k) * 10, nan, nan, reward, f, nan, nan, ["strict", "format"])
-
-    assert abs(fixed_pay(aligned(strict + 0.2), k - 1) - 0.2) < 1e-9
-    assert abs(fixed_pay(aligned(2 * strict + 0.5 * 0.2), k - 1) - 0.1) < 1e-9  # weighted: the bonus's share
-    assert fixed_pay(aligned(np.random.default_rng(1).uniform(0.3, 0.6, k)), k - 1) == 0.0  # not their sum
-    assert fixed_pay(aligned(strict * 2, np.column_stack([strict, strict])), k - 1) == 0.0  # none stood still
-    assert fixed_pay(aligned(strict + 0.2), 2) == 0.0  # too few evaluations to tell
+    assert abs(fixed_pay_of(funcs, strict + 0.2) - 0.2) < 1e-9
+    assert abs(fixed_pay_of(funcs, 2 * strict + 0.5 * 0.2) - 0.1) < 1e-9  # weighted: the bonus's share
+    assert fixed_pay_of(funcs, np.random.default_rng(1).uniform(0.3, 0.6, k)) == 0.0  # not their sum
+    assert fixed_pay_of(np.column_stack([strict, strict]), strict * 2) == 0.0  # none stood still
+    assert fixed_pay_of(funcs[:3], (strict + 0.2)[:3]) == 0.0  # too few evaluations to tell
 
 
 def test_transient_episode_is_listed_resolved_and_the_run_ends_clean(tmp_path):

@@ -264,7 +264,7 @@ def _render(store, name: str, version: int, eval_set: str | None):
     # running, and binning millions of group rows (polars, outside the GIL) overlaps with it
     cells, steps = figures.heatmap_cells(groups), run.steps
     notes, head = missing.notes(steps, groups, run.evals, run.meta), header(run, summarize(run))
-    found = store.findings(name, eval_set, wait=False)
+    found = store.findings(name, eval_set, wait=False, page=True)
     key = (*key, found is None, id(found))
     if cached.last_render is not None and cached.last_render[0] == key:
         return cached.last_render[1]

@@ -73,7 +73,8 @@ class Aligned:
                        None if self.truth is None else self.truth[sl])
 
 
-def _col(steps: pl.DataFrame, name: str) -> np.ndarray:
+def floats(steps: pl.DataFrame, name: str) -> np.ndarray:
+    """A column as floats, NaN where missing, unreadable or absent."""
     if name in steps.columns:
         return steps[name].cast(pl.Float64, strict=False).to_numpy()
     return np.full(steps.height, np.nan)
@@ -182,8 +183,8 @@ def align(steps: pl.DataFrame, evals: pl.DataFrame, eval_items: pl.DataFrame | N
         # split by step in one pass (a long run holds thousands of evaluations' items)
         cuts = np.flatnonzero(np.diff(st)) + 1
         items = {int(s[0]): part for s, part in zip(np.split(st, cuts), np.split(ok, cuts)) if len(s)}
-    series = {"reward": _col(s, "reward_mean"), "length": _col(s, "len_mean"), "clipped": _col(s, "frac_clipped"),
-              "truth": _col(s, "truth_rate")}
+    series = {"reward": floats(s, "reward_mean"), "length": floats(s, "len_mean"),
+              "clipped": floats(s, "frac_clipped"), "truth": floats(s, "truth_rate")}
     return build(eval_set or "", eval_steps, e["value"].to_numpy().astype(float),
                  e["n"].cast(pl.Float64).to_numpy(), step_axis, series, fm, names, items,
                  companions_on(evals, eval_set, eval_steps, metric))

@@ -31,13 +31,6 @@ def components(a: Aligned, before: slice, after: slice) -> tuple[str | None, dic
     return carrier, rises
 
 
-def fixed_pay(a: Aligned, k: int, still: float = 0.02) -> float:
-    """fixed_pay_of over the evaluation windows 0..k."""
-    if a.funcs.ndim != 2:
-        return 0.0
-    return fixed_pay_of(a.funcs[: k + 1], a.reward[: k + 1], still)
-
-
 def fixed_pay_of(funcs: np.ndarray, reward: np.ndarray, still: float = 0.02) -> float:
     """What the training reward pays whatever a completion does: the part carried by reward functions whose
     mean never moved (each within `still` of its own level: a format bonus every completion earns), found as

@@ -41,9 +41,7 @@ def reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> dic
                if math.isfinite(r)]
     # the highest of several noisy windows is biased up, as accuracy's best block is: corrected alike
     r_ref = max(r_best, max(between, default=r_best) - sigma / math.sqrt(w) * expected_max(len(between) // w + 1))
-    # a signed reward (penalties) is measured from its lowest point; a bonus every completion earns is no level
-    floor = collapse.floor(float(np.nanmin(a.reward[: k + 1])),
-                           a.funcs[: k + 1] if a.funcs.ndim == 2 else np.empty((k + 1, 0)), a.reward[: k + 1])
+    floor = held_out_floor(a, k)
     rel_a = d.drop / d.best_corrected if d.best_corrected > 0 else 1.0
     fall = collapse.reward_fall(r_ref, best_se, r_now, now_se, floor, rel_a, ratio=collapse_ratio)
     noise = 3 * sigma * math.sqrt(1 / w + 1 / len(d.now_idx))
@@ -51,3 +49,10 @@ def reward_moves(a: Aligned, d: LevelDrop, k: int, collapse_ratio: float) -> dic
             "reward_share_se": fall.se, "accuracy_share_lost": rel_a, "boundary": fall.boundary,
             "trend": "rose" if fall.share < -0.02 else "held" if fall.share <= 0.02 else "fell less",
             "alike": fall.alike, "apart": fall.apart, "collapse": fall.collapse and r_ref - r_now > noise}
+
+
+def held_out_floor(a: Aligned, k: int) -> float:
+    """collapse.floor on the evaluation windows 0..k: a signed reward (penalties) is measured from its lowest
+    point; a bonus every completion earns is no level."""
+    return collapse.floor(float(np.nanmin(a.reward[: k + 1])), a.funcs[: k + 1], a.reward[: k + 1])
+

@@ -132,11 +132,11 @@ def _detect(run, params, eval_size, reward_range_given, eval_set=None, state=Non
     return sorted(out, key=lambda f: (f.step, f.kind)), a
 
 
+GROUP_COLUMNS = ["mode", "n_pass", "G"]  # what _group_columns reads: a caller may read them with others first
+
+
 def _group_columns(run) -> pl.DataFrame:
     """The groups table's columns the signal-gap detector reads (a long run's table has millions of rows
     and 23 columns: a Run reads these three only, kept for the next call), else the whole table."""
     read = getattr(run, "columns", None)
     return read("groups", GROUP_COLUMNS) if callable(read) else run.groups
-
-
-GROUP_COLUMNS = ["mode", "n_pass", "G"]  # what _group_columns reads: a caller may read them with others first

@@ -46,6 +46,7 @@ import numpy as np
 import polars as pl
 
 from diag.detect.base import Finding, no_data, number as _num
+from diag.detect.align import floats, func_matrix
 from diag.detect.decoupling import fold
 from diag.detect.levels import cohens_h, expected_max, spread_sigma
 from diag.detect import collapse, truth_pay
@@ -321,8 +322,6 @@ class TruthGapScanner:
     def _floor(self) -> float:
         """collapse.floor over the history, on block means of the reward and of each function (the held-out
         detector gives it evaluation windows: both see means, never one step's noise)."""
-        from diag.detect.align import func_matrix  # lazy: the per-step matrix is needed only when an alert is judged
-
         lo = min((r for r in self.reward if math.isfinite(r)), default=0.0)
         b = self.p.block
         m = len(self.reward) // b
@@ -370,9 +369,9 @@ def detect_truth_gap(steps: pl.DataFrame, func_names: list[str] | None = None,
     scanner = TruthGapScanner(func_names, params)
     events: list[Finding] = []
     if "truth_rate" in s.columns:
-        t = _floats(s, "truth_rate")
+        t = floats(s, "truth_rate")
         keep = np.flatnonzero(np.isfinite(t))
-        cols = [t] + [_floats(s, c) for c in ("n_truth", "reward_mean", "untrue_share", "reward_true", "reward_untrue")]
+        cols = [t] + [floats(s, c) for c in ("n_truth", "reward_mean", "untrue_share", "reward_true", "reward_untrue")]
         n, reward, share, pay_true, pay_untrue = ([float(v) for v in c[keep]] for c in cols[1:])
         fu = s["func_untrue"].gather(keep).to_list() if "func_untrue" in s.columns else [None] * len(keep)
         fm = s["func_mean"].gather(keep).to_list() if "func_mean" in s.columns else [None] * len(keep)
@@ -388,13 +387,6 @@ def detect_truth_gap(steps: pl.DataFrame, func_names: list[str] | None = None,
 def _listed(values: list | None) -> list[float]:
     """A row's per-function values as floats (NaN where missing; none for a missing list), as `push` reads them."""
     return [_num(v) for v in values] if values is not None else []
-
-
-def _floats(s: pl.DataFrame, col: str) -> np.ndarray:
-    """A column as floats, NaN where missing or absent (as `number` reads one value)."""
-    if col not in s.columns:
-        return np.full(s.height, math.nan)
-    return s[col].cast(pl.Float64, strict=False).fill_null(math.nan).to_numpy()
 
 
 def cite_truth(finding: Finding, gaps: list[Finding], last_step: int | None = None) -> Finding:
